@@ -1,0 +1,44 @@
+# interview-api: `make run` starts everything, `make test` proves it.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+PYTHON     := /usr/bin/python3
+WERROR     ?= $(if $(CI),ON,OFF)
+
+.PHONY: all build build-asan deps run test unit blackbox bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh run
+
+$(BUILD)/Makefile:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIA_WERROR=$(WERROR) >/dev/null
+
+build: $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(ASAN_BUILD)/Makefile:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DIA_SANITIZE=ON -DIA_WERROR=$(WERROR) >/dev/null
+
+build-asan: $(ASAN_BUILD)/Makefile
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+run: deps build
+	$(BUILD)/interview-api run
+
+test:
+	@scripts/deps.sh test
+	$(MAKE) build build-asan
+	$(MAKE) unit blackbox
+
+unit:
+	cd $(BUILD) && ctest --output-on-failure
+	cd $(ASAN_BUILD) && ctest --output-on-failure
+
+# The black-box suite runs the sanitizer build of the real program.
+blackbox:
+	IA_BIN=$(CURDIR)/$(ASAN_BUILD)/interview-api $(PYTHON) -m pytest -q tests/blackbox $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,324 @@
+/* The option table and its loader. */
+#include "core/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+
+enum option_type { OPT_STRING, OPT_INT };
+
+struct option {
+    const char *name;
+    enum option_type type;
+    size_t offset;
+    long long min, max;
+    const char *def;
+    bool secret;
+    const char *help;
+};
+
+#define STR(field) OPT_STRING, offsetof(struct config, field), 0, 0
+#define INT(field, lo, hi) OPT_INT, offsetof(struct config, field), (lo), (hi)
+
+static const struct option options[] = {
+    {"HOST", STR(host), "127.0.0.1", false, "address the API listens on"},
+    {"PORT", INT(port, 0, 65535), "8000", false, "port the API listens on"},
+    {"PROCESSED_DIR", STR(processed_dir), "./processed", false, "where results are stored"},
+    {"PUBLIC_BASE_URL", STR(public_base_url), "", false,
+     "base of URLs in responses (default http://HOST:PORT)"},
+    {"CELERY_BROKER_URL", STR(broker_url), "redis://localhost:6379/0", true, "task queue"},
+    {"CELERY_BACKEND_URL", STR(backend_url), "redis://localhost:6379/1", true, "result store"},
+    {"WORKER_CONCURRENCY", INT(worker_concurrency, 0, 256), "0", false,
+     "task slots per worker (0: number of cores)"},
+    {"SERVE_THREADS", INT(serve_threads, 0, 256), "0", false,
+     "HTTP event loops (0: number of cores)"},
+    {"FETCH_ALLOW_CIDRS", STR(fetch_allow_cidrs), "", false,
+     "private networks the fetcher may reach anyway"},
+    {"ALLOWED_PORTS", STR(allowed_ports), "", false, "ports allowed besides 80 and 443"},
+    {"MAX_DOWNLOAD_BYTES", INT(max_download_bytes, 1, INT64_MAX), "4294967296", false,
+     "largest download"},
+    {"FETCH_CONNECT_TIMEOUT_S", INT(fetch_connect_timeout_s, 1, 3600), "10", false,
+     "connect timeout"},
+    {"FETCH_TIMEOUT_S", INT(fetch_timeout_s, 1, 86400), "3600", false, "whole download timeout"},
+    {"TASK_LEASE_S", INT(task_lease_s, 2, 86400), "60", false,
+     "a dead worker's task is re-delivered after this"},
+    {"TASK_TIME_LIMIT_S", INT(task_time_limit_s, 1, 604800), "7200", false,
+     "hard time limit of one task"},
+    {"TASK_MAX_RETRIES", INT(task_max_retries, 0, 100), "3", false,
+     "retries of transient failures"},
+    {"RESULT_TTL", INT(result_ttl_s, 1, 31536000), "604800", false, "seconds results are kept"},
+    {"MAX_QUEUED", INT(max_queued, 1, 100000000), "10000", false,
+     "queue length above which /submit answers 503"},
+    {"PRESET", STR(preset), "veryfast", false, "libx264 preset"},
+    {"CRF", INT(crf, 0, 51), "23", false, "libx264 quality"},
+    {"MAX_HEIGHT", INT(max_height, 16, 8640), "1080", false, "tallest output"},
+    {"MAX_DURATION_S", INT(max_duration_s, 1, 86400), "14400", false, "longest input"},
+    {"LOG_LEVEL", STR(log_level), "info", false, "debug, info, warn or error"},
+    {"API_KEYS", STR(api_keys), "", true, "bearer keys required by the API (comma list)"},
+    {"SIGNING_KEY", STR(signing_key), "", true, "key that signs media URLs"},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static char **str_field(struct config *cfg, const struct option *o)
+{
+    return (char **)((char *)cfg + o->offset);
+}
+
+static long long *int_field(struct config *cfg, const struct option *o)
+{
+    return (long long *)((char *)cfg + o->offset);
+}
+
+struct dotenv_lookup {
+    const char *key;
+    char *value;
+};
+
+static void dotenv_find(const char *key, const char *value, void *ctx)
+{
+    struct dotenv_lookup *l = ctx;
+    if (strcmp(key, l->key) == 0) {
+        free(l->value);
+        l->value = xstrdup(value);
+    }
+}
+
+static int set_option(struct config *cfg, const struct option *o, const char *value, char *err,
+                      size_t errlen)
+{
+    if (o->type == OPT_STRING) {
+        *str_field(cfg, o) = xstrdup(value);
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno || end == value || *end != '\0' || v < o->min || v > o->max) {
+        snprintf(err, errlen, "%s: expected a whole number from %lld to %lld", o->name, o->min,
+                 o->max);
+        return -1;
+    }
+    *int_field(cfg, o) = v;
+    return 0;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int validate(struct config *cfg, char *err, size_t errlen)
+{
+    if (!has_prefix(cfg->broker_url, "redis://")) {
+        snprintf(err, errlen, "CELERY_BROKER_URL: expected redis://host:port/db");
+        return -1;
+    }
+    if (!has_prefix(cfg->backend_url, "redis://")) {
+        snprintf(err, errlen, "CELERY_BACKEND_URL: expected redis://host:port/db");
+        return -1;
+    }
+    if (cfg->public_base_url[0] && !has_prefix(cfg->public_base_url, "http://") &&
+        !has_prefix(cfg->public_base_url, "https://")) {
+        snprintf(err, errlen, "PUBLIC_BASE_URL: expected an http:// or https:// URL");
+        return -1;
+    }
+    int level = log_level_parse(cfg->log_level);
+    if (level < 0) {
+        snprintf(err, errlen, "LOG_LEVEL: expected debug, info, warn or error");
+        return -1;
+    }
+    if (!cfg->processed_dir[0]) {
+        snprintf(err, errlen, "PROCESSED_DIR: must not be empty");
+        return -1;
+    }
+    if (!cfg->public_base_url[0]) {
+        free(cfg->public_base_url);
+        const char *h = cfg->host;
+        if (strcmp(h, "0.0.0.0") == 0 || strcmp(h, "::") == 0)
+            h = "127.0.0.1";
+        bool v6 = strchr(h, ':') != NULL;
+        cfg->public_base_url =
+            xasprintf("http://%s%s%s:%lld", v6 ? "[" : "", h, v6 ? "]" : "", cfg->port);
+    } else {
+        size_t n = strlen(cfg->public_base_url);
+        while (n > 0 && cfg->public_base_url[n - 1] == '/')
+            cfg->public_base_url[--n] = '\0';
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    if (cfg->worker_concurrency == 0)
+        cfg->worker_concurrency = cores;
+    if (cfg->serve_threads == 0)
+        cfg->serve_threads = cores;
+    return 0;
+}
+
+int config_load_from(struct config *cfg, config_getenv_fn env, void *env_ctx,
+                     const char *dotenv_text, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        struct dotenv_lookup l = {o->name, NULL};
+        const char *value = env(o->name, env_ctx);
+        if (!value && dotenv_text) {
+            dotenv_parse(dotenv_text, strlen(dotenv_text), dotenv_find, &l);
+            value = l.value;
+        }
+        if (!value)
+            value = o->def;
+        int rc = set_option(cfg, o, value, err, errlen);
+        free(l.value);
+        if (rc) {
+            config_cleanup(cfg);
+            return -1;
+        }
+    }
+    if (validate(cfg, err, errlen)) {
+        config_cleanup(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+static const char *process_getenv(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+static char *read_small_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *text = xmalloc(cap + 1);
+    len = fread(text, 1, cap, f);
+    fclose(f);
+    text[len] = '\0';
+    return text;
+}
+
+int config_load(struct config *cfg, const char *dotenv_path, char *err, size_t errlen)
+{
+    char *text = dotenv_path ? read_small_file(dotenv_path) : NULL;
+    int rc = config_load_from(cfg, process_getenv, NULL, text, err, errlen);
+    free(text);
+    return rc;
+}
+
+static void print_redacted_url(FILE *out, const char *url)
+{
+    /* redis://user:password@host -> redis://***@host */
+    const char *at = strrchr(url, '@');
+    const char *scheme = strstr(url, "://");
+    if (at && scheme && at > scheme)
+        fprintf(out, "%.*s***%s", (int)(scheme + 3 - url), url, at);
+    else
+        fputs(url, out);
+}
+
+void config_print(const struct config *cfg, FILE *out)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        fprintf(out, "%s=", o->name);
+        if (o->type == OPT_INT) {
+            fprintf(out, "%lld", *int_field((struct config *)cfg, o));
+        } else {
+            const char *v = *str_field((struct config *)cfg, o);
+            if (o->secret && strncmp(v, "redis://", 8) == 0)
+                print_redacted_url(out, v);
+            else if (o->secret && v[0])
+                fputs("(set, redacted)", out);
+            else
+                fputs(v, out);
+        }
+        fprintf(out, "\t# %s\n", o->help);
+    }
+}
+
+void config_cleanup(struct config *cfg)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].type == OPT_STRING) {
+            char **f = str_field(cfg, &options[i]);
+            free(*f);
+            *f = NULL;
+        }
+    }
+}
+
+/* .env parsing. */
+
+static const char *skip_blank(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+static int dotenv_line(const char *p, const char *end, dotenv_pair_cb fn, void *ctx)
+{
+    p = skip_blank(p, end);
+    if (p == end || *p == '#')
+        return 0;
+    if (end - p > 7 && memcmp(p, "export ", 7) == 0)
+        p = skip_blank(p + 7, end);
+    const char *key = p;
+    while (p < end && (isalnum((unsigned char)*p) || *p == '_'))
+        p++;
+    size_t keylen = (size_t)(p - key);
+    p = skip_blank(p, end);
+    if (keylen == 0 || keylen > 128 || p == end || *p != '=')
+        return 0;
+    p = skip_blank(p + 1, end);
+    const char *val = p, *val_end = end;
+    if (p < end && (*p == '"' || *p == '\'')) {
+        const char *close = memchr(p + 1, *p, (size_t)(end - p - 1));
+        if (!close)
+            return 0;
+        val = p + 1;
+        val_end = close;
+    } else {
+        const char *hash = val;
+        while (hash < end && !(*hash == '#' && (hash == val || hash[-1] == ' ' ||
+                                                 hash[-1] == '\t')))
+            hash++;
+        val_end = hash;
+        while (val_end > val && (val_end[-1] == ' ' || val_end[-1] == '\t' ||
+                                 val_end[-1] == '\r'))
+            val_end--;
+    }
+    if (memchr(val, '\0', (size_t)(val_end - val)))
+        return 0;
+    char *k = xstrndup(key, keylen);
+    char *v = xstrndup(val, (size_t)(val_end - val));
+    fn(k, v, ctx);
+    free(k);
+    free(v);
+    return 1;
+}
+
+int dotenv_parse(const char *text, size_t len, dotenv_pair_cb fn, void *ctx)
+{
+    const char *p = text, *end = text + len;
+    int pairs = 0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = nl ? nl : end;
+        pairs += dotenv_line(p, line_end, fn, ctx);
+        p = nl ? nl + 1 : end;
+    }
+    return pairs;
+}

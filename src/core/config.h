@@ -1,0 +1,58 @@
+/* The option table: every setting, read from the environment and ./.env, validated at start. */
+#ifndef IA_CORE_CONFIG_H
+#define IA_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct config {
+    char *host;
+    long long port;
+    char *processed_dir;
+    char *public_base_url;
+    char *broker_url;
+    char *backend_url;
+    long long worker_concurrency;
+    long long serve_threads;
+    char *fetch_allow_cidrs;
+    char *allowed_ports;
+    long long max_download_bytes;
+    long long fetch_connect_timeout_s;
+    long long fetch_timeout_s;
+    long long task_lease_s;
+    long long task_time_limit_s;
+    long long task_max_retries;
+    long long result_ttl_s;
+    long long max_queued;
+    char *preset;
+    long long crf;
+    long long max_height;
+    long long max_duration_s;
+    char *log_level;
+    char *api_keys;
+    char *signing_key;
+};
+
+/* A lookup of a name in an environment: returns NULL when unset. */
+typedef const char *(*config_getenv_fn)(const char *name, void *ctx);
+
+/*
+ * Fills cfg from getenv(), then from the .env file at dotenv_path (may be NULL or missing),
+ * then from the defaults. Returns 0, or -1 with a message naming the option in err.
+ */
+int config_load(struct config *cfg, const char *dotenv_path, char *err, size_t errlen);
+/* The same, with an explicit environment (for tests). */
+int config_load_from(struct config *cfg, config_getenv_fn env, void *env_ctx,
+                     const char *dotenv_text, char *err, size_t errlen);
+/* Prints NAME=value lines with secrets redacted. */
+void config_print(const struct config *cfg, FILE *out);
+void config_cleanup(struct config *cfg);
+
+/*
+ * Parses .env text: KEY=VALUE lines, '#' comments, optional "export ", single or double quotes.
+ * Calls fn for each well-formed pair; malformed lines are skipped. Returns the number of pairs.
+ */
+typedef void (*dotenv_pair_cb)(const char *key, const char *value, void *ctx);
+int dotenv_parse(const char *text, size_t len, dotenv_pair_cb fn, void *ctx);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * The HTTP server as the rest of the project sees it: requests in, responses out.
+ * Only http/ includes the HTTP library's headers; everything else uses these calls.
+ */
+#ifndef IA_HTTP_HTTP_H
+#define IA_HTTP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+struct http_server;
+struct http_request;
+
+enum http_method {
+    HTTP_GET = 1 << 0,
+    HTTP_HEAD = 1 << 1,
+    HTTP_POST = 1 << 2,
+    HTTP_PUT = 1 << 3,
+    HTTP_PATCH = 1 << 4,
+    HTTP_DELETE = 1 << 5,
+    HTTP_OPTIONS = 1 << 6,
+    HTTP_OTHER = 1 << 7,
+};
+
+/* Called once per event-loop thread; its result is that thread's context for handlers. */
+typedef void *(*http_thread_init_fn)(void *app);
+typedef void (*http_thread_free_fn)(void *thread_ctx);
+/* Called for every request; must answer it exactly once (http_reply_*), now. */
+typedef void (*http_handler_fn)(struct http_request *req, void *thread_ctx);
+
+struct http_server_opts {
+    const char *host;
+    int port;                    /* 0 picks a free port; see http_server_port() */
+    int threads;                 /* event loops, one thread each */
+    size_t max_body_bytes;       /* larger request bodies get 413 */
+    size_t max_header_bytes;     /* larger request headers get 431/400 */
+    int idle_timeout_s;          /* closes idle or slow connections */
+    http_handler_fn handler;
+    http_thread_init_fn thread_init; /* may be NULL */
+    http_thread_free_fn thread_free; /* may be NULL */
+    void *app;                   /* passed to thread_init */
+};
+
+/* Binds and prepares the loops; returns NULL with a message in err. */
+struct http_server *http_server_new(const struct http_server_opts *opts, char *err, size_t errlen);
+/* The bound port (useful when opts->port was 0). */
+int http_server_port(const struct http_server *srv);
+/* Runs the loops until http_server_stop(); returns when all have exited. */
+void http_server_run(struct http_server *srv);
+/* Asks the loops to stop; safe to call from a signal-handling thread or another loop. */
+void http_server_stop(struct http_server *srv);
+void http_server_free(struct http_server *srv);
+
+/* Request accessors. Returned strings are borrowed and live until the reply. */
+enum http_method http_request_method(const struct http_request *req);
+/* The path, percent-decoded, without the query string; NULL if it does not decode. */
+const char *http_request_path(const struct http_request *req);
+/* The raw query string or NULL. */
+const char *http_request_query(const struct http_request *req);
+/* The value of a query parameter (decoded) or NULL. */
+const char *http_request_query_param(struct http_request *req, const char *name);
+/* The first value of a request header (case-insensitive name) or NULL. */
+const char *http_request_header(const struct http_request *req, const char *name);
+/* The whole request body (may be empty); *len receives its length. */
+const unsigned char *http_request_body(struct http_request *req, size_t *len);
+/* The peer's address as text. */
+const char *http_request_peer(const struct http_request *req);
+
+/* Response. Headers added before the reply are sent with it. */
+void http_reply_header(struct http_request *req, const char *name, const char *value);
+/* Sends a complete body with the given status and content type (HEAD sends no body). */
+void http_reply_body(struct http_request *req, int status, const char *content_type,
+                     const void *body, size_t len);
+/*
+ * Sends a regular file the way nginx does: ETag, Last-Modified, Accept-Ranges, Range (206/416),
+ * If-Range, If-None-Match/If-Modified-Since (304), If-Match/If-Unmodified-Since (412), HEAD, and a
+ * zero-copy body. Takes ownership of fd. st describes fd.
+ */
+void http_reply_file(struct http_request *req, int fd, const struct stat *st,
+                     const char *content_type);
+
+#endif

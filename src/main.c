@@ -1,0 +1,5 @@
+/* Placeholder until the program's commands land. */
+int main(void)
+{
+    return 0;
+}

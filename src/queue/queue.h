@@ -1,0 +1,98 @@
+/*
+ * The task queue: Celery protocol v2 messages on kombu's Redis transport (broker), and Celery
+ * result-backend records (backend). Only queue/ includes hiredis. One struct queue per thread:
+ * it holds blocking connections with short timeouts and reconnects by itself.
+ */
+#ifndef IA_QUEUE_QUEUE_H
+#define IA_QUEUE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+struct config;
+struct queue;
+typedef struct json_t json_t;
+
+#define QUEUE_TASK_NAME "process_video"
+#define QUEUE_NAME "celery"
+
+/* What the API shows of a task. */
+enum task_state {
+    TASK_UNKNOWN,   /* never accepted, or expired */
+    TASK_QUEUED,    /* accepted, no worker has started it */
+    TASK_RUNNING,   /* STARTED or PROGRESS; stage and progress tell more */
+    TASK_RETRYING,  /* RETRY: waiting to run again after a transient failure */
+    TASK_SUCCEEDED, /* SUCCESS; result holds the result dict */
+    TASK_FAILED,    /* FAILURE; error_code and error_message tell why */
+};
+
+struct task_status {
+    enum task_state state;
+    char stage[32];          /* queued|fetching|probing|processing|analysing|publishing|... */
+    double progress;         /* 0.0 .. 1.0 */
+    json_t *result;          /* owned; the result dict when TASK_SUCCEEDED, else NULL */
+    char error_code[48];     /* when TASK_FAILED */
+    char error_message[256]; /* when TASK_FAILED; safe for clients */
+};
+
+/* A message this worker holds under a lease. */
+struct claimed_task {
+    char task_id[64];
+    char delivery_tag[64];
+    char *task_name;  /* owned */
+    json_t *args;     /* owned; the positional arguments array */
+    int retries;      /* from the message headers */
+    char *raw;        /* owned; the message exactly as it was on the queue */
+};
+
+/* Connects lazily on first use. Never returns NULL. */
+struct queue *queue_new(const struct config *cfg);
+void queue_free(struct queue *q);
+
+/* True when both broker and backend answer PING. */
+bool queue_ping(struct queue *q);
+
+/*
+ * API side: records that task_id was accepted (so /status knows it) and publishes a
+ * process_video(video_url) message. IA_ERR_BROKER when Redis is unreachable (within ~1 s).
+ */
+enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url);
+/* Number of messages waiting on the queue, or -1 when Redis is unreachable. */
+long long queue_length(struct queue *q);
+/* Reads a task's state; the caller calls task_status_cleanup(). IA_ERR_BROKER on outage. */
+enum ia_err queue_status(struct queue *q, const char *task_id, struct task_status *out);
+void task_status_cleanup(struct task_status *st);
+
+/*
+ * Worker side: atomically moves one message from the queue into kombu's unacked bookkeeping
+ * under a lease of lease_s seconds. Waits up to wait_ms for one. *out is NULL when none came.
+ */
+enum ia_err queue_claim(struct queue *q, int lease_s, int wait_ms, struct claimed_task **out);
+/* Extends the lease of a claimed task; IA_ERR_NOT_FOUND when it was lost to another worker. */
+enum ia_err queue_lease_renew(struct queue *q, const struct claimed_task *t, int lease_s);
+/* Removes the message for good (after SUCCESS or FAILURE was written). */
+enum ia_err queue_ack(struct queue *q, const struct claimed_task *t);
+/* Puts the message back at the head of the queue (shutdown, or a retry). */
+enum ia_err queue_requeue(struct queue *q, const struct claimed_task *t);
+/* Returns messages whose lease ran out to the queue; the number restored, or -1. */
+long long queue_restore_expired(struct queue *q);
+void claimed_task_free(struct claimed_task *t);
+
+/*
+ * Writes celery-task-meta-<task_id> (and publishes it, as Celery's Redis backend does).
+ * status: "STARTED", "PROGRESS", "RETRY", "SUCCESS" or "FAILURE".
+ * result: for SUCCESS the result dict; for PROGRESS/STARTED the meta dict; borrowed.
+ * For FAILURE use queue_set_failure().
+ */
+enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *status,
+                            json_t *result);
+enum ia_err queue_set_failure(struct queue *q, const char *task_id, const char *code,
+                              const char *message);
+/* The stored Celery status of a task ("SUCCESS", ...) into buf, or "" when none. */
+enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *buf,
+                                    size_t buflen);
+
+#endif
