@@ -77,6 +77,16 @@ static long long *int_field(struct config *cfg, const struct option *o)
     return (long long *)((char *)cfg + o->offset);
 }
 
+static const char *str_value(const struct config *cfg, const struct option *o)
+{
+    return *(char *const *)((const char *)cfg + o->offset);
+}
+
+static long long int_value(const struct config *cfg, const struct option *o)
+{
+    return *(const long long *)((const char *)cfg + o->offset);
+}
+
 struct dotenv_lookup {
     const char *key;
     char *value;
@@ -219,7 +229,7 @@ int config_load(struct config *cfg, const char *dotenv_path, char *err, size_t e
 
 static void print_redacted_url(FILE *out, const char *url)
 {
-    /* redis://user:password@host -> redis://***@host */
+    /* Hides user and password: scheme, three stars, then the part from the last '@'. */
     const char *at = strrchr(url, '@');
     const char *scheme = strstr(url, "://");
     if (at && scheme && at > scheme)
@@ -234,9 +244,9 @@ void config_print(const struct config *cfg, FILE *out)
         const struct option *o = &options[i];
         fprintf(out, "%s=", o->name);
         if (o->type == OPT_INT) {
-            fprintf(out, "%lld", *int_field((struct config *)cfg, o));
+            fprintf(out, "%lld", int_value(cfg, o));
         } else {
-            const char *v = *str_field((struct config *)cfg, o);
+            const char *v = str_value(cfg, o);
             if (o->secret && strncmp(v, "redis://", 8) == 0)
                 print_redacted_url(out, v);
             else if (o->secret && v[0])

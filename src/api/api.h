@@ -1,0 +1,24 @@
+/*
+ * The REST API: one handler per endpoint, a route table, and the one place that maps errors to
+ * HTTP statuses. Plugged into http/ as its request handler.
+ */
+#ifndef IA_API_API_H
+#define IA_API_API_H
+
+struct config;
+struct store;
+struct http_request;
+
+/* What every request handler may read; shared by all threads, read-only after start. */
+struct app {
+    const struct config *cfg;
+    struct store *store;
+};
+
+/* Per-thread state (its own Redis connections); pass as http thread_init/thread_free. */
+void *api_thread_new(void *app);
+void api_thread_free(void *thread_ctx);
+/* The http handler: routes and answers one request. */
+void api_handle(struct http_request *req, void *thread_ctx);
+
+#endif

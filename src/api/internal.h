@@ -1,0 +1,47 @@
+/* Shared by the api/ files only: the per-thread context and reply helpers. */
+#ifndef IA_API_INTERNAL_H
+#define IA_API_INTERNAL_H
+
+#include "api/api.h"
+#include "core/error.h"
+
+struct http_request;
+struct queue;
+typedef struct json_t json_t;
+
+struct api_thread {
+    const struct app *app;
+    struct queue *queue;
+};
+
+/* The route parameter (the id in /status/{id}), valid until the reply. */
+struct api_call {
+    struct http_request *req;
+    struct api_thread *t;
+    const char *param;
+};
+
+typedef void (*api_handler_fn)(struct api_call *call);
+
+/* Replies with a JSON object and frees it (steals the reference). */
+void api_reply_json(struct http_request *req, int status, json_t *body);
+/* Replies {"detail": detail, "code": code} with status. */
+void api_reply_error(struct http_request *req, int status, const char *code, const char *detail);
+/* Replies with the HTTP status that err maps to, and its client-safe message. */
+void api_reply_ia_error(struct http_request *req, enum ia_err err);
+/* PUBLIC_BASE_URL + prefix + id + suffix; the caller frees it. */
+char *api_public_url(const struct app *app, const char *prefix, const char *id,
+                     const char *suffix);
+
+void api_submit(struct api_call *call);
+void api_status(struct api_call *call);
+void api_processed(struct api_call *call);
+void api_stream(struct api_call *call);
+void api_download(struct api_call *call);
+void api_download_metadata(struct api_call *call);
+void api_metadata(struct api_call *call);
+void api_thumbnail(struct api_call *call);
+void api_healthz(struct api_call *call);
+void api_readyz(struct api_call *call);
+
+#endif

@@ -1,0 +1,118 @@
+/* The route table and dispatch: 404 for unknown paths, 405 with Allow for wrong methods. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "core/alloc.h"
+#include "http/http.h"
+#include "queue/queue.h"
+
+struct route {
+    const char *pattern; /* segments; "*" captures one segment */
+    unsigned methods;
+    api_handler_fn fn;
+};
+
+#define GET_HEAD (HTTP_GET | HTTP_HEAD)
+
+static const struct route routes[] = {
+    {"/submit", HTTP_POST, api_submit},
+    {"/status/*", GET_HEAD, api_status},
+    {"/processed/*", GET_HEAD, api_processed},
+    {"/stream/*", GET_HEAD, api_stream},
+    {"/download/*", GET_HEAD, api_download},
+    {"/download/*/metadata", GET_HEAD, api_download_metadata},
+    {"/metadata/*", GET_HEAD, api_metadata},
+    {"/thumbnail/*", GET_HEAD, api_thumbnail},
+    {"/healthz", GET_HEAD, api_healthz},
+    {"/readyz", GET_HEAD, api_readyz},
+};
+
+#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+#define MAX_PARAM 128
+
+/* Matches path against pattern; on a match copies the "*" segment into param. */
+static bool route_match(const char *pattern, const char *path, char *param)
+{
+    param[0] = '\0';
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= MAX_PARAM)
+                return false;
+            memcpy(param, path, n);
+            param[n] = '\0';
+            path += n;
+            pattern++;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+static void reply_not_allowed(struct http_request *req, unsigned allowed)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{HTTP_GET, "GET"}, {HTTP_HEAD, "HEAD"}, {HTTP_POST, "POST"},
+                 {HTTP_PUT, "PUT"}, {HTTP_PATCH, "PATCH"}, {HTTP_DELETE, "DELETE"}};
+    char allow[64] = "";
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!(allowed & names[i].bit))
+            continue;
+        if (allow[0])
+            strncat(allow, ", ", sizeof(allow) - strlen(allow) - 1);
+        strncat(allow, names[i].name, sizeof(allow) - strlen(allow) - 1);
+    }
+    http_reply_header(req, "Allow", allow);
+    api_reply_error(req, 405, "method_not_allowed", "method not allowed");
+}
+
+void api_handle(struct http_request *req, void *thread_ctx)
+{
+    const char *path = http_request_path(req);
+    if (!path) {
+        api_reply_error(req, 404, "not_found", "not found");
+        return;
+    }
+    char param[MAX_PARAM];
+    unsigned allowed = 0;
+    enum http_method method = http_request_method(req);
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        if (!route_match(routes[i].pattern, path, param))
+            continue;
+        if (!(routes[i].methods & method)) {
+            allowed |= routes[i].methods;
+            continue;
+        }
+        struct api_call call = {req, thread_ctx, param};
+        routes[i].fn(&call);
+        return;
+    }
+    if (allowed)
+        reply_not_allowed(req, allowed);
+    else
+        api_reply_error(req, 404, "not_found", "not found");
+}
+
+void *api_thread_new(void *app)
+{
+    const struct app *a = app;
+    struct api_thread *t = xcalloc(1, sizeof(*t));
+    t->app = a;
+    t->queue = queue_new(a->cfg);
+    return t;
+}
+
+void api_thread_free(void *thread_ctx)
+{
+    struct api_thread *t = thread_ctx;
+    if (!t)
+        return;
+    queue_free(t->queue);
+    free(t);
+}

@@ -1,0 +1,73 @@
+/* `interview-api serve`: the HTTP API on SERVE_THREADS event loops. */
+#include "app/app.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "api/api.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "http/http.h"
+#include "store/store.h"
+
+#define JSON_BODY_MAX (64 * 1024)
+#define HEADER_MAX (16 * 1024)
+#define IDLE_TIMEOUT_S 30
+
+static void *signal_thread(void *arg)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_msg(LOG_INFO, "serve", "signal %d: stopping", sig);
+    http_server_stop(arg);
+    return NULL;
+}
+
+int serve_main(const struct config *cfg)
+{
+    char err[256];
+    struct app app = {cfg, store_new(cfg->processed_dir, err, sizeof(err))};
+    if (!app.store) {
+        log_msg(LOG_ERROR, "serve", "%s", err);
+        return 1;
+    }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    struct http_server_opts opts = {
+        .host = cfg->host,
+        .port = (int)cfg->port,
+        .threads = (int)cfg->serve_threads,
+        .max_body_bytes = JSON_BODY_MAX,
+        .max_header_bytes = HEADER_MAX,
+        .idle_timeout_s = IDLE_TIMEOUT_S,
+        .handler = api_handle,
+        .thread_init = api_thread_new,
+        .thread_free = api_thread_free,
+        .app = &app,
+    };
+    struct http_server *srv = http_server_new(&opts, err, sizeof(err));
+    if (!srv) {
+        log_msg(LOG_ERROR, "serve", "%s", err);
+        store_free(app.store);
+        return 1;
+    }
+    log_msg(LOG_INFO, "serve", "listening on %s:%d with %lld loop(s)", cfg->host,
+            http_server_port(srv), cfg->serve_threads);
+    pthread_t sig;
+    pthread_create(&sig, NULL, signal_thread, srv);
+    http_server_run(srv);
+    pthread_cancel(sig);
+    pthread_join(sig, NULL);
+    http_server_free(srv);
+    store_free(app.store);
+    return 0;
+}

@@ -1,0 +1,172 @@
+/* `interview-api run`: API, worker and (when needed) a private redis-server, stopped together. */
+#include "app/app.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "queue/queue.h"
+
+#define CHILDREN_MAX 3
+
+struct child {
+    const char *name;
+    pid_t pid;
+};
+
+/* Starts argv; own_group keeps Ctrl-C from reaching it (stopped last, by us). */
+static pid_t spawn(const char *const argv[], int own_group)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        size_t n = 0;
+        while (argv[n])
+            n++;
+        char **copy = xcalloc(n + 1, sizeof(*copy));
+        for (size_t i = 0; i < n; i++)
+            copy[i] = xstrdup(argv[i]);
+        if (own_group)
+            setpgid(0, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(copy[0], copy);
+        fprintf(stderr, "interview-api: cannot start %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, len) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Starts redis-server on a free loopback port with its data under PROCESSED_DIR/.redis. */
+static pid_t start_private_redis(const struct config *cfg, int *port)
+{
+    *port = free_port();
+    char *dir = xasprintf("%s/.redis", cfg->processed_dir);
+    char *port_s = xasprintf("%d", *port);
+    mkdir(dir, 0700);
+    const char *argv[] = {"redis-server", "--bind", "127.0.0.1",
+                    "--port", port_s, "--dir", dir,
+                    "--appendonly", "yes", "--save", "",
+                    "--loglevel", "warning", NULL};
+    pid_t pid = spawn(argv, 1);
+    free(dir);
+    free(port_s);
+    return pid;
+}
+
+/* Waits until Redis answers, trying up to tries times 100 ms apart. */
+static int redis_answers(const struct config *cfg, int tries)
+{
+    struct queue *q = queue_new(cfg);
+    int ok = 0;
+    for (int i = 0; i < tries && !ok; i++) {
+        ok = queue_ping(q);
+        if (!ok)
+            usleep(100 * 1000);
+    }
+    queue_free(q);
+    return ok;
+}
+
+static void stop_children(struct child *kids, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        if (kids[i].pid <= 0)
+            continue;
+        kill(kids[i].pid, SIGTERM);
+        waitpid(kids[i].pid, NULL, 0);
+        kids[i].pid = 0;
+    }
+}
+
+static int use_private_redis(struct config *cfg, struct child *redis)
+{
+    int port;
+    redis->name = "redis-server";
+    redis->pid = start_private_redis(cfg, &port);
+    free(cfg->broker_url);
+    free(cfg->backend_url);
+    cfg->broker_url = xasprintf("redis://127.0.0.1:%d/0", port);
+    cfg->backend_url = xasprintf("redis://127.0.0.1:%d/1", port);
+    setenv("CELERY_BROKER_URL", cfg->broker_url, 1);
+    setenv("CELERY_BACKEND_URL", cfg->backend_url, 1);
+    if (!redis_answers(cfg, 50)) {
+        log_msg(LOG_ERROR, "run", "the private redis-server did not start");
+        return -1;
+    }
+    log_msg(LOG_INFO, "run", "started a private redis-server on 127.0.0.1:%d", port);
+    return 0;
+}
+
+/* Waits for Ctrl-C/SIGTERM or the exit of any child; returns the exit status. */
+static int supervise(struct child *kids, int n)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
+    for (;;) {
+        int sig = sigwaitinfo(&set, NULL);
+        if (sig == SIGINT || sig == SIGTERM)
+            return 0;
+        for (int i = 0; i < n; i++) {
+            int status;
+            if (kids[i].pid > 0 && waitpid(kids[i].pid, &status, WNOHANG) == kids[i].pid) {
+                log_msg(LOG_ERROR, "run", "%s exited; stopping everything", kids[i].name);
+                kids[i].pid = 0;
+                return 1;
+            }
+        }
+    }
+}
+
+int supervise_main(struct config *cfg, const char *self_exe, int broker_configured)
+{
+    struct child kids[CHILDREN_MAX];
+    int n = 0, rc = 1;
+    memset(kids, 0, sizeof(kids));
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    if (!broker_configured && !redis_answers(cfg, 1) && use_private_redis(cfg, &kids[n++]))
+        goto out;
+    const char *serve_argv[] = {self_exe, "serve", NULL};
+    const char *worker_argv[] = {self_exe, "worker", NULL};
+    kids[n++] = (struct child){"worker", spawn(worker_argv, 0)};
+    kids[n++] = (struct child){"serve", spawn(serve_argv, 0)};
+    printf("interview-api is running: %s  (API docs in README.md; Ctrl-C stops it)\n",
+           cfg->public_base_url);
+    fflush(stdout);
+    rc = supervise(kids, n);
+out:
+    stop_children(kids, n);
+    return rc;
+}

@@ -1,0 +1,200 @@
+/* Local-directory storage with atomic publication. */
+#include "store/store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "util/uuid.h"
+
+struct store {
+    char *dir;
+    char *work;
+};
+
+static int mkdir_p(const char *path)
+{
+    char *tmp = xstrdup(path);
+    int rc = 0;
+    for (char *p = tmp + 1; *p && rc == 0; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) && errno != EEXIST)
+            rc = -1;
+        *p = '/';
+    }
+    if (rc == 0 && mkdir(tmp, 0755) && errno != EEXIST)
+        rc = -1;
+    free(tmp);
+    return rc;
+}
+
+struct store *store_new(const char *dir, char *err, size_t errlen)
+{
+    struct store *s = xcalloc(1, sizeof(*s));
+    s->dir = xstrdup(dir);
+    s->work = xasprintf("%s/.work", dir);
+    if (mkdir_p(s->work)) {
+        snprintf(err, errlen, "PROCESSED_DIR: cannot create %s: %s", s->work, strerror(errno));
+        store_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void store_free(struct store *s)
+{
+    if (!s)
+        return;
+    free(s->dir);
+    free(s->work);
+    free(s);
+}
+
+const char *store_dir(const struct store *s)
+{
+    return s->dir;
+}
+
+char *store_path(const struct store *s, const char *video_id, const char *ext)
+{
+    return xasprintf("%s/processed_%s.%s", s->dir, video_id, ext);
+}
+
+int store_open(const struct store *s, const char *video_id, const char *ext, struct stat *st)
+{
+    if (!uuid_is_canonical(video_id, strlen(video_id)))
+        return -1;
+    char *path = store_path(s, video_id, ext);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    free(path);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, st) || !S_ISREG(st->st_mode)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool store_exists(const struct store *s, const char *video_id, const char *ext)
+{
+    struct stat st;
+    int fd = store_open(s, video_id, ext, &st);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+char *store_work_dir_new(const struct store *s, const char *task_id, char *err, size_t errlen)
+{
+    char nonce[UUID_STR_LEN + 1];
+    uuid_v4_new(nonce);
+    char *path = xasprintf("%s/%s.%.8s", s->work, task_id, nonce);
+    if (mkdir(path, 0700)) {
+        snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void store_work_dir_remove(const char *work_dir)
+{
+    nftw(work_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+void store_sweep_work(const struct store *s, long max_age_s)
+{
+    DIR *d = opendir(s->work);
+    if (!d)
+        return;
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = xasprintf("%s/%s", s->work, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && now - st.st_mtime > max_age_s) {
+            log_msg(LOG_INFO, "store", "removing stale scratch directory %s", e->d_name);
+            store_work_dir_remove(path);
+        }
+        free(path);
+    }
+    closedir(d);
+}
+
+static enum ia_err errno_to_err(int e)
+{
+    return (e == ENOSPC || e == EDQUOT || e == EFBIG) ? IA_ERR_STORAGE_FULL : IA_ERR_IO;
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+enum ia_err store_publish(const struct store *s, const char *src_path, const char *video_id,
+                          const char *ext)
+{
+    enum ia_err result = IA_OK;
+    char *final = store_path(s, video_id, ext);
+    if (fsync_path(src_path, O_RDONLY) || rename(src_path, final) ||
+        fsync_path(s->dir, O_RDONLY | O_DIRECTORY)) {
+        result = errno_to_err(errno);
+        log_msg(LOG_ERROR, "store", "publishing %s.%s failed: %s", video_id, ext,
+                strerror(errno));
+        unlink(src_path);
+    }
+    free(final);
+    return result;
+}
+
+long long store_free_bytes(const struct store *s)
+{
+    struct statvfs v;
+    if (statvfs(s->dir, &v))
+        return -1;
+    return (long long)v.f_bavail * (long long)v.f_frsize;
+}
+
+bool store_writable(const struct store *s)
+{
+    char *probe = xasprintf("%s/.writable-%d", s->work, (int)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0;
+    if (ok) {
+        close(fd);
+        unlink(probe);
+    }
+    free(probe);
+    return ok;
+}

@@ -1,0 +1,47 @@
+/*
+ * Where results live: PROCESSED_DIR/processed_<video_id>.<ext>. Files appear under their final
+ * name only when complete (temporary name in the same directory, fsync, rename, fsync of the
+ * directory). Task scratch space lives in PROCESSED_DIR/.work/<task_id>/.
+ */
+#ifndef IA_STORE_STORE_H
+#define IA_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "core/error.h"
+
+struct store;
+
+/* Creates the directory (and .work/) if needed; NULL with a message in err on failure. */
+struct store *store_new(const char *dir, char *err, size_t errlen);
+void store_free(struct store *s);
+
+/* "DIR/processed_<video_id>.<ext>"; the caller frees it. video_id must be a canonical UUID. */
+char *store_path(const struct store *s, const char *video_id, const char *ext);
+/* Opens a published file read-only and fills st; -1 when missing or not a regular file. */
+int store_open(const struct store *s, const char *video_id, const char *ext, struct stat *st);
+bool store_exists(const struct store *s, const char *video_id, const char *ext);
+
+/* A fresh scratch directory for one task attempt; the caller frees the string. */
+char *store_work_dir_new(const struct store *s, const char *task_id, char *err, size_t errlen);
+/* Removes a scratch directory and everything in it. */
+void store_work_dir_remove(const char *work_dir);
+/* Removes scratch directories not touched for max_age_s (left by killed workers). */
+void store_sweep_work(const struct store *s, long max_age_s);
+
+/*
+ * Publishes the finished file at src_path (inside the store's file system) as
+ * processed_<video_id>.<ext>: fsync, rename, fsync the directory. On failure src_path is
+ * removed and nothing appears under the final name. IA_ERR_STORAGE_FULL when out of space.
+ */
+enum ia_err store_publish(const struct store *s, const char *src_path, const char *video_id,
+                          const char *ext);
+/* Free bytes on the store's file system, or -1. */
+long long store_free_bytes(const struct store *s);
+/* True when a file can be created in the store's directory. */
+bool store_writable(const struct store *s);
+const char *store_dir(const struct store *s);
+
+#endif

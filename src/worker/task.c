@@ -1,0 +1,287 @@
+/* One process_video task: fetch, process, publish, report; retries of transient failures. */
+#include "worker/task.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "media/media.h"
+#include "queue/queue.h"
+#include "store/store.h"
+#include "util/uuid.h"
+
+#define METADATA_SCHEMA 1
+#define PROGRESS_INTERVAL_MS 500
+
+struct task_run {
+    const struct task_env *env;
+    const struct claimed_task *t;
+    const char *video_id; /* the video is named after the task, so a re-run replaces nothing */
+    char *work_dir;
+    char stage[32];
+    int64_t last_report_ms;
+    char submitted_at[32];
+};
+
+static void iso_now(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%06ldZ", ts.tv_nsec / 1000);
+}
+
+/* Writes PROGRESS at stage changes and at most every PROGRESS_INTERVAL_MS otherwise. */
+static void task_progress(const char *stage, double progress, void *ctx)
+{
+    struct task_run *run = ctx;
+    int64_t now = media_now_ms();
+    bool new_stage = strcmp(stage, run->stage) != 0;
+    if (!new_stage && now - run->last_report_ms < PROGRESS_INTERVAL_MS)
+        return;
+    snprintf(run->stage, sizeof(run->stage), "%s", stage);
+    run->last_report_ms = now;
+    json_t *meta = json_pack("{s:s, s:f}", "stage", stage, "progress", progress);
+    queue_set_state(run->env->queue, run->t->task_id, "PROGRESS", meta);
+    json_decref(meta);
+}
+
+static void media_opts_init(struct media_opts *o, struct task_run *run)
+{
+    const struct config *cfg = run->env->cfg;
+    memset(o, 0, sizeof(*o));
+    o->max_download_bytes = (uint64_t)cfg->max_download_bytes;
+    o->connect_timeout_s = (long)cfg->fetch_connect_timeout_s;
+    o->fetch_timeout_s = (long)cfg->fetch_timeout_s;
+    o->policy = run->env->policy;
+    o->max_duration_s = (long)cfg->max_duration_s;
+    o->max_height = (int)cfg->max_height;
+    o->preset = cfg->preset;
+    o->crf = (int)cfg->crf;
+    o->deadline_ms = media_now_ms() + cfg->task_time_limit_s * 1000;
+    o->cancel = run->env->cancel;
+    o->progress = task_progress;
+    o->progress_ctx = run;
+}
+
+static json_t *fetch_facts(const char *url, const struct fetch_result *fr)
+{
+    return json_pack("{s:s, s:s?, s:I, s:s?, s:I, s:s}", "url", url, "final_url", fr->final_url,
+                     "http_status", (json_int_t)fr->http_status, "content_type",
+                     fr->content_type, "bytes", (json_int_t)fr->bytes, "sha256", fr->sha256);
+}
+
+/* Builds the metadata document from the media report and the fetch facts (steals both). */
+static json_t *metadata_build(struct task_run *run, json_t *report, json_t *fetched)
+{
+    char done[40];
+    iso_now(done, sizeof(done));
+    json_t *source = json_object_get(report, "source");
+    if (!json_is_object(source)) {
+        source = json_object();
+        json_object_set_new(report, "source", source);
+    }
+    json_object_update(source, fetched);
+    json_decref(fetched);
+    json_t *doc = json_pack("{s:i, s:s, s:s, s:s, s:s}", "schema", METADATA_SCHEMA, "video_id",
+                            run->video_id, "task_id", run->t->task_id, "started_at",
+                            run->submitted_at, "completed_at", done);
+    json_object_update(doc, report);
+    json_decref(report);
+    return doc;
+}
+
+static enum ia_err write_json_file(const struct store *store, const char *path, json_t *doc)
+{
+    if (json_dump_file(doc, path, JSON_INDENT(2) | JSON_SORT_KEYS) == 0)
+        return IA_OK;
+    unlink(path);
+    return store_free_bytes(store) < 65536 ? IA_ERR_STORAGE_FULL : IA_ERR_IO;
+}
+
+struct outputs {
+    char *input, *mp4, *jpg, *json;
+};
+
+static void outputs_init(struct outputs *o, const char *dir)
+{
+    o->input = xasprintf("%s/input", dir);
+    o->mp4 = xasprintf("%s/video.mp4", dir);
+    o->jpg = xasprintf("%s/poster.jpg", dir);
+    o->json = xasprintf("%s/metadata.json", dir);
+}
+
+static void outputs_cleanup(struct outputs *o)
+{
+    free(o->input);
+    free(o->mp4);
+    free(o->jpg);
+    free(o->json);
+}
+
+/* Publishes the poster and video, then the metadata last: its presence means complete. */
+static enum ia_err publish_all(struct task_run *run, const struct outputs *out)
+{
+    const struct store *store = run->env->store;
+    task_progress("publishing", 0.0, run);
+    enum ia_err err = IA_OK;
+    if (access(out->jpg, F_OK) == 0)
+        err = store_publish(store, out->jpg, run->video_id, "jpg");
+    if (!err)
+        err = store_publish(store, out->mp4, run->video_id, "mp4");
+    if (!err)
+        err = store_publish(store, out->json, run->video_id, "json");
+    return err;
+}
+
+/* Fetch, process, describe and publish, in the run's scratch directory. */
+static enum ia_err task_pipeline(struct task_run *run, const char *url, char *detail, size_t len)
+{
+    struct media_opts opts;
+    struct outputs out;
+    struct fetch_result fetched;
+    json_t *report = NULL;
+    memset(&fetched, 0, sizeof(fetched));
+    media_opts_init(&opts, run);
+    outputs_init(&out, run->work_dir);
+    task_progress("fetching", 0.0, run);
+    enum ia_err err = media_fetch_to_file(&opts, url, out.input, &fetched, detail, len);
+    if (!err)
+        err = media_process(&opts, out.input, out.mp4, out.jpg, &report, detail, len);
+    if (!err) {
+        json_t *doc = metadata_build(run, report, fetch_facts(url, &fetched));
+        err = write_json_file(run->env->store, out.json, doc);
+        json_decref(doc);
+    }
+    if (!err)
+        err = publish_all(run, &out);
+    fetch_result_cleanup(&fetched);
+    outputs_cleanup(&out);
+    return err;
+}
+
+static json_t *success_result(const struct task_run *run)
+{
+    const char *base = run->env->cfg->public_base_url;
+    const char *id = run->video_id;
+    char *video = xasprintf("%s/stream/%s", base, id);
+    char *download = xasprintf("%s/download/%s", base, id);
+    char *metadata = xasprintf("%s/metadata/%s", base, id);
+    json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "video_id", id, "video_url", video,
+                          "download_video_url", download, "metadata_url", metadata);
+    free(video);
+    free(download);
+    free(metadata);
+    return r;
+}
+
+static enum task_outcome task_succeed(struct task_run *run)
+{
+    json_t *result = success_result(run);
+    enum ia_err err = queue_set_state(run->env->queue, run->t->task_id, "SUCCESS", result);
+    json_decref(result);
+    if (err)
+        return TASK_OUTCOME_REQUEUE; /* the files are there; the next run only writes SUCCESS */
+    log_msg(LOG_INFO, "worker", "task=%s success", run->t->task_id);
+    return TASK_OUTCOME_ACK;
+}
+
+static enum task_outcome task_fail(struct task_run *run, enum ia_err err, const char *detail)
+{
+    char escaped[512];
+    log_escape(escaped, sizeof(escaped), detail, strlen(detail));
+    log_msg(LOG_WARN, "worker", "task=%s failed code=%s detail=\"%s\"", run->t->task_id,
+            ia_err_code(err), escaped);
+    if (queue_set_failure(run->env->queue, run->t->task_id, ia_err_code(err), ia_strerror(err)))
+        return TASK_OUTCOME_REQUEUE;
+    return TASK_OUTCOME_ACK;
+}
+
+/* Sleeps up to seconds, waking early on cancel; false when cancelled. */
+static bool backoff_sleep(const struct task_env *env, int seconds)
+{
+    for (int i = 0; i < seconds * 10; i++) {
+        if (atomic_load(env->cancel) || atomic_load(env->draining))
+            return false;
+        usleep(100 * 1000);
+    }
+    return true;
+}
+
+/* One attempt in a fresh scratch directory. */
+static enum ia_err task_attempt(struct task_run *run, const char *url, char *detail, size_t len)
+{
+    run->work_dir = store_work_dir_new(run->env->store, run->t->task_id, detail, len);
+    if (!run->work_dir)
+        return IA_ERR_IO;
+    enum ia_err err = task_pipeline(run, url, detail, len);
+    store_work_dir_remove(run->work_dir);
+    free(run->work_dir);
+    run->work_dir = NULL;
+    return err;
+}
+
+static enum task_outcome task_process(struct task_run *run, const char *url)
+{
+    char detail[512];
+    for (int attempt = 0;; attempt++) {
+        detail[0] = '\0';
+        enum ia_err err = task_attempt(run, url, detail, sizeof(detail));
+        if (err == IA_OK)
+            return task_succeed(run);
+        if (atomic_load(run->env->cancel)) {
+            log_msg(LOG_INFO, "worker", "task=%s interrupted; returning it", run->t->task_id);
+            return TASK_OUTCOME_REQUEUE;
+        }
+        if (!ia_err_is_transient(err) || attempt >= run->env->cfg->task_max_retries)
+            return task_fail(run, err, detail);
+        int delay = 1 << (attempt + 1);
+        log_msg(LOG_INFO, "worker", "task=%s transient %s; retry %d in %d s", run->t->task_id,
+                ia_err_code(err), attempt + 1, delay);
+        json_t *meta = json_pack("{s:s, s:i}", "stage", "retrying", "retries", attempt + 1);
+        queue_set_state(run->env->queue, run->t->task_id, "RETRY", meta);
+        json_decref(meta);
+        if (!backoff_sleep(run->env, delay))
+            return TASK_OUTCOME_REQUEUE;
+    }
+}
+
+/* The video URL from the message, or NULL when the message is not a process_video call. */
+static const char *task_video_url(const struct claimed_task *t)
+{
+    if (!t->task_name || strcmp(t->task_name, QUEUE_TASK_NAME) != 0)
+        return NULL;
+    return json_string_value(json_array_get(t->args, 0));
+}
+
+enum task_outcome task_run(const struct task_env *env, const struct claimed_task *t)
+{
+    struct task_run run = {.env = env, .t = t, .video_id = t->task_id};
+    iso_now(run.submitted_at, sizeof(run.submitted_at));
+    char status[16];
+    if (queue_get_celery_status(env->queue, t->task_id, status, sizeof(status)))
+        return TASK_OUTCOME_REQUEUE;
+    if (strcmp(status, "SUCCESS") == 0 || strcmp(status, "FAILURE") == 0) {
+        log_msg(LOG_INFO, "worker", "task=%s already %s; acknowledging", t->task_id, status);
+        return TASK_OUTCOME_ACK;
+    }
+    const char *url = task_video_url(t);
+    if (!uuid_is_canonical(t->task_id, strlen(t->task_id)) || !url)
+        return task_fail(&run, IA_ERR_INVALID, "not a process_video(url) call with a UUID id");
+    if (store_exists(env->store, run.video_id, "json"))
+        return task_succeed(&run);
+    log_msg(LOG_INFO, "worker", "task=%s started", t->task_id);
+    json_t *meta = json_pack("{s:s, s:f, s:i}", "stage", "starting", "progress", 0.0, "pid",
+                             (int)getpid());
+    queue_set_state(env->queue, t->task_id, "STARTED", meta);
+    json_decref(meta);
+    return task_process(&run, url);
+}
