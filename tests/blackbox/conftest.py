@@ -1,0 +1,246 @@
+"""Fixtures for black-box tests: real processes on free loopback ports, stopped by PID.
+
+- redis_server: a private redis-server (no persistence unless asked).
+- media: test clips generated once per session with ffmpeg lavfi.
+- file_server: nginx on 127.0.0.2 serving the clips (the fetcher's allowed test origin).
+- service: `interview-api serve` + `interview-api worker` wired to the above.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IA_BIN = os.environ.get("IA_BIN", os.path.join(ROOT, "build", "interview-api"))
+ALLOWED_HOST = "127.0.0.2"
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87",
+    "LSAN_OPTIONS": "suppressions=" + os.path.join(ROOT, "tests", "lsan.supp") + ":exitcode=88",
+}
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(host, port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+def stop_process(proc, timeout=30):
+    """SIGTERM, wait, then SIGKILL; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+class Redis:
+    def __init__(self, tmp, appendonly=False, port=None):
+        self.port = port or free_port()
+        self.dir = tmp
+        self.appendonly = appendonly
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--dir", self.dir, "--appendonly",
+                "yes" if self.appendonly else "no", "--loglevel", "warning"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port("127.0.0.1", self.port)
+
+    def stop(self):
+        stop_process(self.proc)
+
+    def url(self, db):
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def cli(self, *args, db=0):
+        out = subprocess.run(["redis-cli", "-p", str(self.port), "-n", str(db), *args],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    r = Redis(str(tmp_path))
+    yield r
+    r.stop()
+
+
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True,
+                   timeout=120)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    """A directory of generated clips; names are stable across tests."""
+    d = tmp_path_factory.mktemp("media")
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2",
+           "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+           str(d / "clip.mp4"))
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=2",
+           "-f", "lavfi", "-i", "sine=frequency=440:duration=2",
+           "-c:v", "libvpx", "-b:v", "300k", "-c:a", "libopus", "-shortest",
+           str(d / "clip.webm"))
+    (d / "notes.txt").write_text("this is not a video\n")
+    return d
+
+
+class FileServer:
+    """nginx serving a directory on 127.0.0.2, for the fetcher to download from."""
+
+    def __init__(self, root, tmp):
+        self.port = free_port(ALLOWED_HOST)
+        self.tmp = tmp
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(f"""
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+daemon off;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    types {{ video/mp4 mp4; video/webm webm; text/plain txt; }}
+    sendfile on;
+    server {{
+        listen {ALLOWED_HOST}:{self.port};
+        root {root};
+        location /redirect-to-loopback {{ return 302 http://127.0.0.1:{self.port}/clip.mp4; }}
+    }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-p", tmp, "-c", conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(ALLOWED_HOST, self.port)
+
+    def url(self, name):
+        return f"http://{ALLOWED_HOST}:{self.port}/{name}"
+
+    def stop(self):
+        stop_process(self.proc)
+
+
+@pytest.fixture(scope="session")
+def file_server(media, tmp_path_factory):
+    fs = FileServer(str(media), str(tmp_path_factory.mktemp("nginx")))
+    yield fs
+    fs.stop()
+
+
+class Service:
+    """The real program: serve and worker processes sharing one PROCESSED_DIR and Redis."""
+
+    def __init__(self, tmp, redis, extra_env=None, workers=1):
+        self.tmp = tmp
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.processed = os.path.join(tmp, "processed")
+        self.env = dict(os.environ)
+        self.env.update(SANITIZER_ENV)
+        self.env.update({
+            "HOST": "127.0.0.1", "PORT": str(self.port), "PROCESSED_DIR": self.processed,
+            "CELERY_BROKER_URL": redis.url(0), "CELERY_BACKEND_URL": redis.url(1),
+            "FETCH_ALLOW_CIDRS": f"{ALLOWED_HOST}/32", "WORKER_CONCURRENCY": "2",
+            "SERVE_THREADS": "2", "LOG_LEVEL": "debug", "TASK_LEASE_S": "10",
+        })
+        self.env.update(extra_env or {})
+        self.logs = []
+        self.serve = self.spawn("serve")
+        self.workers = [self.spawn("worker") for _ in range(workers)]
+        self.wait_healthy()
+
+    def spawn(self, role):
+        log = open(os.path.join(self.tmp, f"{role}-{len(self.logs)}.log"), "wb")
+        self.logs.append(log.name)
+        return subprocess.Popen([IA_BIN, role], env=self.env, stdout=log, stderr=log,
+                                cwd=self.tmp)
+
+    def wait_healthy(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("service did not become healthy\n" + self.dump_logs())
+
+    def dump_logs(self):
+        out = []
+        for name in self.logs:
+            with open(name, "rb") as f:
+                out.append(f"==== {name}\n" + f.read().decode(errors="replace")[-20000:])
+        return "\n".join(out)
+
+    def submit(self, url, **kw):
+        return requests.post(self.base + "/submit", json={"video_url": url}, timeout=10, **kw)
+
+    def wait_done(self, task_id, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = requests.get(f"{self.base}/status/{task_id}", timeout=5)
+            body = r.json()
+            if r.status_code != 200 or body["status"] != "processing":
+                return r.status_code, body
+            time.sleep(0.1)
+        raise AssertionError(f"task {task_id} still processing after {timeout}s\n" +
+                             self.dump_logs())
+
+    def stop(self):
+        codes = {"serve": stop_process(self.serve)}
+        for i, w in enumerate(self.workers):
+            codes[f"worker{i}"] = stop_process(w)
+        return codes
+
+
+@pytest.fixture
+def service(tmp_path, redis_server, request):
+    svc = Service(str(tmp_path), redis_server)
+    yield svc
+    codes = svc.stop()
+    failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False
+    if failed or any(c != 0 for c in codes.values()):
+        sys.stderr.write(svc.dump_logs())
+    assert all(c == 0 for c in codes.values()), f"unclean exit (sanitizers?): {codes}"
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
