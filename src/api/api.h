@@ -8,11 +8,13 @@
 struct config;
 struct store;
 struct http_request;
+struct api_auth;
 
 /* What every request handler may read; shared by all threads, read-only after start. */
 struct app {
     const struct config *cfg;
     struct store *store;
+    struct api_auth *auth;
 };
 
 /* Per-thread state (its own Redis connections); pass as http thread_init/thread_free. */

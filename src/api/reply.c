@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/auth.h"
 #include "api/internal.h"
 #include "core/alloc.h"
 #include "core/config.h"
@@ -53,5 +54,8 @@ void api_reply_ia_error(struct http_request *req, enum ia_err err)
 char *api_public_url(const struct app *app, const char *prefix, const char *id,
                      const char *suffix)
 {
-    return xasprintf("%s%s%s%s", app->cfg->public_base_url, prefix, id, suffix);
+    char *path = xasprintf("%s%s%s", prefix, id, suffix);
+    char *url = api_auth_media_url(app->auth, app->cfg->public_base_url, path);
+    free(path);
+    return url;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/auth.h"
 #include "api/internal.h"
 #include "core/alloc.h"
 #include "http/http.h"
@@ -12,22 +13,23 @@
 struct route {
     const char *pattern; /* segments; "*" captures one segment */
     unsigned methods;
+    enum route_access access;
     api_handler_fn fn;
 };
 
 #define GET_HEAD (HTTP_GET | HTTP_HEAD)
 
 static const struct route routes[] = {
-    {"/submit", HTTP_POST, api_submit},
-    {"/status/*", GET_HEAD, api_status},
-    {"/processed/*", GET_HEAD, api_processed},
-    {"/stream/*", GET_HEAD, api_stream},
-    {"/download/*", GET_HEAD, api_download},
-    {"/download/*/metadata", GET_HEAD, api_download_metadata},
-    {"/metadata/*", GET_HEAD, api_metadata},
-    {"/thumbnail/*", GET_HEAD, api_thumbnail},
-    {"/healthz", GET_HEAD, api_healthz},
-    {"/readyz", GET_HEAD, api_readyz},
+    {"/submit", HTTP_POST, ACCESS_API, api_submit},
+    {"/status/*", GET_HEAD, ACCESS_API, api_status},
+    {"/processed/*", GET_HEAD, ACCESS_API, api_processed},
+    {"/stream/*", GET_HEAD, ACCESS_MEDIA, api_stream},
+    {"/download/*", GET_HEAD, ACCESS_MEDIA, api_download},
+    {"/download/*/metadata", GET_HEAD, ACCESS_MEDIA, api_download_metadata},
+    {"/metadata/*", GET_HEAD, ACCESS_MEDIA, api_metadata},
+    {"/thumbnail/*", GET_HEAD, ACCESS_MEDIA, api_thumbnail},
+    {"/healthz", GET_HEAD, ACCESS_PUBLIC, api_healthz},
+    {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -90,7 +92,8 @@ void api_handle(struct http_request *req, void *thread_ctx)
             continue;
         }
         struct api_call call = {req, thread_ctx, param};
-        routes[i].fn(&call);
+        if (api_auth_check(call.t->app->auth, req, routes[i].access))
+            routes[i].fn(&call);
         return;
     }
     if (allowed)

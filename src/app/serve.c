@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "http/http.h"
@@ -31,9 +32,12 @@ static void *signal_thread(void *arg)
 int serve_main(const struct config *cfg)
 {
     char err[256];
-    struct app app = {cfg, store_new(cfg->processed_dir, err, sizeof(err))};
-    if (!app.store) {
+    struct app app = {cfg, store_new(cfg->processed_dir, err, sizeof(err)), NULL};
+    if (app.store)
+        app.auth = api_auth_new(cfg, err, sizeof(err));
+    if (!app.auth) {
         log_msg(LOG_ERROR, "serve", "%s", err);
+        store_free(app.store);
         return 1;
     }
     sigset_t set;
@@ -57,6 +61,7 @@ int serve_main(const struct config *cfg)
     struct http_server *srv = http_server_new(&opts, err, sizeof(err));
     if (!srv) {
         log_msg(LOG_ERROR, "serve", "%s", err);
+        api_auth_free(app.auth);
         store_free(app.store);
         return 1;
     }
@@ -68,6 +73,7 @@ int serve_main(const struct config *cfg)
     pthread_cancel(sig);
     pthread_join(sig, NULL);
     http_server_free(srv);
+    api_auth_free(app.auth);
     store_free(app.store);
     return 0;
 }

@@ -61,8 +61,11 @@ static const struct option options[] = {
     {"MAX_HEIGHT", INT(max_height, 16, 8640), "1080", false, "tallest output"},
     {"MAX_DURATION_S", INT(max_duration_s, 1, 86400), "14400", false, "longest input"},
     {"LOG_LEVEL", STR(log_level), "info", false, "debug, info, warn or error"},
-    {"API_KEYS", STR(api_keys), "", true, "bearer keys required by the API (comma list)"},
+    {"API_KEYS", STR(api_keys), "", true,
+     "bearer keys required by the API (comma list, or file:PATH with one key a line)"},
     {"SIGNING_KEY", STR(signing_key), "", true, "key that signs media URLs"},
+    {"SIGNED_URL_TTL_S", INT(signed_url_ttl_s, 1, 31536000), "3600", false,
+     "lifetime of signed media URLs"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -31,6 +31,7 @@ struct config {
     char *log_level;
     char *api_keys;
     char *signing_key;
+    long long signed_url_ttl_s;
 };
 
 /* A lookup of a name in an environment: returns NULL when unset. */

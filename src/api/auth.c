@@ -1,0 +1,165 @@
+/* Bearer keys (constant-time comparison) and signed media URLs (HMAC-SHA256 of path+expiry). */
+#include "api/auth.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "api/internal.h"
+#include "core/alloc.h"
+#include "core/config.h"
+#include "http/http.h"
+#include "util/crypto.h"
+#include "util/str.h"
+
+#define KEYS_MAX 256
+#define KEYS_FILE_MAX (64 * 1024)
+
+struct api_auth {
+    char *keys[KEYS_MAX];
+    size_t nkeys;
+    char *signing_key;
+    long long ttl_s;
+};
+
+/* Adds each key of text, split on commas, spaces and newlines. */
+static int add_keys(struct api_auth *a, const char *text)
+{
+    const char *p = text;
+    while (*p) {
+        size_t skip = strspn(p, ", \t\r\n");
+        p += skip;
+        size_t n = strcspn(p, ", \t\r\n");
+        if (n == 0)
+            continue;
+        if (a->nkeys == KEYS_MAX)
+            return -1;
+        a->keys[a->nkeys++] = xstrndup(p, n);
+        p += n;
+    }
+    return 0;
+}
+
+static char *read_keys_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *text = xmalloc(KEYS_FILE_MAX + 1);
+    size_t n = fread(text, 1, KEYS_FILE_MAX, f);
+    fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
+struct api_auth *api_auth_new(const struct config *cfg, char *err, size_t errlen)
+{
+    struct api_auth *a = xcalloc(1, sizeof(*a));
+    a->ttl_s = cfg->signed_url_ttl_s;
+    a->signing_key = cfg->signing_key[0] ? xstrdup(cfg->signing_key) : NULL;
+    const char *keys = cfg->api_keys;
+    char *file_text = NULL;
+    if (strncmp(keys, "file:", 5) == 0) {
+        file_text = read_keys_file(keys + 5);
+        if (!file_text) {
+            snprintf(err, errlen, "API_KEYS: cannot read the key file");
+            api_auth_free(a);
+            return NULL;
+        }
+        keys = file_text;
+    }
+    int rc = add_keys(a, keys);
+    free(file_text);
+    if (rc) {
+        snprintf(err, errlen, "API_KEYS: more than %d keys", KEYS_MAX);
+        api_auth_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void api_auth_free(struct api_auth *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->nkeys; i++)
+        free(a->keys[i]);
+    free(a->signing_key);
+    free(a);
+}
+
+/* Compares the bearer token with every key, always all of them. */
+static bool bearer_valid(const struct api_auth *a, const char *header)
+{
+    if (strncasecmp(header, "Bearer ", 7) != 0)
+        return false;
+    const char *token = header + 7;
+    size_t len = strlen(token);
+    bool ok = false;
+    for (size_t i = 0; i < a->nkeys; i++)
+        ok |= crypto_str_equal(token, len, a->keys[i], strlen(a->keys[i]));
+    return ok;
+}
+
+void api_auth_sign(const struct api_auth *a, const char *path, long long expires, char *out)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof(msg), "%s\n%lld", path, expires);
+    unsigned char mac[SHA256_LEN];
+    crypto_hmac_sha256(a->signing_key, strlen(a->signing_key), msg, (size_t)n, mac);
+    str_hex(out, mac, SHA256_LEN);
+}
+
+static bool signature_valid(const struct api_auth *a, struct http_request *req)
+{
+    const char *expires_s = http_request_query_param(req, "expires");
+    const char *sig = http_request_query_param(req, "sig");
+    const char *path = http_request_path(req);
+    long long expires;
+    if (!expires_s || !sig || !path || strlen(path) > 256 ||
+        !str_to_ll(expires_s, strlen(expires_s), 0, INT64_MAX, &expires) ||
+        expires < (long long)time(NULL))
+        return false;
+    char want[2 * SHA256_LEN + 1];
+    api_auth_sign(a, path, expires, want);
+    return strlen(sig) == 2 * SHA256_LEN && crypto_equal(sig, want, 2 * SHA256_LEN);
+}
+
+bool api_auth_check(const struct api_auth *a, struct http_request *req, enum route_access access)
+{
+    if (access == ACCESS_PUBLIC)
+        return true;
+    if (access == ACCESS_MEDIA && a->signing_key) {
+        if (signature_valid(a, req))
+            return true;
+        api_reply_error(req, 403, "invalid_signature",
+                        "this media URL is unsigned, altered or expired");
+        return false;
+    }
+    if (a->nkeys == 0)
+        return true;
+    const char *header = http_request_header(req, "Authorization");
+    if (!header) {
+        http_reply_header(req, "WWW-Authenticate", "Bearer");
+        api_reply_error(req, 401, "unauthorized", "an API key is required");
+        return false;
+    }
+    if (!bearer_valid(a, header)) {
+        api_reply_error(req, 403, "forbidden", "the API key is not valid");
+        return false;
+    }
+    return true;
+}
+
+char *api_auth_media_url(const struct api_auth *a, const char *base, const char *path)
+{
+    if (!a->signing_key)
+        return xasprintf("%s%s", base, path);
+    long long expires = (long long)time(NULL) + a->ttl_s;
+    char sig[2 * SHA256_LEN + 1];
+    api_auth_sign(a, path, expires, sig);
+    return xasprintf("%s%s?expires=%lld&sig=%s", base, path, expires, sig);
+}

@@ -1,0 +1,28 @@
+/* Access control: bearer API keys, and HMAC-signed expiring media URLs. */
+#ifndef IA_API_AUTH_H
+#define IA_API_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+struct http_request;
+struct api_auth;
+
+enum route_access {
+    ACCESS_PUBLIC, /* /healthz, /readyz */
+    ACCESS_API,    /* needs a bearer key when API_KEYS is set */
+    ACCESS_MEDIA,  /* needs a valid signature when SIGNING_KEY is set, else as ACCESS_API */
+};
+
+/* Reads API_KEYS (a list, or file:PATH) and SIGNING_KEY; NULL with a message in err. */
+struct api_auth *api_auth_new(const struct config *cfg, char *err, size_t errlen);
+void api_auth_free(struct api_auth *a);
+/* True when the request may proceed; otherwise it has been answered with 401 or 403. */
+bool api_auth_check(const struct api_auth *a, struct http_request *req, enum route_access access);
+/* base + path, with "?expires=E&sig=S" appended when signing is on; the caller frees it. */
+char *api_auth_media_url(const struct api_auth *a, const char *base, const char *path);
+/* The signature of path valid until expires, as 64 hex digits in out (65 bytes). */
+void api_auth_sign(const struct api_auth *a, const char *path, long long expires, char *out);
+
+#endif

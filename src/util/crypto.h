@@ -1,0 +1,18 @@
+/* Hashes and MACs for the project, over OpenSSL's libcrypto (the only includer). */
+#ifndef IA_UTIL_CRYPTO_H
+#define IA_UTIL_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SHA256_LEN 32
+
+void crypto_sha256(const void *data, size_t len, unsigned char out[SHA256_LEN]);
+void crypto_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
+                        unsigned char out[SHA256_LEN]);
+/* Compares n bytes in time that does not depend on where they differ. */
+bool crypto_equal(const void *a, const void *b, size_t n);
+/* Compares two strings of any lengths without revealing where or whether lengths differ. */
+bool crypto_str_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+#endif

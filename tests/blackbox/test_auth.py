@@ -1,0 +1,73 @@
+"""Access control: bearer API keys and signed, expiring media URLs."""
+import os
+import time
+import uuid
+
+import pytest
+import requests
+
+from conftest import Service
+
+KEY = "k-" + "a" * 30
+
+
+@pytest.fixture
+def secured(tmp_path, redis_server):
+    svc = Service(str(tmp_path), redis_server,
+                  extra_env={"API_KEYS": f"other-key, {KEY}", "SIGNING_KEY": "sign-me",
+                             "SIGNED_URL_TTL_S": "60"})
+    yield svc
+    codes = svc.stop()
+    assert all(c == 0 for c in codes.values()), svc.dump_logs()
+
+
+def auth(key=KEY):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def publish_fake_video(svc):
+    video_id = str(uuid.uuid4())
+    for ext, data in (("mp4", b"\0" * 1000), ("json", b'{"schema": 1}')):
+        with open(os.path.join(svc.processed, f"processed_{video_id}.{ext}"), "wb") as f:
+            f.write(data)
+    return video_id
+
+
+def test_api_keys(secured):
+    missing = f"{secured.base}/status/{uuid.uuid4()}"
+    r = requests.get(missing)
+    assert r.status_code == 401 and r.json()["code"] == "unauthorized"
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+    assert requests.get(missing, headers=auth("wrong")).status_code == 403
+    assert requests.get(missing, headers=auth(KEY[:-1])).status_code == 403
+    assert requests.get(missing, headers={"Authorization": KEY}).status_code == 403
+    assert requests.get(missing, headers=auth()).status_code == 404
+    assert requests.get(missing, headers=auth("other-key")).status_code == 404
+    assert requests.post(secured.base + "/submit", json={"video_url": "http://x.example/"}
+                         ).status_code == 401
+    assert requests.get(secured.base + "/healthz").status_code == 200
+    assert requests.get(secured.base + "/readyz").status_code == 200
+
+
+def test_signed_media_urls(secured):
+    video_id = publish_fake_video(secured)
+    p = requests.get(f"{secured.base}/processed/{video_id}", headers=auth())
+    assert p.status_code == 200
+    urls = p.json()
+    for name in ("video_url", "download_video_url", "metadata_url"):
+        url = urls[name]
+        assert "sig=" in url and "expires=" in url
+        assert requests.get(url).status_code == 200, name  # no bearer key needed
+        unsigned = url.split("?")[0]
+        assert requests.get(unsigned, headers=auth()).status_code == 403
+        tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
+        assert requests.get(tampered).status_code == 403
+        other = url.replace(video_id, str(uuid.uuid4()))
+        assert requests.get(other).status_code == 403
+    base, query = urls["video_url"].split("?")
+    params = dict(kv.split("=") for kv in query.split("&"))
+    expired = f"{base}?expires={int(time.time()) - 1}&sig={params['sig']}"
+    assert requests.get(expired).status_code == 403
+    later = f"{base}?expires={int(params['expires']) + 1000}&sig={params['sig']}"
+    assert requests.get(later).status_code == 403
+    assert requests.get(urls["video_url"], headers={"Range": "bytes=0-9"}).status_code == 206
