@@ -3,6 +3,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +101,9 @@ static int wait_for(const char *api_base, const char *task_id)
                     json_str(body, "error", json_str(body, "detail", "no answer")),
                     json_str(body, "code", "unknown"));
         }
+        bool done = status != 200 || strcmp(state, "processing") != 0;
         json_decref(body);
-        if (status != 200 || strcmp(state, "processing") != 0)
+        if (done)
             break;
         usleep(500 * 1000);
     }

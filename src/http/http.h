@@ -52,6 +52,13 @@ void http_server_run(struct http_server *srv);
 void http_server_stop(struct http_server *srv);
 void http_server_free(struct http_server *srv);
 
+struct event_base;
+/*
+ * The libevent loop of the calling thread while it runs one of the server's loops (inside
+ * thread_init, handlers and thread_free), e.g. for hiredis's libevent adapter; NULL elsewhere.
+ */
+struct event_base *http_thread_event_base(void);
+
 /* Request accessors. Returned strings are borrowed and live until the reply. */
 enum http_method http_request_method(const struct http_request *req);
 /* The path, percent-decoded, without the query string; NULL if it does not decode. */

@@ -42,10 +42,11 @@ struct task_status {
 struct claimed_task {
     char task_id[64];
     char delivery_tag[64];
-    char *task_name;  /* owned */
-    json_t *args;     /* owned; the positional arguments array */
-    int retries;      /* from the message headers */
-    char *raw;        /* owned; the message exactly as it was on the queue */
+    char *task_name;      /* owned */
+    json_t *args;         /* owned; the positional arguments array */
+    int retries;          /* from the message headers */
+    char *raw;            /* owned; the message exactly as it was on the queue */
+    char lease_token[40]; /* who holds the lease: renew/ack/requeue/retry check it */
 };
 
 /* Connects lazily on first use. Never returns NULL. */
@@ -69,6 +70,8 @@ void task_status_cleanup(struct task_status *st);
 /*
  * Worker side: atomically moves one message from the queue into kombu's unacked bookkeeping
  * under a lease of lease_s seconds. Waits up to wait_ms for one. *out is NULL when none came.
+ * A malformed message is moved to the list "interview-dead" and IA_ERR_INVALID returned (*out
+ * NULL): log it and call again.
  */
 enum ia_err queue_claim(struct queue *q, int lease_s, int wait_ms, struct claimed_task **out);
 /* Extends the lease of a claimed task; IA_ERR_NOT_FOUND when it was lost to another worker. */
@@ -77,6 +80,11 @@ enum ia_err queue_lease_renew(struct queue *q, const struct claimed_task *t, int
 enum ia_err queue_ack(struct queue *q, const struct claimed_task *t);
 /* Puts the message back at the head of the queue (shutdown, or a retry). */
 enum ia_err queue_requeue(struct queue *q, const struct claimed_task *t);
+/*
+ * Publishes the same call again with headers.retries + 1 and a new delivery tag at the back of
+ * the queue, and ends this lease, in one atomic step. IA_ERR_NOT_FOUND when the lease was lost.
+ */
+enum ia_err queue_retry(struct queue *q, const struct claimed_task *t);
 /* Returns messages whose lease ran out to the queue; the number restored, or -1. */
 long long queue_restore_expired(struct queue *q);
 void claimed_task_free(struct claimed_task *t);
@@ -91,8 +99,10 @@ enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *st
                             json_t *result);
 enum ia_err queue_set_failure(struct queue *q, const char *task_id, const char *code,
                               const char *message);
+/* Writes a RETRY record whose exception carries our code and message (shown while retrying). */
+enum ia_err queue_set_retry(struct queue *q, const char *task_id, const char *code,
+                            const char *message);
 /* The stored Celery status of a task ("SUCCESS", ...) into buf, or "" when none. */
-enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *buf,
-                                    size_t buflen);
+enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *buf, size_t buflen);
 
 #endif

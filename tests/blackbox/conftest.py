@@ -113,6 +113,10 @@ def media(tmp_path_factory):
     return d
 
 
+# As root, nginx's workers would drop to "nobody" and could not read pytest's private dirs.
+NGINX_USER = "user root root;\n" if os.geteuid() == 0 else ""
+
+
 class FileServer:
     """nginx serving a directory on 127.0.0.2, for the fetcher to download from."""
 
@@ -121,7 +125,7 @@ class FileServer:
         self.tmp = tmp
         conf = os.path.join(tmp, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(f"""
+            f.write(NGINX_USER + f"""
 worker_processes 1;
 pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
@@ -164,7 +168,7 @@ def file_server(media, tmp_path_factory):
 class Service:
     """The real program: serve and worker processes sharing one PROCESSED_DIR and Redis."""
 
-    def __init__(self, tmp, redis, extra_env=None, workers=1):
+    def __init__(self, tmp, redis, file_server=None, extra_env=None, workers=1):
         self.tmp = tmp
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -177,6 +181,8 @@ class Service:
             "FETCH_ALLOW_CIDRS": f"{ALLOWED_HOST}/32", "WORKER_CONCURRENCY": "2",
             "SERVE_THREADS": "2", "LOG_LEVEL": "debug", "TASK_LEASE_S": "10",
         })
+        if file_server:
+            self.env["ALLOWED_PORTS"] = str(file_server.port)
         self.env.update(extra_env or {})
         self.logs = []
         self.serve = self.spawn("serve")
@@ -229,8 +235,8 @@ class Service:
 
 
 @pytest.fixture
-def service(tmp_path, redis_server, request):
-    svc = Service(str(tmp_path), redis_server)
+def service(tmp_path, redis_server, file_server, request):
+    svc = Service(str(tmp_path), redis_server, file_server)
     yield svc
     codes = svc.stop()
     failed = request.node.rep_call.failed if hasattr(request.node, "rep_call") else False

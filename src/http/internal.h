@@ -1,0 +1,40 @@
+/* What the http/ files share: the request wrapper around libevent's request. Private to http/. */
+#ifndef IA_HTTP_INTERNAL_H
+#define IA_HTTP_INTERNAL_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "http/http.h"
+
+/* Lives on the loop thread's stack for one handler call; handlers must reply before returning. */
+struct http_request {
+    struct evhttp_request *ev;
+    enum http_method method;
+    char *path;               /* percent-decoded path, or NULL when it does not decode */
+    struct evkeyvalq query;   /* decoded query parameters, parsed on first use */
+    bool query_parsed;
+    bool query_ok;
+    bool replied;
+};
+
+/* Prepares req for ev (decodes the path); http_request_cleanup() releases it. */
+void http_request_init(struct http_request *req, struct evhttp_request *ev);
+void http_request_cleanup(struct http_request *req);
+
+/*
+ * Sends the reply: status, the output headers added so far, and the output buffer (which
+ * libevent does not send for HEAD). Marks req replied; a second reply is logged and dropped.
+ */
+void http_request_send(struct http_request *req, int status);
+/* True when req was already answered; logs the misuse. */
+bool http_request_check_replied(const struct http_request *req);
+
+/* Percent-decodes [in, in+len) into a new string; NULL on a bad escape or a NUL byte. */
+char *http_path_decode(const char *in, size_t len);
+
+#endif

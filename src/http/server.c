@@ -1,0 +1,266 @@
+/*
+ * The HTTP server: one listening socket shared by opts.threads libevent loops, each with its own
+ * event_base and evhttp in its own thread. The kernel hands each new connection to whichever
+ * loop accepts it first; a connection then stays on that loop.
+ */
+#include "http/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+
+#define HTTP_LISTEN_BACKLOG 1024
+#define HTTP_MAX_THREADS 256
+
+struct http_loop {
+    struct http_server *srv;
+    struct event_base *base;
+    struct evhttp *http;
+    struct event *stop_ev;
+    pthread_t thread;
+    bool started;
+    void *ctx;
+};
+
+struct http_server {
+    struct http_server_opts opts;
+    int listen_fd;
+    int stop_pipe[2]; /* a byte written to [1] makes every loop leave */
+    int port;
+    int nloops;
+    struct http_loop *loops;
+};
+
+static _Thread_local struct http_loop *current_loop;
+
+struct event_base *http_thread_event_base(void)
+{
+    return current_loop ? current_loop->base : NULL;
+}
+
+/* Wraps ev, runs the handler, and answers 500 if the handler did not answer. */
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+    struct http_loop *loop = arg;
+    struct http_request req;
+    http_request_init(&req, ev);
+    loop->srv->opts.handler(&req, loop->ctx);
+    if (!req.replied) {
+        log_msg(LOG_ERROR, "http", "handler returned without a reply; sending 500");
+        http_reply_body(&req, 500, "text/plain", "internal error\n", 15);
+    }
+    http_request_cleanup(&req);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct http_loop *loop = arg;
+    event_base_loopbreak(loop->base);
+}
+
+/* Binds and listens on host:port (non-blocking, SO_REUSEADDR); returns the fd or -1. */
+static int listen_on(const char *host, int port, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    int rc = getaddrinfo(host && *host ? host : NULL, service, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", host ? host : "", gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, saved = 0;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, HTTP_LISTEN_BACKLOG) != 0) {
+            saved = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host ? host : "*", port,
+                 strerror(saved));
+    return fd;
+}
+
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Creates one loop's base and evhttp, accepting on a duplicate of the shared socket. */
+static bool loop_setup(struct http_server *srv, struct http_loop *loop, char *err, size_t errlen)
+{
+    const struct http_server_opts *o = &srv->opts;
+    loop->srv = srv;
+    loop->base = event_base_new();
+    loop->http = loop->base ? evhttp_new(loop->base) : NULL;
+    if (!loop->http) {
+        snprintf(err, errlen, "cannot create an event loop");
+        return false;
+    }
+    evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                               EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+                                               EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
+    evhttp_set_max_body_size(loop->http, (ev_ssize_t)o->max_body_bytes);
+    evhttp_set_max_headers_size(loop->http, (ev_ssize_t)o->max_header_bytes);
+    if (o->idle_timeout_s > 0)
+        evhttp_set_timeout(loop->http, o->idle_timeout_s);
+    evhttp_set_default_content_type(loop->http, NULL);
+    evhttp_set_gencb(loop->http, on_request, loop);
+    int fd = fcntl(srv->listen_fd, F_DUPFD_CLOEXEC, 0); /* each evhttp closes its own copy */
+    if (fd < 0 || evhttp_accept_socket(loop->http, fd) != 0) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(err, errlen, "cannot accept on the listening socket: %s", strerror(errno));
+        return false;
+    }
+    loop->stop_ev = event_new(loop->base, srv->stop_pipe[0], EV_READ | EV_PERSIST, on_stop, loop);
+    if (!loop->stop_ev || event_add(loop->stop_ev, NULL) != 0) {
+        snprintf(err, errlen, "cannot watch the stop pipe");
+        return false;
+    }
+    return true;
+}
+
+static bool check_opts(const struct http_server_opts *o, char *err, size_t errlen)
+{
+    if (!o->handler || o->threads < 1 || o->threads > HTTP_MAX_THREADS || o->port < 0 ||
+        o->port > 65535) {
+        snprintf(err, errlen, "bad server options (handler, threads 1-%d, port 0-65535)",
+                 HTTP_MAX_THREADS);
+        return false;
+    }
+    return true;
+}
+
+struct http_server *http_server_new(const struct http_server_opts *opts, char *err, size_t errlen)
+{
+    if (!check_opts(opts, err, errlen))
+        return NULL;
+    if (evthread_use_pthreads() != 0) {
+        snprintf(err, errlen, "libevent thread support is unavailable");
+        return NULL;
+    }
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    srv->opts = *opts;
+    srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+    srv->listen_fd = listen_on(opts->host, opts->port, err, errlen);
+    if (srv->listen_fd < 0)
+        goto fail;
+    srv->port = bound_port(srv->listen_fd);
+    if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    srv->loops = xcalloc((size_t)opts->threads, sizeof(*srv->loops));
+    for (srv->nloops = 0; srv->nloops < opts->threads; srv->nloops++)
+        if (!loop_setup(srv, &srv->loops[srv->nloops], err, errlen)) {
+            srv->nloops++; /* free the partly built loop too */
+            goto fail;
+        }
+    return srv;
+fail:
+    http_server_free(srv);
+    return NULL;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+    return srv->port;
+}
+
+/* One loop thread: its context, its loop until stopped, then its connections and context. */
+static void *loop_main(void *arg)
+{
+    struct http_loop *loop = arg;
+    current_loop = loop;
+    if (loop->srv->opts.thread_init)
+        loop->ctx = loop->srv->opts.thread_init(loop->srv->opts.app);
+    event_base_dispatch(loop->base);
+    evhttp_free(loop->http); /* closes this loop's connections */
+    loop->http = NULL;
+    if (loop->srv->opts.thread_free)
+        loop->srv->opts.thread_free(loop->ctx);
+    loop->ctx = NULL;
+    current_loop = NULL;
+    return NULL;
+}
+
+void http_server_run(struct http_server *srv)
+{
+    for (int i = 0; i < srv->nloops; i++) {
+        int rc = pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i]);
+        if (rc != 0) {
+            log_msg(LOG_ERROR, "http", "cannot start loop thread %d: %s", i, strerror(rc));
+            http_server_stop(srv);
+            break;
+        }
+        srv->loops[i].started = true;
+    }
+    for (int i = 0; i < srv->nloops; i++) {
+        if (srv->loops[i].started)
+            pthread_join(srv->loops[i].thread, NULL);
+        srv->loops[i].started = false;
+    }
+}
+
+void http_server_stop(struct http_server *srv)
+{
+    /* write() is async-signal-safe; the pipe stays readable, so every loop sees it. */
+    ssize_t n = write(srv->stop_pipe[1], "x", 1);
+    (void)n;
+}
+
+void http_server_free(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    for (int i = 0; i < srv->nloops; i++) {
+        struct http_loop *loop = &srv->loops[i];
+        if (loop->http)
+            evhttp_free(loop->http);
+        if (loop->stop_ev)
+            event_free(loop->stop_ev);
+        if (loop->base)
+            event_base_free(loop->base);
+    }
+    free(srv->loops);
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    for (int i = 0; i < 2; i++)
+        if (srv->stop_pipe[i] >= 0)
+            close(srv->stop_pipe[i]);
+    free(srv);
+}

@@ -1,0 +1,373 @@
+/*
+ * Safe download of a video URL to a file with libcurl (the only file that includes curl.h).
+ * Redirects are followed by hand so that every hop's URL is checked (scheme, user-info, port);
+ * every connection's actual address and port are checked at connect time by the open-socket
+ * callback, which also covers DNS rebinding. Proxies from the environment are not used, so the
+ * address checked is always the origin's.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "media/media.h"
+#include "util/netpolicy.h"
+#include "util/str.h"
+
+#define FETCH_MAX_REDIRECTS 5
+#define FETCH_LOW_SPEED_BYTES_S 1024L
+#define FETCH_LOW_SPEED_TIME_S 30L
+#define FETCH_PROGRESS_EVERY_MS 250
+#define FETCH_USER_AGENT "interview-api/0.1"
+
+struct fetch_ctx {
+    const struct media_opts *opts;
+    CURL *curl;
+    int fd;
+    EVP_MD_CTX *sha;
+    uint64_t bytes;
+    uint64_t discarded; /* bytes of redirect bodies, capped like the body */
+    int64_t end_ms;     /* the earlier of the fetch time limit and the task deadline */
+    int64_t last_progress_ms;
+    bool refused, too_large, disk_full, io_error, aborted;
+    char refused_addr[64];
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+enum ia_err media_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? IA_OK : IA_ERR_INTERNAL;
+}
+
+void media_global_cleanup(void) { curl_global_cleanup(); }
+
+void fetch_result_cleanup(struct fetch_result *res)
+{
+    free(res->final_url);
+    free(res->content_type);
+    memset(res, 0, sizeof *res);
+}
+
+/* Formats the address and port of sa for a log line. */
+static void format_sockaddr(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(out, outlen, "%s port %u", host, port);
+}
+
+static bool sockaddr_allowed(const struct netpolicy *p, const struct sockaddr *sa, socklen_t len)
+{
+    unsigned port;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in))
+        port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
+        port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+    else
+        return false;
+    return netpolicy_allows_port(p, port) && netpolicy_allows_sockaddr(p, sa, len);
+}
+
+/* Called by curl for every connection it opens: refuses addresses the policy refuses. */
+static curl_socket_t on_opensocket(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct fetch_ctx *c = userp;
+    if (purpose != CURLSOCKTYPE_IPCXN || !sockaddr_allowed(c->opts->policy, &a->addr, a->addrlen)) {
+        c->refused = true;
+        format_sockaddr(&a->addr, c->refused_addr, sizeof c->refused_addr);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+static bool write_all(struct fetch_ctx *c, const char *data, size_t n)
+{
+    while (n) {
+        ssize_t w = write(c->fd, data, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (errno == ENOSPC || errno == EDQUOT)
+                c->disk_full = true;
+            else
+                c->io_error = true;
+            return false;
+        }
+        data += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* Body bytes: only a 2xx body goes to the file (a redirect's body is dropped). */
+static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct fetch_ctx *c = userp;
+    size_t n = size * nmemb;
+    long code = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+    uint64_t max = c->opts->max_download_bytes;
+    if (code < 200 || code > 299) {
+        c->discarded += n;
+        c->too_large = max && c->discarded > max;
+        return c->too_large ? 0 : n;
+    }
+    if (max && c->bytes + n > max) {
+        c->too_large = true;
+        return 0;
+    }
+    if (!write_all(c, data, n))
+        return 0;
+    EVP_DigestUpdate(c->sha, data, n);
+    c->bytes += n;
+    return n;
+}
+
+/* Aborts on cancel or deadline; reports "fetching" progress when the size is known. */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct fetch_ctx *c = userp;
+    (void)ultotal, (void)ulnow;
+    int64_t now = media_now_ms();
+    if ((c->opts->cancel && atomic_load(c->opts->cancel)) ||
+        (c->opts->deadline_ms && now >= c->opts->deadline_ms)) {
+        c->aborted = true;
+        return 1;
+    }
+    if (c->opts->progress && dltotal > 0 && now - c->last_progress_ms >= FETCH_PROGRESS_EVERY_MS) {
+        c->last_progress_ms = now;
+        c->opts->progress("fetching", (double)dlnow / (double)dltotal, c->opts->progress_ctx);
+    }
+    return 0;
+}
+
+/* Checks one URL (the first or a redirect target): http(s), no user-info, an allowed port. */
+static enum ia_err check_url(const struct media_opts *o, const char *url, char *detail,
+                             size_t detaillen)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *user = NULL, *password = NULL, *port = NULL;
+    enum ia_err result = IA_ERR_URL_NOT_ALLOWED;
+    uint64_t portnum = 0;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK) {
+        snprintf(detail, detaillen, "URL does not parse");
+        goto out;
+    }
+    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (!scheme || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+        snprintf(detail, detaillen, "scheme %s refused", scheme ? scheme : "(none)");
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PASSWORD, &password, 0) == CURLUE_OK) {
+        snprintf(detail, detaillen, "URL with user-info refused");
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+        !str_to_u64(port, strlen(port), &portnum) || portnum > 65535 ||
+        !netpolicy_allows_port(o->policy, (unsigned)portnum)) {
+        snprintf(detail, detaillen, "port %s refused", port ? port : "(none)");
+        goto out;
+    }
+    result = IA_OK;
+out:
+    curl_free(scheme), curl_free(user), curl_free(password), curl_free(port);
+    curl_url_cleanup(u);
+    return result;
+}
+
+static void setup_handle(struct fetch_ctx *c)
+{
+    const struct media_opts *o = c->opts;
+    CURL *h = c->curl;
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_PROXY, "");
+    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, FETCH_USER_AGENT);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+                     o->connect_timeout_s > 0 ? o->connect_timeout_s : 10L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT,
+                     o->low_speed_bytes_s > 0 ? o->low_speed_bytes_s : FETCH_LOW_SPEED_BYTES_S);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                     o->low_speed_time_s > 0 ? o->low_speed_time_s : FETCH_LOW_SPEED_TIME_S);
+    if (o->max_download_bytes)
+        curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_download_bytes);
+}
+
+static enum ia_err map_http_status(long code, char *detail, size_t detaillen)
+{
+    snprintf(detail, detaillen, "origin answered HTTP %ld", code);
+    return code >= 500 || code == 429 || code == 408 ? IA_ERR_FETCH_TRANSIENT : IA_ERR_FETCH_HTTP;
+}
+
+/* Maps a failed transfer to the project's error, using what the callbacks recorded. */
+static enum ia_err map_curl_error(struct fetch_ctx *c, CURLcode rc, char *detail, size_t detaillen)
+{
+    const char *why = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+    long code = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+    if (rc == CURLE_HTTP_RETURNED_ERROR)
+        return map_http_status(code, detail, detaillen);
+    snprintf(detail, detaillen, "transfer failed: %s", why);
+    if (c->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
+        snprintf(detail, detaillen, "body larger than %llu bytes",
+                 (unsigned long long)c->opts->max_download_bytes);
+        return IA_ERR_TOO_LARGE;
+    }
+    if (c->disk_full)
+        return IA_ERR_STORAGE_FULL;
+    if (c->io_error)
+        return IA_ERR_IO;
+    if (c->aborted || (rc == CURLE_OPERATION_TIMEDOUT && media_now_ms() >= c->end_ms - 50))
+        return IA_ERR_TIMEOUT;
+    if (c->refused && rc == CURLE_COULDNT_CONNECT) {
+        snprintf(detail, detaillen, "connection to %s refused by policy", c->refused_addr);
+        return IA_ERR_URL_NOT_ALLOWED;
+    }
+    if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
+        return IA_ERR_URL_NOT_ALLOWED;
+    return IA_ERR_FETCH_NETWORK;
+}
+
+/* One request without following: on a redirect sets *next to the target (owned). */
+static enum ia_err fetch_hop(struct fetch_ctx *c, const char *url, char **next, char *detail,
+                             size_t detaillen)
+{
+    int64_t left = c->end_ms - media_now_ms();
+    if (left <= 0) {
+        snprintf(detail, detaillen, "time limit passed before the request");
+        return IA_ERR_TIMEOUT;
+    }
+    curl_easy_setopt(c->curl, CURLOPT_URL, url);
+    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)left);
+    c->errbuf[0] = '\0';
+    CURLcode rc = curl_easy_perform(c->curl);
+    if (rc != CURLE_OK)
+        return map_curl_error(c, rc, detail, detaillen);
+    long code = 0;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 200 && code <= 299)
+        return IA_OK;
+    char *location = NULL;
+    curl_easy_getinfo(c->curl, CURLINFO_REDIRECT_URL, &location);
+    if (code >= 300 && code <= 399 && location) {
+        *next = xstrdup(location);
+        return IA_OK;
+    }
+    return map_http_status(code, detail, detaillen);
+}
+
+/* Follows up to FETCH_MAX_REDIRECTS redirects, checking each URL before requesting it. */
+static enum ia_err fetch_follow(struct fetch_ctx *c, const char *url, char **final_url,
+                                char *detail, size_t detaillen)
+{
+    char *cur = xstrdup(url);
+    enum ia_err result = IA_OK;
+    for (int hop = 0;; hop++) {
+        char *next = NULL;
+        result = check_url(c->opts, cur, detail, detaillen);
+        if (!result)
+            result = fetch_hop(c, cur, &next, detail, detaillen);
+        if (result || !next)
+            break;
+        free(cur);
+        cur = next;
+        if (hop == FETCH_MAX_REDIRECTS) {
+            snprintf(detail, detaillen, "more than %d redirects", FETCH_MAX_REDIRECTS);
+            result = IA_ERR_FETCH_HTTP;
+            break;
+        }
+    }
+    *final_url = cur;
+    return result;
+}
+
+static void fill_result(struct fetch_ctx *c, struct fetch_result *res)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char *ctype = NULL;
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
+    curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ctype);
+    res->content_type = ctype ? xstrdup(ctype) : NULL;
+    res->bytes = c->bytes;
+    EVP_DigestFinal_ex(c->sha, md, &mdlen);
+    str_hex(res->sha256, md, mdlen);
+}
+
+static void init_ctx(struct fetch_ctx *c, const struct media_opts *opts)
+{
+    memset(c, 0, sizeof *c);
+    c->opts = opts;
+    c->fd = -1;
+    c->end_ms = media_now_ms() + (opts->fetch_timeout_s > 0 ? opts->fetch_timeout_s : 3600) * 1000;
+    if (opts->deadline_ms && opts->deadline_ms < c->end_ms)
+        c->end_ms = opts->deadline_ms;
+}
+
+enum ia_err media_fetch_to_file(const struct media_opts *opts, const char *url, const char *path,
+                                struct fetch_result *res, char *detail, size_t detaillen)
+{
+    struct fetch_ctx c;
+    enum ia_err result = IA_ERR_INTERNAL;
+    memset(res, 0, sizeof *res);
+    detail[0] = '\0';
+    init_ctx(&c, opts);
+    c.curl = curl_easy_init();
+    c.sha = EVP_MD_CTX_new();
+    if (!c.curl || !c.sha || !EVP_DigestInit_ex(c.sha, EVP_sha256(), NULL)) {
+        snprintf(detail, detaillen, "cannot initialise the transfer");
+        goto out;
+    }
+    c.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (c.fd < 0) {
+        snprintf(detail, detaillen, "cannot create the download file: %s", strerror(errno));
+        result = errno == ENOSPC || errno == EDQUOT ? IA_ERR_STORAGE_FULL : IA_ERR_IO;
+        goto out;
+    }
+    setup_handle(&c);
+    result = fetch_follow(&c, url, &res->final_url, detail, detaillen);
+    if (!result)
+        fill_result(&c, res);
+    if (!result && close(c.fd) < 0) {
+        snprintf(detail, detaillen, "closing the download file: %s", strerror(errno));
+        result = errno == ENOSPC || errno == EDQUOT ? IA_ERR_STORAGE_FULL : IA_ERR_IO;
+    } else if (result) {
+        close(c.fd);
+    }
+out:
+    if (c.curl)
+        curl_easy_cleanup(c.curl);
+    EVP_MD_CTX_free(c.sha);
+    return result;
+}

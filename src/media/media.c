@@ -1,0 +1,89 @@
+/*
+ * media_process(): the order of the steps (probe, checks, packet scan, remux or transcode,
+ * output probe, poster) and the assembly of the report with their timings.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "media/media.h"
+#include "media/probe.h"
+#include "media/process_internal.h"
+
+static void report_progress(const struct media_opts *o, const char *stage, double fraction)
+{
+    if (o->progress)
+        o->progress(stage, fraction, o->progress_ctx);
+}
+
+/* Probe, not-a-video and declared-length checks, then the packet scan and its checks. */
+static enum ia_err probe_input(const struct media_opts *o, const char *path, struct media_info *in,
+                               char *detail, size_t detaillen)
+{
+    enum ia_err result = probe_file(o, path, in, detail, detaillen);
+    if (!result)
+        result = probe_check_video(in, o->max_duration_s, detail, detaillen);
+    if (!result)
+        result = probe_scan_packets(o, path, in, detail, detaillen);
+    if (!result)
+        result = probe_check_scan(in, o->max_duration_s, detail, detaillen);
+    return result;
+}
+
+static json_t *processing_section(const struct media_plan *plan, int64_t t_probe, int64_t t_process,
+                                  int64_t t_poster)
+{
+    /* "O" adds a reference: the plan keeps its own. */
+    return json_pack("{s:s, s:O, s:{s:I, s:I, s:I}, s:s}", "mode",
+                     plan->remux ? "remux" : "transcode", "normalizations", plan->normalizations,
+                     "timings_ms", "probe", (json_int_t)t_probe, "process", (json_int_t)t_process,
+                     "poster", (json_int_t)t_poster, "ffmpeg_version", media_ffmpeg_version());
+}
+
+enum ia_err media_process(const struct media_opts *opts, const char *input_path,
+                          const char *output_mp4, const char *output_jpg, json_t **report,
+                          char *detail, size_t detaillen)
+{
+    struct media_info in;
+    struct media_plan plan = {0};
+    json_t *output = NULL;
+    *report = NULL;
+    detail[0] = '\0';
+    int64_t t0 = media_now_ms();
+    report_progress(opts, "probing", 0);
+    enum ia_err result = probe_input(opts, input_path, &in, detail, detaillen);
+    int64_t t1 = media_now_ms();
+    if (result)
+        goto out;
+    media_plan_init(&plan, &in, opts, input_path);
+    report_progress(opts, "processing", 0);
+    result = media_convert(opts, &in, &plan, input_path, output_mp4, detail, detaillen);
+    if (!result)
+        result = media_report_output(opts, output_mp4, &output, detail, detaillen);
+    int64_t t2 = media_now_ms();
+    if (!result) {
+        double duration = json_real_value(json_object_get(output, "duration"));
+        result = media_poster(opts, output_mp4, duration, output_jpg, detail, detaillen);
+    }
+    if (!result) {
+        /* "o" steals the three sections. */
+        *report = json_pack("{s:o, s:o, s:o}", "source", media_report_source(&in), "output", output,
+                            "processing",
+                            processing_section(&plan, t1 - t0, t2 - t1, media_now_ms() - t2));
+        output = NULL;
+        if (!*report) {
+            snprintf(detail, detaillen, "report assembly failed");
+            result = IA_ERR_INTERNAL;
+        }
+    }
+out:
+    if (result) {
+        (void)unlink(output_mp4);
+        (void)unlink(output_jpg);
+    }
+    json_decref(output);
+    media_plan_cleanup(&plan);
+    media_info_cleanup(&in);
+    return result;
+}

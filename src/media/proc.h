@@ -1,0 +1,60 @@
+/*
+ * Subprocess runner for ffmpeg and ffprobe: argv straight to exec (never a shell), stdin from
+ * /dev/null, stdout captured, split into lines or discarded, stderr kept in a capped buffer, other
+ * fds closed, resource limits set, own process group killed at the deadline or on cancel, and the
+ * child always reaped.
+ */
+#ifndef IA_MEDIA_PROC_H
+#define IA_MEDIA_PROC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+/* Called with one stdout line (without '\n', NUL-terminated; long lines truncated). */
+typedef void (*proc_line_fn)(const char *line, size_t len, void *ctx);
+
+enum proc_stdout { PROC_STDOUT_DISCARD, PROC_STDOUT_CAPTURE, PROC_STDOUT_LINES };
+
+struct proc_opts {
+    int64_t deadline_ms;       /* media_now_ms() time to kill the group; 0: none */
+    const atomic_bool *cancel; /* kill the group once true; may be NULL */
+    enum proc_stdout out_mode;
+    size_t stdout_cap;    /* CAPTURE: bytes kept (more are read and dropped); 0: 4 MiB */
+    size_t stderr_keep;   /* last bytes of stderr kept; 0: 64 KiB */
+    proc_line_fn on_line; /* LINES: called for each line */
+    void *line_ctx;
+    uint64_t rlimit_cpu_s;       /* RLIMIT_CPU in the child; 0: unlimited */
+    uint64_t rlimit_as_bytes;    /* RLIMIT_AS; 0: unlimited */
+    uint64_t rlimit_fsize_bytes; /* RLIMIT_FSIZE (largest file the child may write); 0: unlimited */
+};
+
+struct proc_result {
+    int exit_code;         /* exit status, or -1 when killed by a signal */
+    int term_signal;       /* the signal that ended the child, or 0 */
+    bool timed_out;        /* we killed it because the deadline passed */
+    bool cancelled;        /* we killed it because *cancel became true */
+    bool stdout_truncated; /* CAPTURE: more than stdout_cap bytes arrived */
+    char *out;             /* CAPTURE: owned, NUL-terminated, may hold NULs */
+    size_t out_len;
+    char *err; /* owned, NUL-terminated: the last stderr_keep bytes */
+    size_t err_len;
+};
+
+/*
+ * Runs argv[0] (looked up in PATH when it has no '/') with argv, waits for it and fills res.
+ * Returns IA_OK when the child ran and ended on its own (whatever its exit status), IA_ERR_TIMEOUT
+ * when it was killed for the deadline or cancel (res says which), IA_ERR_INTERNAL when it could
+ * not be started (detail says why). The child is always reaped. Call proc_result_cleanup() after.
+ */
+enum ia_err proc_run(const char *const argv[], const struct proc_opts *opts,
+                     struct proc_result *res, char *detail, size_t detaillen);
+void proc_result_cleanup(struct proc_result *res);
+
+/* True when the child exited with status 0. */
+bool proc_result_ok(const struct proc_result *res);
+
+#endif

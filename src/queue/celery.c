@@ -1,0 +1,411 @@
+/*
+ * Celery protocol v2 messages in kombu's Redis envelope, and Celery result-backend records.
+ * Pure functions: no Redis, no clocks except the time passed in. The decoder treats every byte
+ * as hostile and checks each field it uses against the limits in celery.h.
+ */
+#include "queue/celery.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "util/uuid.h"
+
+/* kombu/json.dumps formatting: ", " and ": " separators, ASCII only, shortest-looking reals. */
+#define CELERY_JSON_FLAGS (JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15))
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *celery_base64_encode(const unsigned char *in, size_t len)
+{
+    char *out = xmalloc((len + 2) / 3 * 4 + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < len)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < len)
+            v |= in[i + 2];
+        out[o++] = b64_alphabet[(v >> 18) & 63];
+        out[o++] = b64_alphabet[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? b64_alphabet[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int b64_value(char c)
+{
+    const char *p = c ? strchr(b64_alphabet, c) : NULL;
+    return p ? (int)(p - b64_alphabet) : -1;
+}
+
+unsigned char *celery_base64_decode(const char *in, size_t len, size_t *outlen)
+{
+    while (len > 0 && in[len - 1] == '=' && len % 4 != 1)
+        len--; /* drop padding; the checks below refuse anything else out of place */
+    if (len % 4 == 1)
+        return NULL;
+    unsigned char *out = xmalloc(len / 4 * 3 + 3);
+    size_t o = 0;
+    unsigned acc = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_value(in[i]);
+        if (v < 0) {
+            free(out);
+            return NULL;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        if (i % 4 == 3) {
+            out[o++] = (unsigned char)(acc >> 16);
+            out[o++] = (unsigned char)(acc >> 8);
+            out[o++] = (unsigned char)acc;
+            acc = 0;
+        }
+    }
+    if (len % 4 == 2) {
+        out[o++] = (unsigned char)(acc >> 4);
+    } else if (len % 4 == 3) {
+        out[o++] = (unsigned char)(acc >> 10);
+        out[o++] = (unsigned char)(acc >> 2);
+    }
+    *outlen = o;
+    return out;
+}
+
+/* A bounded text buffer: appends stop at the cap, the length keeps counting. */
+struct repr_buf {
+    char *p;
+    size_t cap, n;
+};
+
+static void rb_add(struct repr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void rb_add(struct repr_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k =
+        vsnprintf(b->n < b->cap ? b->p + b->n : NULL, b->n < b->cap ? b->cap - b->n : 0, fmt, ap);
+    va_end(ap);
+    b->n += k > 0 ? (size_t)k : 0;
+}
+
+/* Appends s as a Python str literal, quoted the way repr() quotes it. */
+static void repr_string(struct repr_buf *b, const char *s, size_t len)
+{
+    char quote = memchr(s, '\'', len) && !memchr(s, '"', len) ? '"' : '\'';
+    rb_add(b, "%c", quote);
+    for (size_t i = 0; i < len && b->n < b->cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\\' || c == (unsigned char)quote)
+            rb_add(b, "\\%c", c);
+        else if (c == '\n' || c == '\r' || c == '\t')
+            rb_add(b, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+        else if (c < 0x20 || c == 0x7f)
+            rb_add(b, "\\x%02x", c);
+        else
+            rb_add(b, "%c", c);
+    }
+    rb_add(b, "%c", quote);
+}
+
+/* Appends one array element as Python would print it. */
+static void repr_value(struct repr_buf *b, const json_t *v)
+{
+    if (json_is_string(v)) {
+        repr_string(b, json_string_value(v), json_string_length(v));
+    } else if (json_is_boolean(v)) {
+        rb_add(b, "%s", json_is_true(v) ? "True" : "False");
+    } else if (json_is_null(v)) {
+        rb_add(b, "None");
+    } else {
+        char *text = json_dumps(v, JSON_ENCODE_ANY | CELERY_JSON_FLAGS);
+        rb_add(b, "%s", text ? text : "...");
+        free(text);
+    }
+}
+
+char *celery_argsrepr(const json_t *args)
+{
+    struct repr_buf b = {xmalloc(CELERY_ARGSREPR_MAX + 1), CELERY_ARGSREPR_MAX + 1, 0};
+    size_t i;
+    const json_t *v;
+    rb_add(&b, "[");
+    json_array_foreach(args, i, v)
+    {
+        rb_add(&b, "%s", i > 0 ? ", " : "");
+        repr_value(&b, v);
+    }
+    rb_add(&b, "]");
+    if (b.n > CELERY_ARGSREPR_MAX) /* saferepr cuts long output and ends it with "..." */
+        memcpy(b.p + CELERY_ARGSREPR_MAX - 3, "...", 4);
+    return b.p;
+}
+
+static bool id_ok(const char *s) { return s && s[0] && strlen(s) <= CELERY_MAX_ID_LEN; }
+
+/* The base64 of json([args, {}, {"callbacks": null, ...}]). */
+static char *encode_body(const json_t *args)
+{
+    json_t *embed = json_pack("{s:n, s:n, s:n, s:n}", "callbacks", "errbacks", "chain", "chord");
+    /* "o" steals the references: to a private copy of args and to embed. */
+    json_t *body = json_pack("[o, {}, o]", json_deep_copy(args), embed);
+    char *text = json_dumps(body, CELERY_JSON_FLAGS);
+    json_decref(body);
+    if (!text)
+        abort(); /* jansson fails only on allocation here */
+    char *b64 = celery_base64_encode((const unsigned char *)text, strlen(text));
+    free(text);
+    return b64;
+}
+
+static json_t *encode_headers(const char *task_id, const char *task_name, const json_t *args,
+                              const char *origin, int retries)
+{
+    char *argsrepr = celery_argsrepr(args);
+    json_t *h = json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:n, s:i, s:[n, n], s:s, s:n, "
+                          "s:s, s:s, s:s, s:b}",
+                          "lang", "py", "task", task_name, "id", task_id, "shadow", "eta",
+                          "expires", "group", "group_index", "retries", retries, "timelimit",
+                          "root_id", task_id, "parent_id", "argsrepr", argsrepr, "kwargsrepr", "{}",
+                          "origin", origin, "ignore_result", 0);
+    free(argsrepr);
+    return h;
+}
+
+static json_t *encode_properties(const char *task_id, const char *tag)
+{
+    return json_pack("{s:s, s:s, s:i, s:{s:s, s:s}, s:i, s:s, s:s}", "correlation_id", task_id,
+                     "reply_to", "", "delivery_mode", 2, "delivery_info", "exchange", "",
+                     "routing_key", "celery", "priority", 0, "body_encoding", "base64",
+                     "delivery_tag", tag);
+}
+
+char *celery_message_encode(const char *task_id, const char *task_name, const json_t *args,
+                            const struct celery_msg_opts *opts)
+{
+    if (!id_ok(task_id) || !task_name || !task_name[0] || !json_is_array(args))
+        return NULL;
+    char tag[UUID_STR_LEN + 1], host[256] = "localhost", origin[320];
+    const char *tag_in = opts ? opts->delivery_tag : NULL;
+    if (tag_in && !id_ok(tag_in))
+        return NULL;
+    if (!tag_in)
+        uuid_v4_new(tag);
+    if (opts && opts->origin) {
+        snprintf(origin, sizeof(origin), "%s", opts->origin);
+    } else {
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        snprintf(origin, sizeof(origin), "interview-api%ld@%s", (long)getpid(), host);
+    }
+    char *body = encode_body(args);
+    json_t *env =
+        json_pack("{s:s, s:s, s:s, s:o, s:o}", "body", body, "content-encoding", "utf-8",
+                  "content-type", "application/json", "headers",
+                  encode_headers(task_id, task_name, args, origin, opts ? opts->retries : 0),
+                  "properties", encode_properties(task_id, tag_in ? tag_in : tag));
+    free(body);
+    char *text = json_dumps(env, CELERY_JSON_FLAGS);
+    json_decref(env);
+    return text;
+}
+
+/* ---- decoding ---- */
+
+static enum ia_err fail(char *err, size_t errlen, const char *why)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s", why);
+    return IA_ERR_INVALID;
+}
+
+/* Copies an id (1..max printable ASCII bytes, no spaces) from obj into out (max+1 bytes). */
+static bool get_id(const json_t *obj, const char *key, char *out, size_t max)
+{
+    const json_t *v = json_object_get(obj, key);
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (!s || n == 0 || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= ' ' || s[i] > '~')
+            return false;
+    memcpy(out, json_string_value(v), n + 1);
+    return true;
+}
+
+static bool is_str(const json_t *obj, const char *key, const char *want)
+{
+    const json_t *v = json_object_get(obj, key);
+    return json_is_string(v) && strcmp(json_string_value(v), want) == 0;
+}
+
+/* Checks the envelope fields that say how the body is encoded. */
+static enum ia_err check_envelope(const json_t *env, char *err, size_t errlen)
+{
+    if (!json_is_object(env))
+        return fail(err, errlen, "message is not a JSON object");
+    const json_t *props = json_object_get(env, "properties");
+    if (!json_is_object(props) || !json_is_object(json_object_get(env, "headers")))
+        return fail(err, errlen, "message has no headers or properties object");
+    if (!json_is_string(json_object_get(env, "body")))
+        return fail(err, errlen, "message body is not a string");
+    if (!is_str(env, "content-type", "application/json"))
+        return fail(err, errlen, "content-type is not application/json");
+    if (!is_str(props, "body_encoding", "base64"))
+        return fail(err, errlen, "body_encoding is not base64");
+    const json_t *ce = json_object_get(env, "content-encoding");
+    if (ce && !is_str(env, "content-encoding", "utf-8"))
+        return fail(err, errlen, "content-encoding is not utf-8");
+    return IA_OK;
+}
+
+/* Reads the ids, task name and retries from the headers and properties. */
+static enum ia_err decode_headers(const json_t *env, struct celery_message *out, char *err,
+                                  size_t errlen)
+{
+    const json_t *h = json_object_get(env, "headers");
+    const json_t *props = json_object_get(env, "properties");
+    const json_t *task = json_object_get(h, "task");
+    if (!task)
+        return fail(err, errlen, "headers.task missing (not protocol v2)");
+    size_t n = json_string_length(task);
+    if (!json_is_string(task) || n == 0 || n > CELERY_MAX_TASK_NAME_LEN ||
+        memchr(json_string_value(task), '\0', n))
+        return fail(err, errlen, "headers.task is not a valid task name");
+    if (!get_id(h, "id", out->task_id, CELERY_MAX_ID_LEN))
+        return fail(err, errlen, "headers.id is missing or too long");
+    if (!get_id(props, "delivery_tag", out->delivery_tag, CELERY_MAX_ID_LEN))
+        return fail(err, errlen, "properties.delivery_tag is missing or too long");
+    const json_t *r = json_object_get(h, "retries");
+    if (r && !json_is_null(r) &&
+        (!json_is_integer(r) || json_integer_value(r) < 0 || json_integer_value(r) > 1000000))
+        return fail(err, errlen, "headers.retries is not a small whole number");
+    out->retries = json_is_integer(r) ? (int)json_integer_value(r) : 0;
+    out->task_name = xstrdup(json_string_value(task));
+    return IA_OK;
+}
+
+/* Decodes the base64 body into [args, kwargs, embed]. */
+static enum ia_err decode_body(const json_t *env, struct celery_message *out, char *err,
+                               size_t errlen)
+{
+    const json_t *b = json_object_get(env, "body");
+    size_t n;
+    unsigned char *raw = celery_base64_decode(json_string_value(b), json_string_length(b), &n);
+    if (!raw)
+        return fail(err, errlen, "body is not valid base64");
+    json_t *body = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES, NULL);
+    free(raw);
+    if (!json_is_array(body) || json_array_size(body) != 3) {
+        json_decref(body);
+        return fail(err, errlen, "body is not a JSON array [args, kwargs, embed]");
+    }
+    json_t *args = json_array_get(body, 0), *kwargs = json_array_get(body, 1);
+    if (!json_is_array(args) || !json_is_object(kwargs) ||
+        !json_is_object(json_array_get(body, 2))) {
+        json_decref(body);
+        return fail(err, errlen, "body args is not an array or kwargs/embed not an object");
+    }
+    out->args = json_incref(args);
+    out->kwargs = json_incref(kwargs);
+    json_decref(body);
+    return IA_OK;
+}
+
+enum ia_err celery_message_decode(const char *raw, size_t len, struct celery_message *out,
+                                  char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (!raw || len == 0)
+        return fail(err, errlen, "empty message");
+    if (len > CELERY_MAX_MESSAGE_BYTES)
+        return fail(err, errlen, "message larger than 1 MiB");
+    json_error_t jerr;
+    json_t *env = json_loadb(raw, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!env)
+        return fail(err, errlen, "message is not JSON");
+    enum ia_err rc = check_envelope(env, err, errlen);
+    if (!rc)
+        rc = decode_headers(env, out, err, errlen);
+    if (!rc)
+        rc = decode_body(env, out, err, errlen);
+    json_decref(env);
+    if (rc)
+        celery_message_cleanup(out);
+    return rc;
+}
+
+void celery_message_cleanup(struct celery_message *m)
+{
+    free(m->task_name);
+    json_decref(m->args);
+    json_decref(m->kwargs);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- result records ---- */
+
+void celery_isoformat(double now, char *buf, size_t buflen)
+{
+    time_t secs = (time_t)floor(now);
+    long usec = lround((now - (double)secs) * 1e6);
+    if (usec >= 1000000) {
+        secs++;
+        usec -= 1000000;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(buf, buflen, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (usec > 0 && n < buflen) /* datetime.isoformat() omits a zero microsecond part */
+        snprintf(buf + n, buflen - n, ".%06ld", usec);
+}
+
+bool celery_status_is_exception(const char *status)
+{
+    return strcmp(status, "FAILURE") == 0 || strcmp(status, "RETRY") == 0 ||
+           strcmp(status, "REVOKED") == 0;
+}
+
+static bool status_is_ready(const char *status)
+{
+    return strcmp(status, "SUCCESS") == 0 || strcmp(status, "FAILURE") == 0 ||
+           strcmp(status, "REVOKED") == 0;
+}
+
+json_t *celery_exception_new(const char *code, const char *message)
+{
+    return json_pack("{s:s, s:[s], s:s, s:s}", "exc_type", "RuntimeError", "exc_message",
+                     message ? message : "", "exc_module", "builtins", "code",
+                     code ? code : "internal_error");
+}
+
+char *celery_result_encode(const char *task_id, const char *status, const json_t *result,
+                           const char *traceback, double now)
+{
+    char date[40];
+    json_t *date_v = json_null();
+    if (status_is_ready(status)) {
+        celery_isoformat(now, date, sizeof(date));
+        date_v = json_string(date);
+    }
+    json_t *res = result ? json_deep_copy(result) : json_null();
+    json_t *meta = json_pack("{s:s, s:o, s:o, s:[], s:o, s:s}", "status", status, "result", res,
+                             "traceback", traceback ? json_string(traceback) : json_null(),
+                             "children", "date_done", date_v, "task_id", task_id);
+    if (!meta)
+        return NULL; /* status or task_id not valid UTF-8 */
+    char *text = json_dumps(meta, CELERY_JSON_FLAGS);
+    json_decref(meta);
+    return text;
+}

@@ -1,0 +1,334 @@
+/*
+ * The API side of the queue and the result backend: submit (accepted record, then a Celery
+ * message), queue length, status from celery-task-meta-<id>, and writing result records the way
+ * Celery's Redis backend does, so Python's AsyncResult reads them.
+ */
+#include "queue/queue.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/alloc.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "queue/celery.h"
+#include "queue/queue_int.h"
+
+struct queue *queue_new(const struct config *cfg)
+{
+    struct queue *q = xcalloc(1, sizeof(*q));
+    queue_conn_init(&q->broker, "broker", cfg->broker_url);
+    queue_conn_init(&q->backend, "backend", cfg->backend_url);
+    q->result_ttl_s = cfg->result_ttl_s > 0 ? cfg->result_ttl_s : 86400;
+    queue_scripts_init(q);
+    return q;
+}
+
+void queue_free(struct queue *q)
+{
+    if (!q)
+        return;
+    queue_conn_close(&q->broker);
+    queue_conn_close(&q->backend);
+    free(q);
+}
+
+static bool ping_one(struct queue_conn *qc)
+{
+    redisReply *r = queue_conn_cmd(qc, "PING");
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return ok;
+}
+
+bool queue_ping(struct queue *q)
+{
+    bool broker = ping_one(&q->broker);
+    return ping_one(&q->backend) && broker;
+}
+
+/* Task ids name Redis keys and appear in logs: printable ASCII without spaces, short. */
+static bool task_id_ok(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > CELERY_MAX_ID_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (id[i] <= ' ' || id[i] > '~')
+            return false;
+    return true;
+}
+
+/* Writes interview-task-<id> = {"video_url", "submitted_at"} with the result TTL. */
+static enum ia_err record_accepted(struct queue *q, const char *task_id, const char *video_url)
+{
+    char when[40];
+    celery_isoformat(queue_wall_now(), when, sizeof(when));
+    json_t *rec = json_pack("{s:s, s:s}", "video_url", video_url, "submitted_at", when);
+    char *text = rec ? json_dumps(rec, JSON_ENSURE_ASCII) : NULL;
+    json_decref(rec);
+    if (!text)
+        return IA_ERR_INVALID; /* video_url is not UTF-8 */
+    redisReply *r = queue_conn_cmd(&q->backend, "SET %s%s %s EX %lld", QUEUE_ACCEPTED_PREFIX,
+                                   task_id, text, q->result_ttl_s);
+    free(text);
+    enum ia_err rc = queue_reply_failed(&q->backend, r, "SET accepted") ? IA_ERR_BROKER : IA_OK;
+    freeReplyObject(r);
+    return rc;
+}
+
+/* LPUSHes an encoded message (kombu's _put), declaring kombu's binding once per connection. */
+static enum ia_err publish(struct queue *q, const char *msg)
+{
+    if (!q->broker.bound) {
+        redisReply *b =
+            queue_conn_cmd(&q->broker, "SADD %s %s", QUEUE_BINDING_KEY, QUEUE_BINDING_VALUE);
+        q->broker.bound = b && b->type == REDIS_REPLY_INTEGER;
+        freeReplyObject(b);
+    }
+    redisReply *r = queue_conn_cmd(&q->broker, "LPUSH %s %s", QUEUE_NAME, msg);
+    enum ia_err rc = queue_reply_failed(&q->broker, r, "LPUSH") ? IA_ERR_BROKER : IA_OK;
+    freeReplyObject(r);
+    return rc;
+}
+
+enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url)
+{
+    if (!task_id_ok(task_id) || !video_url)
+        return IA_ERR_INVALID;
+    json_t *args = json_pack("[s]", video_url);
+    char *msg = args ? celery_message_encode(task_id, QUEUE_TASK_NAME, args, NULL) : NULL;
+    json_decref(args);
+    if (!msg)
+        return IA_ERR_INVALID;
+    enum ia_err rc = record_accepted(q, task_id, video_url);
+    if (!rc) {
+        rc = publish(q, msg);
+        if (rc) { /* not published: forget the record so /status does not say queued */
+            redisReply *r = queue_conn_cmd(&q->backend, "DEL %s%s", QUEUE_ACCEPTED_PREFIX, task_id);
+            freeReplyObject(r);
+        }
+    }
+    free(msg);
+    if (!rc)
+        log_msg(LOG_INFO, "queue", "task=%s submitted", task_id);
+    return rc;
+}
+
+long long queue_length(struct queue *q)
+{
+    redisReply *r = queue_conn_cmd(&q->broker, "LLEN %s", QUEUE_NAME);
+    long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+void task_status_cleanup(struct task_status *st)
+{
+    json_decref(st->result);
+    st->result = NULL;
+}
+
+/* Copies s into out (cap bytes), cutting at a UTF-8 character boundary. */
+static void copy_text(char *out, size_t cap, const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+/* Copies a stage name if it is a short lower-case word; otherwise keeps fallback. */
+static void copy_stage(char *out, size_t cap, const json_t *v, const char *fallback)
+{
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+    bool ok = n > 0 && n < cap;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || s[i] == '_' || (s[i] >= '0' && s[i] <= '9');
+    copy_text(out, cap, ok ? s : fallback);
+}
+
+/* Fills error_code and error_message from an exception record we wrote (with "code"). */
+static void status_error(struct task_status *out, const json_t *exc, const char *fallback)
+{
+    const json_t *code = json_object_get(exc, "code");
+    const json_t *msg = json_array_get(json_object_get(exc, "exc_message"), 0);
+    char tmp[sizeof(out->error_code)];
+    copy_stage(tmp, sizeof(tmp), code, "");
+    if (tmp[0] && json_is_string(msg)) {
+        copy_text(out->error_code, sizeof(out->error_code), tmp);
+        copy_text(out->error_message, sizeof(out->error_message), json_string_value(msg));
+    } else { /* written by someone else: its text may hold paths, so show a generic one */
+        copy_text(out->error_code, sizeof(out->error_code), fallback);
+        copy_text(out->error_message, sizeof(out->error_message), ia_strerror(IA_ERR_INTERNAL));
+    }
+}
+
+/* Maps a Celery status and its result to our task_state. */
+static void status_from_meta(const char *status, json_t *result, struct task_status *out)
+{
+    if (!strcmp(status, "STARTED")) {
+        out->state = TASK_RUNNING;
+        copy_text(out->stage, sizeof(out->stage), "starting");
+    } else if (!strcmp(status, "PROGRESS")) {
+        out->state = TASK_RUNNING;
+        copy_stage(out->stage, sizeof(out->stage), json_object_get(result, "stage"), "processing");
+        double p = json_number_value(json_object_get(result, "progress"));
+        out->progress = p > 0 ? (p < 1 ? p : 1) : 0;
+    } else if (!strcmp(status, "RETRY")) {
+        out->state = TASK_RETRYING;
+        copy_text(out->stage, sizeof(out->stage), "retrying");
+        status_error(out, result, "internal_error");
+    } else if (!strcmp(status, "SUCCESS")) {
+        out->state = TASK_SUCCEEDED;
+        copy_text(out->stage, sizeof(out->stage), "success");
+        out->progress = 1;
+        out->result = json_incref(result);
+    } else if (!strcmp(status, "FAILURE") || !strcmp(status, "REVOKED")) {
+        out->state = TASK_FAILED;
+        copy_text(out->stage, sizeof(out->stage), "failed");
+        status_error(out, result, !strcmp(status, "REVOKED") ? "revoked" : "internal_error");
+    } else { /* PENDING, RECEIVED, or a custom state of a Python worker */
+        out->state =
+            strcmp(status, "PENDING") && strcmp(status, "RECEIVED") ? TASK_RUNNING : TASK_QUEUED;
+        copy_text(out->stage, sizeof(out->stage),
+                  out->state == TASK_QUEUED ? "queued" : "processing");
+    }
+}
+
+/* Parses a celery-task-meta value; IA_ERR_INTERNAL when it is not a result record. */
+static enum ia_err parse_meta(const redisReply *meta, const char *task_id, struct task_status *out)
+{
+    json_t *m = json_loadb(meta->str, meta->len, 0, NULL);
+    const char *status = json_string_value(json_object_get(m, "status"));
+    if (!status) {
+        char esc[64];
+        log_msg(LOG_WARN, "queue", "task=%s result record is not valid",
+                log_escape(esc, sizeof(esc), task_id, strlen(task_id)));
+        json_decref(m);
+        return IA_ERR_INTERNAL;
+    }
+    status_from_meta(status, json_object_get(m, "result"), out);
+    json_decref(m);
+    return IA_OK;
+}
+
+enum ia_err queue_status(struct queue *q, const char *task_id, struct task_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!task_id_ok(task_id))
+        return IA_ERR_INVALID;
+    redisReply *r = queue_conn_cmd(&q->backend, "MGET %s%s %s%s", QUEUE_META_PREFIX, task_id,
+                                   QUEUE_ACCEPTED_PREFIX, task_id);
+    if (queue_reply_failed(&q->backend, r, "MGET") || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 2) {
+        freeReplyObject(r);
+        return IA_ERR_BROKER;
+    }
+    enum ia_err rc = IA_OK;
+    if (r->element[0]->type == REDIS_REPLY_STRING) {
+        rc = parse_meta(r->element[0], task_id, out);
+    } else if (r->element[1]->type == REDIS_REPLY_STRING) {
+        out->state = TASK_QUEUED;
+        copy_text(out->stage, sizeof(out->stage), "queued");
+    } else {
+        out->state = TASK_UNKNOWN;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Writes an encoded record with the SET-EX-PUBLISH script. */
+static enum ia_err store_meta(struct queue *q, const char *task_id, const char *value)
+{
+    char key[sizeof(QUEUE_META_PREFIX) + CELERY_MAX_ID_LEN + 1], ttl[24];
+    snprintf(key, sizeof(key), "%s%s", QUEUE_META_PREFIX, task_id);
+    snprintf(ttl, sizeof(ttl), "%lld", q->result_ttl_s);
+    const char *argv[] = {key, value, ttl};
+    redisReply *r = queue_eval(q, &q->backend, SCRIPT_SET_RESULT, 1, 3, argv, NULL);
+    enum ia_err rc = queue_reply_failed(&q->backend, r, "set result") ? IA_ERR_BROKER : IA_OK;
+    if (!rc && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+        log_msg(LOG_INFO, "queue", "task=%s already SUCCESS; record kept", task_id);
+    freeReplyObject(r);
+    return rc;
+}
+
+static bool status_known(const char *status)
+{
+    static const char *const known[] = {"STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE"};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (!strcmp(status, known[i]))
+            return true;
+    return false;
+}
+
+enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *status,
+                            json_t *result)
+{
+    if (!task_id_ok(task_id) || !status || !status_known(status))
+        return IA_ERR_INVALID;
+    json_t *own = NULL;
+    if (celery_status_is_exception(status) && !json_object_get(result, "exc_type")) {
+        /* Celery rebuilds an exception from RETRY/FAILURE results: give it one. */
+        own = celery_exception_new(json_string_value(json_object_get(result, "code")),
+                                   json_string_value(json_object_get(result, "message")));
+        result = own;
+    }
+    char *value = celery_result_encode(task_id, status, result, NULL, queue_wall_now());
+    json_decref(own);
+    if (!value)
+        return IA_ERR_INVALID;
+    enum ia_err rc = store_meta(q, task_id, value);
+    free(value);
+    return rc;
+}
+
+enum ia_err queue_set_failure(struct queue *q, const char *task_id, const char *code,
+                              const char *message)
+{
+    json_t *exc = celery_exception_new(code, message);
+    if (!exc)
+        return IA_ERR_INVALID;
+    enum ia_err rc = queue_set_state(q, task_id, "FAILURE", exc);
+    json_decref(exc);
+    return rc;
+}
+
+enum ia_err queue_set_retry(struct queue *q, const char *task_id, const char *code,
+                            const char *message)
+{
+    json_t *exc = celery_exception_new(code, message);
+    if (!exc)
+        return IA_ERR_INVALID;
+    enum ia_err rc = queue_set_state(q, task_id, "RETRY", exc);
+    json_decref(exc);
+    return rc;
+}
+
+enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *buf, size_t buflen)
+{
+    if (buflen)
+        buf[0] = '\0';
+    if (!task_id_ok(task_id))
+        return IA_ERR_INVALID;
+    redisReply *r = queue_conn_cmd(&q->backend, "GET %s%s", QUEUE_META_PREFIX, task_id);
+    if (queue_reply_failed(&q->backend, r, "GET")) {
+        freeReplyObject(r);
+        return IA_ERR_BROKER;
+    }
+    if (r->type == REDIS_REPLY_STRING && buflen) {
+        json_t *m = json_loadb(r->str, r->len, 0, NULL);
+        const char *s = json_string_value(json_object_get(m, "status"));
+        snprintf(buf, buflen, "%s", s ? s : "");
+        json_decref(m);
+    }
+    freeReplyObject(r);
+    return IA_OK;
+}

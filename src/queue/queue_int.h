@@ -1,0 +1,81 @@
+/*
+ * Internals shared by the files of queue/: the connection wrapper (queue_conn.c), the API side
+ * (queue.c) and the worker side (queue_lease.c). Nothing outside queue/ includes this header.
+ */
+#ifndef IA_QUEUE_QUEUE_INT_H
+#define IA_QUEUE_QUEUE_INT_H
+
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+
+#include "queue/queue.h"
+#include "queue/redis_url.h"
+
+/* kombu's Redis transport bookkeeping keys (kombu.transport.redis.Channel defaults). */
+#define QUEUE_UNACKED_KEY "unacked"
+#define QUEUE_UNACKED_INDEX_KEY "unacked_index"
+#define QUEUE_BINDING_KEY "_kombu.binding.celery"
+#define QUEUE_BINDING_VALUE                                                                        \
+    "celery\x06\x16\x06\x16"                                                                       \
+    "celery" /* key, sep, pattern, sep, queue */
+/* Our own keys: leases held by our workers (tag -> owner token), and messages we refused. */
+#define QUEUE_LEASES_KEY "interview-leases"
+#define QUEUE_DEAD_KEY "interview-dead"
+#define QUEUE_DEAD_MAX 1000
+#define QUEUE_ACCEPTED_PREFIX "interview-task-"
+#define QUEUE_META_PREFIX "celery-task-meta-"
+
+#define QUEUE_TIMEOUT_MS 1000 /* connect and command timeout */
+#define QUEUE_RETRY_MS 250    /* no reconnect attempt sooner than this after a failure */
+
+enum queue_script {
+    SCRIPT_CLAIM,
+    SCRIPT_RENEW,
+    SCRIPT_RELEASE,
+    SCRIPT_RESTORE,
+    SCRIPT_SET_RESULT,
+    SCRIPT__COUNT
+};
+
+/* The Lua source of each script (queue_scripts.c). */
+extern const char *const queue_script_src[SCRIPT__COUNT];
+
+/* One blocking connection, opened lazily and dropped after any I/O error. */
+struct queue_conn {
+    const char *name; /* "broker" or "backend", for logs */
+    struct redis_url url;
+    bool url_ok;
+    redisContext *c;
+    double retry_after; /* monotonic seconds */
+    bool down;          /* the last attempt failed; logged once per outage */
+    bool bound;         /* broker: kombu's queue binding was declared on this connection */
+};
+
+struct queue {
+    struct queue_conn broker, backend;
+    long long result_ttl_s;
+    char sha[SCRIPT__COUNT][41];
+};
+
+/* Monotonic and wall-clock time in seconds. */
+double queue_mono_now(void);
+double queue_wall_now(void);
+
+void queue_conn_init(struct queue_conn *qc, const char *name, const char *url);
+void queue_conn_close(struct queue_conn *qc);
+/* Runs one command (hiredis format, %s and %b allowed); NULL when Redis is unreachable. */
+redisReply *queue_conn_cmd(struct queue_conn *qc, const char *fmt, ...);
+/* Runs a command given as argv; NULL when Redis is unreachable. */
+redisReply *queue_conn_argv(struct queue_conn *qc, int argc, const char **argv, const size_t *lens);
+/*
+ * Runs one of the Lua scripts by EVALSHA, falling back to EVAL on NOSCRIPT. argv holds the
+ * nkeys keys, then the arguments (lens may be NULL for C strings). NULL when unreachable.
+ */
+redisReply *queue_eval(struct queue *q, struct queue_conn *qc, enum queue_script s, int nkeys,
+                       int argc, const char **argv, const size_t *lens);
+/* Computes the SHA-1 of every script into q->sha. */
+void queue_scripts_init(struct queue *q);
+/* True when r is an error reply; logs it. */
+bool queue_reply_failed(const struct queue_conn *qc, const redisReply *r, const char *what);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * The Lua scripts that make each queue step atomic on the Redis server. Each runs as one unit,
+ * so any number of workers (ours, or kombu's) may call them at the same time.
+ *
+ * Leases and kombu's bookkeeping. kombu records a delivery as HSET unacked <tag>
+ * json([message, exchange, routing_key]) plus ZADD unacked_index <time()> <tag>, and its
+ * restore_visible() puts back every entry whose score is older than now - visibility_timeout
+ * (3600 s by default). We write the same two entries, but our score is the lease DEADLINE
+ * (now + lease_s, server TIME): kombu sees a score in the future and leaves a live lease alone;
+ * it would only restore one of ours whose lease ran out more than visibility_timeout ago, which
+ * is harmless because queue_restore_expired() does that much sooner. We restore only tags in our
+ * own hash interview-leases (tag -> owner token), never kombu's own deliveries, whose scores are
+ * delivery times and would look expired to us at once.
+ *
+ * A restored message goes back byte for byte (RPUSH: it is taken next, as kombu's restore does);
+ * kombu also sets headers.redelivered, which we leave out so the message keeps its bytes. The
+ * retry count lives in headers.retries and changes only through queue_retry().
+ */
+#include "queue/queue_int.h"
+
+/* Shared by the scripts that move a message: the message out of a kombu unacked entry. */
+#define LUA_MESSAGE_OF                                                                             \
+    "local function message_of(v)\n"                                                               \
+    "  local suffix = ', \"\", \"celery\"]'\n"                                                     \
+    "  if v:sub(1, 1) == '[' and v:sub(-#suffix) == suffix then\n"                                 \
+    "    return v:sub(2, #v - #suffix)\n"                                                          \
+    "  end\n"                                                                                      \
+    "  local ok, e = pcall(cjson.decode, v)\n"                                                     \
+    "  if ok and type(e) == 'table' and type(e[1]) == 'table' then return cjson.encode(e[1]) "     \
+    "end\n"                                                                                        \
+    "  return nil\n"                                                                               \
+    "end\n"
+
+#define LUA_NOW                                                                                    \
+    "local t = redis.call('TIME')\n"                                                               \
+    "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
+
+/*
+ * KEYS: queue, unacked, unacked_index, dead, leases. ARGV: lease_s, token.
+ * Returns nil (empty), {0, message} (malformed: moved to dead) or {1, message, tag}.
+ */
+static const char claim_src[] =
+    "local m = redis.call('RPOP', KEYS[1])\n"
+    "if not m then return false end\n"
+    "local ok, env = pcall(cjson.decode, m)\n"
+    "local tag\n"
+    "if ok and type(env) == 'table' and type(env.properties) == 'table' then\n"
+    "  tag = env.properties.delivery_tag\n"
+    "end\n"
+    "if type(tag) ~= 'string' or #tag == 0 or #tag > 63 or tag:find('[^%w%-%._:]')\n"
+    "   or redis.call('HEXISTS', KEYS[2], tag) == 1 then\n"
+    "  redis.call('LPUSH', KEYS[4], m)\n"
+    "  redis.call('LTRIM', KEYS[4], 0, 999)\n"
+    "  return {0, m}\n"
+    "end\n" LUA_NOW "redis.call('HSET', KEYS[2], tag, '[' .. m .. ', \"\", \"celery\"]')\n"
+    "redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), tag)\n"
+    "redis.call('HSET', KEYS[5], tag, ARGV[2])\n"
+    "return {1, m, tag}\n";
+
+/* KEYS: unacked, unacked_index, leases. ARGV: tag, token, lease_s. Returns 1, or 0 if lost. */
+static const char renew_src[] =
+    "if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2]\n"
+    "   or redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0\n"
+    "   or not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end\n" LUA_NOW
+    "redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])\n"
+    "return 1\n";
+
+/*
+ * KEYS: queue, unacked, unacked_index, leases, dead. ARGV: tag, token, mode, message.
+ * Ends a lease we own and, by mode, pushes message: "head" (RPUSH, taken next), "tail" (LPUSH,
+ * taken last), "dead" (to the dead list) or "none" (ack). Returns 1, or 0 if the lease was lost.
+ */
+static const char release_src[] =
+    "if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end\n"
+    "redis.call('HDEL', KEYS[4], ARGV[1])\n"
+    "redis.call('ZREM', KEYS[3], ARGV[1])\n"
+    "if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end\n"
+    "if ARGV[3] == 'head' then redis.call('RPUSH', KEYS[1], ARGV[4])\n"
+    "elseif ARGV[3] == 'tail' then redis.call('LPUSH', KEYS[1], ARGV[4])\n"
+    "elseif ARGV[3] == 'dead' then\n"
+    "  redis.call('LPUSH', KEYS[5], ARGV[4])\n"
+    "  redis.call('LTRIM', KEYS[5], 0, 999)\n"
+    "end\n"
+    "return 1\n";
+
+/* KEYS: queue, unacked, unacked_index, leases, dead. Returns the number put back. */
+static const char restore_src[] =
+    LUA_MESSAGE_OF LUA_NOW "local n = 0\n"
+                           "for _, tag in ipairs(redis.call('HKEYS', KEYS[4])) do\n"
+                           "  local score = redis.call('ZSCORE', KEYS[3], tag)\n"
+                           "  if not score then\n"
+                           "    redis.call('HDEL', KEYS[4], tag)\n"
+                           "  elseif tonumber(score) < now then\n"
+                           "    local v = redis.call('HGET', KEYS[2], tag)\n"
+                           "    redis.call('HDEL', KEYS[2], tag)\n"
+                           "    redis.call('ZREM', KEYS[3], tag)\n"
+                           "    redis.call('HDEL', KEYS[4], tag)\n"
+                           "    local m = v and message_of(v)\n"
+                           "    if m then\n"
+                           "      redis.call('RPUSH', KEYS[1], m)\n"
+                           "      n = n + 1\n"
+                           "    elseif v then\n"
+                           "      redis.call('LPUSH', KEYS[5], v)\n"
+                           "      redis.call('LTRIM', KEYS[5], 0, 999)\n"
+                           "    end\n"
+                           "  end\n"
+                           "end\n"
+                           "return n\n";
+
+/*
+ * KEYS: celery-task-meta-<id>. ARGV: value, ttl_s. As Celery's backend: SET EX and PUBLISH on
+ * the channel named by the key; like Celery's _store_result, never overwrites a SUCCESS.
+ * Returns 1 when written, 0 when a SUCCESS was already there.
+ */
+static const char set_result_src[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if cur then\n"
+    "  local ok, m = pcall(cjson.decode, cur)\n"
+    "  if ok and type(m) == 'table' and m.status == 'SUCCESS' then return 0 end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
+    "redis.call('PUBLISH', KEYS[1], ARGV[1])\n"
+    "return 1\n";
+
+const char *const queue_script_src[SCRIPT__COUNT] = {
+    [SCRIPT_CLAIM] = claim_src,           [SCRIPT_RENEW] = renew_src,
+    [SCRIPT_RELEASE] = release_src,       [SCRIPT_RESTORE] = restore_src,
+    [SCRIPT_SET_RESULT] = set_result_src,
+};

@@ -1,0 +1,275 @@
+/* Tests of src/media/proc.c: capture, caps, lines, limits, kills on deadline and cancel, reaping.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "media/media.h"
+#include "media/proc.h"
+
+static char detail[512];
+
+/* No child of this process is left, running or zombie. */
+static void assert_no_children(void)
+{
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);
+}
+
+static void test_captures_stdout_and_stderr(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sh", "-c", "printf hello; printf oops >&2; exit 3", NULL};
+    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_OK);
+    assert_string_equal(r.out, "hello");
+    assert_int_equal(r.out_len, 5);
+    assert_string_equal(r.err, "oops");
+    assert_int_equal(r.exit_code, 3);
+    assert_false(proc_result_ok(&r));
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
+static void test_stdout_cap(void **state)
+{
+    (void)state;
+    const char *argv[] = {"head", "-c", "300000", "/dev/zero", NULL};
+    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE, .stdout_cap = 1000};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_OK);
+    assert_true(proc_result_ok(&r)); /* the child was drained, not blocked */
+    assert_int_equal(r.out_len, 1000);
+    assert_true(r.stdout_truncated);
+    proc_result_cleanup(&r);
+}
+
+static void test_stderr_keeps_tail(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sh", "-c", "head -c 200000 /dev/zero | tr '\\000' a >&2; printf END >&2",
+                          NULL};
+    struct proc_opts o = {.stderr_keep = 1000};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_OK);
+    assert_int_equal(r.err_len, 1000);
+    assert_string_equal(r.err + 997, "END");
+    assert_int_equal(r.err[0], 'a');
+    proc_result_cleanup(&r);
+}
+
+struct lines {
+    int n;
+    char got[4][16];
+};
+
+static void on_line(const char *line, size_t len, void *ctx)
+{
+    struct lines *l = ctx;
+    assert_int_equal(strlen(line), len);
+    if (l->n < 4)
+        snprintf(l->got[l->n], sizeof l->got[0], "%s", line);
+    l->n++;
+}
+
+static void test_lines_callback(void **state)
+{
+    (void)state;
+    const char *argv[] = {"printf", "a\\nbb\\n\\nccc", NULL};
+    struct lines l = {0};
+    struct proc_opts o = {.out_mode = PROC_STDOUT_LINES, .on_line = on_line, .line_ctx = &l};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_OK);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.got[0], "a");
+    assert_string_equal(l.got[1], "bb");
+    assert_string_equal(l.got[2], "");
+    assert_string_equal(l.got[3], "ccc");
+    proc_result_cleanup(&r);
+}
+
+static void test_stdin_is_dev_null(void **state)
+{
+    (void)state;
+    const char *argv[] = {"cat", NULL};
+    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE, .deadline_ms = media_now_ms() + 5000};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_OK);
+    assert_true(proc_result_ok(&r));
+    assert_int_equal(r.out_len, 0);
+    proc_result_cleanup(&r);
+}
+
+static void test_kills_on_deadline_and_reaps(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sleep", "30", NULL};
+    int64_t start = media_now_ms();
+    struct proc_opts o = {.deadline_ms = start + 200};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_ERR_TIMEOUT);
+    assert_true(media_now_ms() - start < 2000);
+    assert_true(r.timed_out);
+    assert_int_equal(r.term_signal, SIGKILL);
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
+/* True when pid is gone or a zombie waiting for its new parent. */
+static bool pid_dead(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+static void test_kills_whole_group(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sh", "-c", "sleep 30 & echo $!; wait", NULL};
+    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE, .deadline_ms = media_now_ms() + 300};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_ERR_TIMEOUT);
+    long grandchild = strtol(r.out, NULL, 10);
+    assert_true(grandchild > 1);
+    bool dead = false;
+    for (int i = 0; i < 100 && !dead; i++) {
+        dead = pid_dead((pid_t)grandchild);
+        if (!dead)
+            usleep(20000);
+    }
+    assert_true(dead);
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
+static void test_cancel(void **state)
+{
+    (void)state;
+    atomic_bool cancel = true;
+    const char *argv[] = {"sleep", "30", NULL};
+    int64_t start = media_now_ms();
+    struct proc_opts o = {.cancel = &cancel};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_ERR_TIMEOUT);
+    assert_true(r.cancelled);
+    assert_false(r.timed_out);
+    assert_true(media_now_ms() - start < 2000);
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
+static void test_deadline_already_passed(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sleep", "30", NULL};
+    struct proc_opts o = {.deadline_ms = media_now_ms() - 1};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_ERR_TIMEOUT);
+    assert_true(r.timed_out);
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
+static void test_exec_failure(void **state)
+{
+    (void)state;
+    const char *argv[] = {"/nonexistent/ffmpeg", NULL};
+    struct proc_opts o = {0};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_ERR_INTERNAL);
+    assert_non_null(strstr(detail, "exec"));
+    proc_result_cleanup(&r);
+    const char *argv2[] = {"no-such-program-here", NULL};
+    assert_int_equal(proc_run(argv2, &o, &r, detail, sizeof detail), IA_ERR_INTERNAL);
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
+static void test_inherited_fds_closed(void **state)
+{
+    (void)state;
+    int fd = open("/dev/null", O_RDONLY); /* deliberately without O_CLOEXEC */
+    assert_true(fd >= 0);
+    assert_int_equal(dup2(fd, 57), 57);
+    const char *argv[] = {"sh", "-c", "test -e /proc/self/fd/57 && echo open || echo closed", NULL};
+    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_OK);
+    assert_string_equal(r.out, "closed\n");
+    proc_result_cleanup(&r);
+    close(57);
+    close(fd);
+}
+
+static void test_rlimits_applied(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sh", "-c", "ulimit -t; ulimit -v; ulimit -c", NULL};
+    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE,
+                          .rlimit_cpu_s = 7,
+                          .rlimit_as_bytes = (uint64_t)4 << 30,
+                          .rlimit_fsize_bytes = 1 << 20};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_OK);
+    assert_string_equal(r.out, "7\n4194304\n0\n");
+    proc_result_cleanup(&r);
+}
+
+static void test_fsize_limit_stops_writer(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_media_proc.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char file[128], of[160];
+    snprintf(file, sizeof file, "%s/big", dir);
+    snprintf(of, sizeof of, "of=%s", file);
+    const char *argv[] = {"dd", "if=/dev/zero", of, "bs=65536", "count=64", NULL};
+    struct proc_opts o = {.rlimit_fsize_bytes = 65536};
+    struct proc_result r;
+    assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_OK);
+    assert_false(proc_result_ok(&r));
+    assert_int_equal(r.term_signal, SIGXFSZ);
+    proc_result_cleanup(&r);
+    unlink(file);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_captures_stdout_and_stderr),
+        cmocka_unit_test(test_stdout_cap),
+        cmocka_unit_test(test_stderr_keeps_tail),
+        cmocka_unit_test(test_lines_callback),
+        cmocka_unit_test(test_stdin_is_dev_null),
+        cmocka_unit_test(test_kills_on_deadline_and_reaps),
+        cmocka_unit_test(test_kills_whole_group),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_deadline_already_passed),
+        cmocka_unit_test(test_exec_failure),
+        cmocka_unit_test(test_inherited_fds_closed),
+        cmocka_unit_test(test_rlimits_applied),
+        cmocka_unit_test(test_fsize_limit_stops_writer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

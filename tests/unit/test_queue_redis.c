@@ -1,0 +1,536 @@
+/*
+ * Tests queue/ against a real private redis-server started on a free loopback port: submit,
+ * claim, renew, ack, requeue, retry, restore of expired leases, concurrent claims, malformed
+ * messages, result records and status, AUTH/db selection, and outage and recovery.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+#include "queue/celery.h"
+#include "queue/queue.h"
+
+static int port;
+static pid_t redis_pid;
+static redisContext *rc; /* the test's own view of Redis, db 0 (broker) */
+static char broker_url[64], backend_url[64];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
+        getsockname(fd, (struct sockaddr *)&a, &len))
+        abort();
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static void redis_start(void)
+{
+    char p[16];
+    snprintf(p, sizeof(p), "%d", port);
+    redis_pid = fork();
+    if (redis_pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, STDOUT_FILENO); /* redis-server's banner; its errors still reach stderr */
+        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
+        _exit(127);
+    }
+    struct timeval tv = {1, 0};
+    for (int i = 0; i < 200; i++) {
+        redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            bool ok = r && r->type == REDIS_REPLY_STATUS;
+            freeReplyObject(r);
+            if (ok) {
+                rc = c;
+                return;
+            }
+        }
+        redisFree(c);
+        usleep(25000);
+    }
+    fail_msg("redis-server did not start on port %d", port);
+}
+
+static void redis_stop(void)
+{
+    redisFree(rc);
+    rc = NULL;
+    kill(redis_pid, SIGTERM);
+    waitpid(redis_pid, NULL, 0);
+    redis_pid = 0;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    log_set_level(LOG_WARN);
+    port = free_port();
+    snprintf(broker_url, sizeof(broker_url), "redis://127.0.0.1:%d/0", port);
+    snprintf(backend_url, sizeof(backend_url), "redis://127.0.0.1:%d/1", port);
+    redis_start();
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    if (redis_pid)
+        redis_stop();
+    return 0;
+}
+
+static struct queue *new_queue(char *broker, char *backend)
+{
+    struct config cfg = {0};
+    cfg.broker_url = broker;
+    cfg.backend_url = backend;
+    cfg.result_ttl_s = 600;
+    return queue_new(&cfg);
+}
+
+static int each_setup(void **state)
+{
+    redisReply *r = redisCommand(rc, "FLUSHALL");
+    freeReplyObject(r);
+    *state = new_queue(broker_url, backend_url);
+    return 0;
+}
+
+static int each_teardown(void **state)
+{
+    queue_free(*state);
+    return 0;
+}
+
+/* Runs a command on the test's connection and returns its integer reply (or -1). */
+static long long rint_cmd(const char *fmt, const char *arg)
+{
+    redisReply *r = redisCommand(rc, fmt, arg);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static double zscore(const char *tag)
+{
+    redisReply *r = redisCommand(rc, "ZSCORE unacked_index %s", tag);
+    double v = r && r->type == REDIS_REPLY_STRING ? atof(r->str) : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+static double redis_time(void)
+{
+    redisReply *r = redisCommand(rc, "TIME");
+    double v = atof(r->element[0]->str) + atof(r->element[1]->str) / 1e6;
+    freeReplyObject(r);
+    return v;
+}
+
+static struct claimed_task *claim(struct queue *q, int lease_s)
+{
+    struct claimed_task *t = NULL;
+    assert_int_equal(queue_claim(q, lease_s, 0, &t), IA_OK);
+    assert_non_null(t);
+    return t;
+}
+
+static void test_submit_and_claim(void **state)
+{
+    struct queue *q = *state;
+    assert_true(queue_ping(q));
+    assert_int_equal(queue_submit(q, "task-1", "http://example.test/v.mp4"), IA_OK);
+    assert_int_equal(queue_length(q), 1);
+    struct task_status st;
+    assert_int_equal(queue_status(q, "task-1", &st), IA_OK);
+    assert_int_equal(st.state, TASK_QUEUED);
+    assert_string_equal(st.stage, "queued");
+    task_status_cleanup(&st);
+
+    struct claimed_task *t = claim(q, 30);
+    assert_string_equal(t->task_id, "task-1");
+    assert_string_equal(t->task_name, "process_video");
+    assert_string_equal(json_string_value(json_array_get(t->args, 0)), "http://example.test/v.mp4");
+    assert_int_equal(t->retries, 0);
+    assert_int_equal(queue_length(q), 0);
+    /* kombu's bookkeeping: unacked holds [message, "", "celery"], the index the deadline. */
+    redisReply *r = redisCommand(rc, "HGET unacked %s", t->delivery_tag);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    json_t *entry = json_loads(r->str, 0, NULL);
+    freeReplyObject(r);
+    assert_int_equal(json_array_size(entry), 3);
+    assert_string_equal(json_string_value(json_array_get(entry, 1)), "");
+    assert_string_equal(json_string_value(json_array_get(entry, 2)), "celery");
+    json_t *orig = json_loads(t->raw, 0, NULL);
+    assert_true(json_equal(json_array_get(entry, 0), orig));
+    json_decref(orig);
+    json_decref(entry);
+    double deadline = zscore(t->delivery_tag), now = redis_time();
+    assert_true(deadline > now + 29 && deadline < now + 31);
+    assert_int_equal(queue_ack(q, t), IA_OK);
+    assert_int_equal(rint_cmd("HLEN %s", "unacked"), 0);
+    assert_int_equal(rint_cmd("ZCARD %s", "unacked_index"), 0);
+    assert_int_equal(rint_cmd("HLEN %s", "interview-leases"), 0);
+    assert_int_equal(queue_ack(q, t), IA_ERR_NOT_FOUND);
+    assert_int_equal(queue_lease_renew(q, t, 30), IA_ERR_NOT_FOUND);
+    claimed_task_free(t);
+}
+
+static void test_fifo_and_empty_wait(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "a", "http://x/a"), IA_OK);
+    assert_int_equal(queue_submit(q, "b", "http://x/b"), IA_OK);
+    struct claimed_task *t = claim(q, 30);
+    assert_string_equal(t->task_id, "a");
+    claimed_task_free(t);
+    t = claim(q, 30);
+    assert_string_equal(t->task_id, "b");
+    claimed_task_free(t);
+    double t0 = now_s();
+    t = NULL;
+    assert_int_equal(queue_claim(q, 30, 300, &t), IA_OK);
+    double waited = now_s() - t0;
+    assert_null(t);
+    assert_true(waited >= 0.28 && waited < 1.0);
+}
+
+static void test_renew_and_foreign_token(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "r", "http://x/r"), IA_OK);
+    struct claimed_task *t = claim(q, 5);
+    double before = zscore(t->delivery_tag);
+    assert_int_equal(queue_lease_renew(q, t, 100), IA_OK);
+    assert_true(zscore(t->delivery_tag) > before + 90);
+    struct claimed_task other = *t;
+    memcpy(other.lease_token, "someone-else", 13);
+    assert_int_equal(queue_lease_renew(q, &other, 100), IA_ERR_NOT_FOUND);
+    assert_int_equal(queue_ack(q, &other), IA_ERR_NOT_FOUND);
+    assert_int_equal(queue_requeue(q, &other), IA_ERR_NOT_FOUND);
+    assert_int_equal(rint_cmd("HLEN %s", "unacked"), 1); /* untouched by the impostor */
+    assert_int_equal(queue_length(q), 0);
+    assert_int_equal(queue_ack(q, t), IA_OK);
+    claimed_task_free(t);
+}
+
+static void test_requeue_goes_first(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "first", "http://x/1"), IA_OK);
+    assert_int_equal(queue_submit(q, "second", "http://x/2"), IA_OK);
+    struct claimed_task *t = claim(q, 30);
+    assert_string_equal(t->task_id, "first");
+    assert_int_equal(queue_requeue(q, t), IA_OK);
+    assert_int_equal(rint_cmd("HLEN %s", "unacked"), 0);
+    struct claimed_task *again = claim(q, 30);
+    assert_string_equal(again->task_id, "first");
+    assert_string_equal(again->raw, t->raw); /* byte for byte, retries unchanged */
+    assert_int_equal(again->retries, 0);
+    claimed_task_free(again);
+    claimed_task_free(t);
+}
+
+static void test_retry_increments_in_headers(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "x1", "http://x/r"), IA_OK);
+    assert_int_equal(queue_submit(q, "x2", "http://x/r2"), IA_OK);
+    struct claimed_task *t = claim(q, 30);
+    assert_int_equal(queue_retry(q, t), IA_OK);
+    assert_int_equal(queue_retry(q, t), IA_ERR_NOT_FOUND); /* the lease is gone */
+    struct claimed_task *next = claim(q, 30);
+    assert_string_equal(next->task_id, "x2"); /* a retry waits behind what was queued */
+    struct claimed_task *r = claim(q, 30);
+    assert_string_equal(r->task_id, "x1");
+    assert_int_equal(r->retries, 1);
+    assert_string_not_equal(r->delivery_tag, t->delivery_tag);
+    assert_string_equal(json_string_value(json_array_get(r->args, 0)), "http://x/r");
+    claimed_task_free(r);
+    claimed_task_free(next);
+    claimed_task_free(t);
+}
+
+static void test_restore_expired(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "short", "http://x/s"), IA_OK);
+    assert_int_equal(queue_submit(q, "long", "http://x/l"), IA_OK);
+    /* A live kombu delivery: scored with its delivery time, not ours: must be left alone. */
+    redisReply *r = redisCommand(rc, "HSET unacked kombu-tag %s", "[{}, \"\", \"celery\"]");
+    freeReplyObject(r);
+    r = redisCommand(rc, "ZADD unacked_index %f kombu-tag", redis_time() - 10);
+    freeReplyObject(r);
+    struct claimed_task *s = claim(q, 1), *l = claim(q, 60);
+    assert_int_equal(queue_restore_expired(q), 0);
+    usleep(1200000);
+    assert_int_equal(queue_restore_expired(q), 1);
+    assert_int_equal(queue_restore_expired(q), 0);
+    assert_int_equal(queue_length(q), 1);
+    assert_int_equal(queue_lease_renew(q, s, 30), IA_ERR_NOT_FOUND); /* lost its lease */
+    assert_int_equal(queue_ack(q, s), IA_ERR_NOT_FOUND);
+    struct claimed_task *again = claim(q, 30);
+    assert_string_equal(again->raw, s->raw);
+    assert_int_equal(queue_lease_renew(q, l, 60), IA_OK);
+    assert_true(zscore("kombu-tag") > 0);
+    assert_int_equal(rint_cmd("HEXISTS unacked %s", "kombu-tag"), 1);
+    claimed_task_free(again);
+    claimed_task_free(s);
+    claimed_task_free(l);
+}
+
+static void test_malformed_go_to_dead_list(void **state)
+{
+    struct queue *q = *state;
+    struct claimed_task sentinel;
+    redisReply *r = redisCommand(rc, "LPUSH celery %s", "not json");
+    freeReplyObject(r);
+    r = redisCommand(rc, "LPUSH celery %s",
+                     "{\"properties\": {\"delivery_tag\": \"t-1\"}, \"body\": \"!!\"}");
+    freeReplyObject(r);
+    assert_int_equal(queue_submit(q, "ok", "http://x/ok"), IA_OK);
+    struct claimed_task *t = &sentinel; /* queue_claim must set it to NULL */
+    assert_int_equal(queue_claim(q, 30, 0, &t), IA_ERR_INVALID);
+    assert_null(t);
+    t = &sentinel;
+    assert_int_equal(queue_claim(q, 30, 0, &t), IA_ERR_INVALID);
+    assert_null(t);
+    assert_int_equal(rint_cmd("LLEN %s", "interview-dead"), 2);
+    assert_int_equal(rint_cmd("HLEN %s", "unacked"), 0);
+    assert_int_equal(rint_cmd("HLEN %s", "interview-leases"), 0);
+    t = claim(q, 30);
+    assert_string_equal(t->task_id, "ok");
+    claimed_task_free(t);
+}
+
+struct claimer {
+    int claimed;
+    char ids[200][8];
+};
+
+static void *claimer_main(void *arg)
+{
+    struct claimer *c = arg;
+    struct queue *q = new_queue(broker_url, backend_url);
+    struct claimed_task *t;
+    while (queue_claim(q, 30, 0, &t) == IA_OK && t) {
+        memcpy(c->ids[c->claimed++], t->task_id, 8);
+        queue_ack(q, t);
+        claimed_task_free(t);
+    }
+    queue_free(q);
+    return NULL;
+}
+
+static void test_concurrent_claims_take_each_once(void **state)
+{
+    struct queue *q = *state;
+    enum { N = 120, W = 4 };
+    for (int i = 0; i < N; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "c%03d", i);
+        assert_int_equal(queue_submit(q, id, "http://x/c"), IA_OK);
+    }
+    static struct claimer cs[W];
+    pthread_t th[W];
+    for (int i = 0; i < W; i++) {
+        memset(&cs[i], 0, sizeof(cs[i]));
+        pthread_create(&th[i], NULL, claimer_main, &cs[i]);
+    }
+    int seen[N] = {0}, total = 0;
+    for (int i = 0; i < W; i++) {
+        pthread_join(th[i], NULL);
+        for (int k = 0; k < cs[i].claimed; k++)
+            seen[atoi(cs[i].ids[k] + 1)]++;
+        total += cs[i].claimed;
+    }
+    assert_int_equal(total, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(seen[i], 1);
+    assert_int_equal(rint_cmd("HLEN %s", "unacked"), 0);
+}
+
+static void status_of(struct queue *q, const char *id, struct task_status *st)
+{
+    assert_int_equal(queue_status(q, id, st), IA_OK);
+}
+
+static void test_results_and_status(void **state)
+{
+    struct queue *q = *state;
+    struct task_status st;
+    status_of(q, "nope", &st);
+    assert_int_equal(st.state, TASK_UNKNOWN);
+    json_t *meta = json_pack("{s:s, s:f}", "stage", "processing", "progress", 0.4);
+    assert_int_equal(queue_set_state(q, "t", "PROGRESS", meta), IA_OK);
+    json_decref(meta);
+    status_of(q, "t", &st);
+    assert_int_equal(st.state, TASK_RUNNING);
+    assert_string_equal(st.stage, "processing");
+    assert_true(st.progress > 0.39 && st.progress < 0.41);
+    assert_int_equal(queue_set_retry(q, "t", "fetch_network_error", "could not download"), IA_OK);
+    status_of(q, "t", &st);
+    assert_int_equal(st.state, TASK_RETRYING);
+    assert_string_equal(st.error_code, "fetch_network_error");
+    assert_int_equal(queue_set_failure(q, "t", "too_large", "the video is larger than allowed"),
+                     IA_OK);
+    status_of(q, "t", &st);
+    assert_int_equal(st.state, TASK_FAILED);
+    assert_string_equal(st.error_code, "too_large");
+    assert_string_equal(st.error_message, "the video is larger than allowed");
+    char buf[16];
+    assert_int_equal(queue_get_celery_status(q, "t", buf, sizeof(buf)), IA_OK);
+    assert_string_equal(buf, "FAILURE");
+
+    json_t *res = json_pack("{s:s}", "video_id", "v9");
+    assert_int_equal(queue_set_state(q, "s", "SUCCESS", res), IA_OK);
+    json_decref(res);
+    assert_int_equal(queue_set_failure(q, "s", "timeout", "late"), IA_OK); /* ignored */
+    status_of(q, "s", &st);
+    assert_int_equal(st.state, TASK_SUCCEEDED);
+    assert_string_equal(json_string_value(json_object_get(st.result, "video_id")), "v9");
+    task_status_cleanup(&st);
+    redisReply *r = redisCommand(rc, "SELECT 1");
+    freeReplyObject(r);
+    long long ttl = rint_cmd("TTL %s", "celery-task-meta-s");
+    r = redisCommand(rc, "SELECT 0");
+    freeReplyObject(r);
+    assert_true(ttl > 590 && ttl <= 600);
+    assert_int_equal(queue_set_state(q, "s", "BOGUS", NULL), IA_ERR_INVALID);
+    assert_int_equal(queue_status(q, "bad id", &st), IA_ERR_INVALID);
+}
+
+static void test_result_is_published(void **state)
+{
+    struct queue *q = *state;
+    struct timeval tv = {2, 0};
+    redisContext *sub = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisSetTimeout(sub, tv);
+    redisReply *r = redisCommand(sub, "SUBSCRIBE celery-task-meta-p");
+    freeReplyObject(r);
+    assert_int_equal(queue_set_state(q, "p", "STARTED", NULL), IA_OK);
+    r = NULL;
+    assert_int_equal(redisGetReply(sub, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_string_equal(r->element[0]->str, "message");
+    assert_non_null(strstr(r->element[2]->str, "\"status\": \"STARTED\""));
+    freeReplyObject(r);
+    redisFree(sub);
+}
+
+static void test_submit_rolls_back_when_broker_down(void **state)
+{
+    (void)state;
+    char dead[64];
+    snprintf(dead, sizeof(dead), "redis://127.0.0.1:%d/0", free_port());
+    struct queue *q = new_queue(dead, backend_url);
+    assert_int_equal(queue_submit(q, "lost", "http://x/l"), IA_ERR_BROKER);
+    struct task_status st;
+    assert_int_equal(queue_status(q, "lost", &st), IA_OK);
+    assert_int_equal(st.state, TASK_UNKNOWN); /* the accepted record was removed */
+    assert_false(queue_ping(q));
+    queue_free(q);
+}
+
+static void test_auth_and_db(void **state)
+{
+    (void)state;
+    redisReply *r = redisCommand(rc, "ACL SETUSER tester on >s3cr@t ~* &* +@all");
+    freeReplyObject(r);
+    char b[128], bad[128];
+    snprintf(b, sizeof(b), "redis://tester:s3cr%%40t@127.0.0.1:%d/3", port);
+    snprintf(bad, sizeof(bad), "redis://tester:wrong@127.0.0.1:%d/3", port);
+    struct queue *q = new_queue(b, b);
+    assert_int_equal(queue_submit(q, "authed", "http://x/a"), IA_OK);
+    queue_free(q);
+    r = redisCommand(rc, "SELECT 3");
+    freeReplyObject(r);
+    assert_int_equal(rint_cmd("LLEN %s", "celery"), 1);
+    r = redisCommand(rc, "SELECT 0");
+    freeReplyObject(r);
+    q = new_queue(bad, bad);
+    assert_int_equal(queue_submit(q, "denied", "http://x/a"), IA_ERR_BROKER);
+    queue_free(q);
+    r = redisCommand(rc, "ACL DELUSER tester");
+    freeReplyObject(r);
+}
+
+static void test_outage_and_recovery(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "before", "http://x/b"), IA_OK);
+    redis_stop();
+    double t0 = now_s();
+    assert_int_equal(queue_submit(q, "during", "http://x/d"), IA_ERR_BROKER);
+    struct claimed_task *t = NULL;
+    assert_int_equal(queue_claim(q, 30, 0, &t), IA_ERR_BROKER);
+    struct task_status st;
+    assert_int_equal(queue_status(q, "before", &st), IA_ERR_BROKER);
+    assert_int_equal(queue_length(q), -1);
+    assert_int_equal(queue_restore_expired(q), -1);
+    assert_false(queue_ping(q));
+    assert_true(now_s() - t0 < 1.5);
+    redis_start();
+    enum ia_err rc2 = IA_ERR_BROKER;
+    for (int i = 0; i < 40 && rc2; i++) {
+        rc2 = queue_submit(q, "after", "http://x/a");
+        if (rc2)
+            usleep(100000);
+    }
+    assert_int_equal(rc2, IA_OK);
+    assert_true(queue_ping(q));
+    assert_int_equal(queue_length(q), 1); /* a fresh server: only "after" */
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_setup_teardown(f, each_setup, each_teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_submit_and_claim),
+        T(test_fifo_and_empty_wait),
+        T(test_renew_and_foreign_token),
+        T(test_requeue_goes_first),
+        T(test_retry_increments_in_headers),
+        T(test_restore_expired),
+        T(test_malformed_go_to_dead_list),
+        T(test_concurrent_claims_take_each_once),
+        T(test_results_and_status),
+        T(test_result_is_published),
+        T(test_submit_rolls_back_when_broker_down),
+        T(test_auth_and_db),
+        T(test_outage_and_recovery),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
