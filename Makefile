@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 PYTHON     := /usr/bin/python3
 WERROR     ?= $(if $(CI),ON,OFF)
 
-.PHONY: all build build-asan deps run test unit blackbox bench clean
+.PHONY: all build build-asan deps run test unit blackbox bench bench-smoke fuzz clean
 
 all: build
 
@@ -30,7 +30,7 @@ run: deps build
 test:
 	@scripts/deps.sh test
 	$(MAKE) build build-asan
-	$(MAKE) unit blackbox
+	$(MAKE) unit blackbox bench-smoke
 
 unit:
 	cd $(BUILD) && ctest --output-on-failure
@@ -39,6 +39,17 @@ unit:
 # The black-box suite runs the sanitizer build of the real program.
 blackbox:
 	IA_BIN=$(CURDIR)/$(ASAN_BUILD)/interview-api $(PYTHON) -m pytest -q tests/blackbox $(PYTEST_ARGS)
+
+# Benchmarks against nginx and bare ffmpeg in the same run (not part of `make test`).
+bench:
+	@scripts/deps.sh bench
+	$(MAKE) build
+	$(PYTHON) bench/run.py --bin $(CURDIR)/$(BUILD)/interview-api
+
+# One short iteration of each benchmark, so that they do not rot.
+bench-smoke:
+	@scripts/deps.sh bench
+	$(PYTHON) bench/run.py --bin $(CURDIR)/$(BUILD)/interview-api --smoke --out /tmp/ia-bench-smoke
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
