@@ -42,7 +42,8 @@ static bool add_file_body(struct http_request *req, int fd, struct http_byte_ran
     }
     int rc = evbuffer_add_file_segment(evhttp_request_get_output_buffer(req->ev), seg, 0,
                                        (ev_off_t)r.len);
-    evbuffer_file_segment_free(seg); /* the buffer keeps its own reference; the last one closes fd */
+    evbuffer_file_segment_free(
+        seg); /* the buffer keeps its own reference; the last one closes fd */
     return rc == 0;
 }
 
@@ -89,9 +90,14 @@ static void send_content(struct http_request *req, int fd, const struct stat *st
 void http_reply_file(struct http_request *req, int fd, const struct stat *st,
                      const char *content_type)
 {
-    if (http_request_check_replied(req) || !S_ISREG(st->st_mode)) {
-        if (!req->replied)
-            http_reply_body(req, 500, "text/plain", "internal error\n", 15);
+    if (http_request_check_replied(req)) {
+        close(fd);
+        return;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        log_msg(LOG_ERROR, "http", "http_reply_file: not a regular file (mode %o)",
+                (unsigned)st->st_mode);
+        http_reply_body(req, 500, "text/plain", "internal error\n", 15);
         close(fd);
         return;
     }

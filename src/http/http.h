@@ -33,8 +33,8 @@ struct http_server_opts {
     const char *host;
     int port;                    /* 0 picks a free port; see http_server_port() */
     int threads;                 /* event loops, one thread each */
-    size_t max_body_bytes;       /* larger request bodies get 413 */
-    size_t max_header_bytes;     /* larger request headers get 431/400 */
+    size_t max_body_bytes;       /* larger request bodies get 413; 0: no limit */
+    size_t max_header_bytes;     /* larger request headers get 400; 0: no limit */
     int idle_timeout_s;          /* closes idle or slow connections */
     http_handler_fn handler;
     http_thread_init_fn thread_init; /* may be NULL */

@@ -15,8 +15,8 @@
 struct http_request {
     struct evhttp_request *ev;
     enum http_method method;
-    char *path;               /* percent-decoded path, or NULL when it does not decode */
-    struct evkeyvalq query;   /* decoded query parameters, parsed on first use */
+    char *path;             /* percent-decoded path, or NULL when it does not decode */
+    struct evkeyvalq query; /* decoded query parameters, parsed on first use */
     bool query_parsed;
     bool query_ok;
     bool replied;

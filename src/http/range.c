@@ -12,15 +12,9 @@
 #include "util/str.h"
 
 /* The byte at i, or '\0' past the end: nginx parses NUL-terminated values the same way. */
-static char at(const char *s, size_t len, size_t i)
-{
-    return i < len ? s[i] : '\0';
-}
+static char at(const char *s, size_t len, size_t i) { return i < len ? s[i] : '\0'; }
 
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 static void skip_spaces(const char *s, size_t len, size_t *i)
 {
@@ -167,8 +161,8 @@ static bool read_month(const char *s, size_t len, size_t *i, unsigned *out)
 static bool read_clock(const char *s, size_t len, size_t *i, struct date_parts *d)
 {
     return expect(s, len, i, ' ') && read_digits(s, len, i, 2, &d->hour) &&
-           expect(s, len, i, ':') && read_digits(s, len, i, 2, &d->min) &&
-           expect(s, len, i, ':') && read_digits(s, len, i, 2, &d->sec);
+           expect(s, len, i, ':') && read_digits(s, len, i, 2, &d->min) && expect(s, len, i, ':') &&
+           read_digits(s, len, i, 2, &d->sec);
 }
 
 /* "06 Nov 1994 08:49:37" (IMF-fixdate) or "06-Nov-94 08:49:37" (RFC 850), after the weekday. */
@@ -206,10 +200,7 @@ static bool parse_asctime(const char *s, size_t len, size_t i, struct date_parts
            read_digits(s, len, &i, 4, &d->year);
 }
 
-static bool is_leap(unsigned y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
+static bool is_leap(unsigned y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 /* Days from 1970-01-01 to the given civil date (proleptic Gregorian), for years >= 1970. */
 static int64_t days_since_epoch(unsigned y, unsigned m, unsigned d)
@@ -227,8 +218,8 @@ static bool parts_to_time(const struct date_parts *d, time_t *out)
     if (d->year < 1970 || d->hour > 23 || d->min > 59 || d->sec > 59 || d->day == 0 ||
         d->day > mdays[d->month - 1] || (d->month == 2 && d->day == 29 && !is_leap(d->year)))
         return false;
-    int64_t t = days_since_epoch(d->year, d->month, d->day) * 86400 + d->hour * 3600 +
-                d->min * 60 + d->sec;
+    int64_t t =
+        days_since_epoch(d->year, d->month, d->day) * 86400 + d->hour * 3600 + d->min * 60 + d->sec;
     *out = (time_t)t;
     return true;
 }
@@ -268,10 +259,7 @@ void http_etag_format(time_t mtime, uint64_t size, char out[static HTTP_ETAG_MAX
 
 /* ---- conditionals ---- */
 
-static bool is_list_space(char c)
-{
-    return c == ' ' || c == '\t';
-}
+static bool is_list_space(char c) { return c == ' ' || c == '\t'; }
 
 bool http_etag_list_match(const char *list, size_t len, const char *etag, bool weak)
 {

@@ -46,10 +46,7 @@ struct http_server {
 
 static _Thread_local struct http_loop *current_loop;
 
-struct event_base *http_thread_event_base(void)
-{
-    return current_loop ? current_loop->base : NULL;
-}
+struct event_base *http_thread_event_base(void) { return current_loop ? current_loop->base : NULL; }
 
 /* Wraps ev, runs the handler, and answers 500 if the handler did not answer. */
 static void on_request(struct evhttp_request *ev, void *arg)
@@ -76,7 +73,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 /* Binds and listens on host:port (non-blocking, SO_REUSEADDR); returns the fd or -1. */
 static int listen_on(const char *host, int port, char *err, size_t errlen)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char service[16];
@@ -133,8 +131,10 @@ static bool loop_setup(struct http_server *srv, struct http_loop *loop, char *er
     evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                                EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
                                                EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
-    evhttp_set_max_body_size(loop->http, (ev_ssize_t)o->max_body_bytes);
-    evhttp_set_max_headers_size(loop->http, (ev_ssize_t)o->max_header_bytes);
+    if (o->max_body_bytes > 0) /* 0 keeps libevent's default: no limit */
+        evhttp_set_max_body_size(loop->http, (ev_ssize_t)o->max_body_bytes);
+    if (o->max_header_bytes > 0)
+        evhttp_set_max_headers_size(loop->http, (ev_ssize_t)o->max_header_bytes);
     if (o->idle_timeout_s > 0)
         evhttp_set_timeout(loop->http, o->idle_timeout_s);
     evhttp_set_default_content_type(loop->http, NULL);
@@ -196,10 +196,7 @@ fail:
     return NULL;
 }
 
-int http_server_port(const struct http_server *srv)
-{
-    return srv->port;
-}
+int http_server_port(const struct http_server *srv) { return srv->port; }
 
 /* One loop thread: its context, its loop until stopped, then its connections and context. */
 static void *loop_main(void *arg)

@@ -195,20 +195,26 @@ out:
     return result;
 }
 
+/* Sets the options the safety of the fetch depends on; false when libcurl refuses one. */
+static bool setup_safety(struct fetch_ctx *c)
+{
+    CURL *h = c->curl;
+    return curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_PROXY, "") == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket) == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c) == CURLE_OK;
+}
+
 static void setup_handle(struct fetch_ctx *c)
 {
     const struct media_opts *o = c->opts;
     CURL *h = c->curl;
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_PROXY, "");
     curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, FETCH_USER_AGENT);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -356,6 +362,12 @@ enum ia_err media_fetch_to_file(const struct media_opts *opts, const char *url, 
         goto out;
     }
     setup_handle(&c);
+    if (!setup_safety(&c)) {
+        snprintf(detail, detaillen, "libcurl lacks a required option (needs 7.85 or later)");
+        result = IA_ERR_INTERNAL;
+        close(c.fd);
+        goto out;
+    }
     result = fetch_follow(&c, url, &res->final_url, detail, detaillen);
     if (!result)
         fill_result(&c, res);

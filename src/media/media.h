@@ -73,7 +73,7 @@ void fetch_result_cleanup(struct fetch_result *res);
  * Outputs are written to the given paths directly; the caller publishes them. Fails with
  * IA_ERR_NOT_A_VIDEO, IA_ERR_DECODE, IA_ERR_TOO_LONG (checked before any transcode),
  * IA_ERR_TIMEOUT (deadline or cancel; no child is left running), IA_ERR_TRANSCODE or
- * IA_ERR_STORAGE_FULL; *report is NULL then.
+ * IA_ERR_STORAGE_FULL; *report is NULL then and partial outputs are removed.
  */
 enum ia_err media_process(const struct media_opts *opts, const char *input_path,
                           const char *output_mp4, const char *output_jpg, json_t **report,

@@ -269,6 +269,30 @@ static bool status_known(const char *status)
     return false;
 }
 
+/*
+ * Celery rebuilds an exception from RETRY/FAILURE results, so a plain dict is wrapped in one:
+ * its "code" and "message" become ours, its other keys (stage, retries...) are kept beside.
+ */
+static json_t *exception_from(const char *status, json_t *meta)
+{
+    bool retry = !strcmp(status, "RETRY");
+    const char *code = json_string_value(json_object_get(meta, "code"));
+    const char *msg = json_string_value(json_object_get(meta, "message"));
+    if (!code)
+        code = retry ? "retrying" : "internal_error";
+    if (!msg)
+        msg = retry ? "retrying after a transient error" : ia_strerror(IA_ERR_INTERNAL);
+    json_t *exc = celery_exception_new(code, msg);
+    const char *key;
+    json_t *v;
+    json_object_foreach(meta, key, v)
+    {
+        if (!json_object_get(exc, key) && strcmp(key, "message") != 0)
+            json_object_set(exc, key, v); /* "set" adds a reference */
+    }
+    return exc;
+}
+
 enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *status,
                             json_t *result)
 {
@@ -276,9 +300,7 @@ enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *st
         return IA_ERR_INVALID;
     json_t *own = NULL;
     if (celery_status_is_exception(status) && !json_object_get(result, "exc_type")) {
-        /* Celery rebuilds an exception from RETRY/FAILURE results: give it one. */
-        own = celery_exception_new(json_string_value(json_object_get(result, "code")),
-                                   json_string_value(json_object_get(result, "message")));
+        own = exception_from(status, result);
         result = own;
     }
     char *value = celery_result_encode(task_id, status, result, NULL, queue_wall_now());

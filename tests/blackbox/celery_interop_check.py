@@ -9,6 +9,7 @@ C's result records are read by AsyncResult (get/state/info, SUCCESS/FAILURE/PROG
 RETRY, woken by PUBLISH); Python's records are read by queue_status; kombu leaves our leases be.
 """
 import base64
+import gc
 import json
 import os
 import re
@@ -60,6 +61,7 @@ def server():
         except redis.ConnectionError:
             time.sleep(0.05)
     yield port
+    gc.collect()  # AsyncResult.__del__ talks to Redis: let it run while Redis is up
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -108,6 +110,23 @@ class Worker:
             return self.proc.communicate()[0]
 
 
+def send(app, *args, **kwargs):
+    """send_task, returning the id; the AsyncResult must not talk to Redis when collected."""
+    r = app.send_task("process_video", *args, **kwargs)
+    r.backend = None
+    return r.id
+
+
+def get(app, tid, timeout):
+    """AsyncResult(tid).get(timeout), detaching the result from Redis before it is collected."""
+    r = app.AsyncResult(tid)
+    try:
+        return r.get(timeout=timeout)
+    finally:
+        r.backend.remove_pending_result(r)
+        r.backend = None
+
+
 def _norm(msg):
     for field in ("origin", "reply_to", "delivery_tag"):
         msg = re.sub(r'"%s": "[^"]*"' % field, '"%s": X' % field, msg)
@@ -115,7 +134,7 @@ def _norm(msg):
 
 
 def test_python_message_decodes_and_matches_our_bytes(tool, env):
-    tid = env["app"].send_task("process_video", args=["http://x"]).id
+    tid = send(env["app"], args=["http://x"])
     raw = env["broker"].lindex("celery", 0).decode()
     out = run_tool(tool, env, "decode", stdin=raw)
     assert out.startswith("id=%s tag=" % tid)
@@ -130,7 +149,7 @@ def test_python_worker_runs_our_message(tool, env):
     assert json.loads(env["backend"].get("interview-task-c-task-1"))["video_url"] == url
     w = Worker(env)
     try:
-        res = env["app"].AsyncResult("c-task-1").get(timeout=30)
+        res = get(env["app"], "c-task-1", 30)
     finally:
         log = w.stop()
     assert res["echo"] == url and res["retries"] == 0, log
@@ -138,7 +157,7 @@ def test_python_worker_runs_our_message(tool, env):
 
 
 def test_our_retry_is_seen_by_python_with_retries_1(tool, env):
-    env["app"].send_task("process_video", args=["http://a/1"], task_id="py-r")
+    send(env["app"], args=["http://a/1"], task_id="py-r")
     assert "claimed id=py-r" in run_tool(tool, env, "claim", "30", "retry")
     raw = json.loads(env["broker"].lindex("celery", 0))
     assert raw["headers"]["retries"] == 1
@@ -146,7 +165,7 @@ def test_our_retry_is_seen_by_python_with_retries_1(tool, env):
     assert body[0] == ["http://a/1"]
     w = Worker(env)
     try:
-        res = env["app"].AsyncResult("py-r").get(timeout=30)
+        res = get(env["app"], "py-r", 30)
     finally:
         w.stop()
     assert res["retries"] == 1
@@ -156,7 +175,7 @@ def test_asyncresult_reads_our_records(tool, env):
     app = env["app"]
     run_tool(tool, env, "failure", "f1", "too_large", "the video is larger than allowed")
     with pytest.raises(RuntimeError, match="the video is larger than allowed"):
-        app.AsyncResult("f1").get(timeout=5)
+        get(app, "f1", 5)
     assert app.AsyncResult("f1").state == "FAILURE"
     run_tool(tool, env, "progress", "p1", "processing", "0.4")
     r = app.AsyncResult("p1")
@@ -181,7 +200,7 @@ def test_publish_wakes_a_waiting_get(tool, env, kind):
     t.start()
     t0 = time.time()
     try:
-        assert env["app"].AsyncResult(tid).get(timeout=5) == {"a": 1}
+        assert get(env["app"], tid, 5) == {"a": 1}
     except RuntimeError as e:
         assert kind == "failure" and str(e) == "took too long"
     assert time.time() - t0 < 3
@@ -189,13 +208,13 @@ def test_publish_wakes_a_waiting_get(tool, env, kind):
 
 
 def test_we_read_python_records(tool, env):
-    env["app"].send_task("process_video", args=["http://a/ok"], task_id="py-ok")
-    env["app"].send_task("process_video", args=["http://a/fail"], task_id="py-fail")
+    send(env["app"], args=["http://a/ok"], task_id="py-ok")
+    send(env["app"], args=["http://a/fail"], task_id="py-fail")
     w = Worker(env)
     try:
-        env["app"].AsyncResult("py-ok").get(timeout=30)
+        get(env["app"], "py-ok", 30)
         with pytest.raises(RuntimeError):
-            env["app"].AsyncResult("py-fail").get(timeout=30)
+            get(env["app"], "py-fail", 30)
     finally:
         w.stop()
     assert '"echo": "http://a/ok"' in run_tool(tool, env, "status", "py-ok")
@@ -205,7 +224,7 @@ def test_we_read_python_records(tool, env):
 
 
 def test_kombu_leaves_a_live_lease_alone(tool, env):
-    env["app"].send_task("process_video", args=["http://a/lease"], task_id="py-lease")
+    send(env["app"], args=["http://a/lease"], task_id="py-lease")
     out = run_tool(tool, env, "claim", "60")
     tag = re.search(r"tag=(\S+)", out).group(1)
     w = Worker(env, visibility_timeout=1)  # kombu restores entries older than now - 1 s

@@ -12,8 +12,12 @@
 
 #include "http/range.h"
 
-enum { R_IGN = HTTP_RANGE_IGNORE, R_ONE = HTTP_RANGE_SINGLE, R_MANY = HTTP_RANGE_MULTI,
-       R_416 = HTTP_RANGE_UNSATISFIABLE };
+enum {
+    R_IGN = HTTP_RANGE_IGNORE,
+    R_ONE = HTTP_RANGE_SINGLE,
+    R_MANY = HTTP_RANGE_MULTI,
+    R_416 = HTTP_RANGE_UNSATISFIABLE
+};
 
 struct range_case {
     const char *value;
@@ -40,7 +44,7 @@ static const struct range_case range_cases[] = {
     {"bytes=0-1,5000-6000", 1000, R_ONE, 0, 2},
     {"bytes=0-1,2-3", 1000, R_MANY, 0, 2},
     {"bytes=0-0,0-0", 1000, R_MANY, 0, 1},
-    {"bytes=0-,0-", 1000, R_IGN, 0, 0},       /* more bytes than the file */
+    {"bytes=0-,0-", 1000, R_IGN, 0, 0}, /* more bytes than the file */
     {"bytes=-0", 1000, R_416, 0, 0},
     {"bytes=5-2", 1000, R_416, 0, 0},
     {"bytes=1000-", 1000, R_416, 0, 0},
@@ -114,7 +118,7 @@ static void test_date_formats(void **state)
     (void)state;
     static const char *forms[] = {
         "Tue, 05 Mar 2024 10:11:12 GMT", "Tuesday, 05-Mar-24 10:11:12 GMT",
-        "Tue Mar  5 10:11:12 2024",     "Tue Mar 05 10:11:12 2024",
+        "Tue Mar  5 10:11:12 2024",      "Tue Mar 05 10:11:12 2024",
         "Tue, 05 Mar 2024 10:11:12 UTC", "Xyz, 05 Mar 2024 10:11:12",
     };
     for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {

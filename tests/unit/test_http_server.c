@@ -94,10 +94,15 @@ static int setup(void **state)
         fputc('a' + i % 26, f);
     fclose(f);
     static char app[] = "app";
-    struct http_server_opts o = {.host = "127.0.0.1", .port = 0, .threads = THREADS,
-                                 .max_body_bytes = 1000, .max_header_bytes = 8192,
-                                 .idle_timeout_s = 5, .handler = handler,
-                                 .thread_init = thread_init, .thread_free = thread_free,
+    struct http_server_opts o = {.host = "127.0.0.1",
+                                 .port = 0,
+                                 .threads = THREADS,
+                                 .max_body_bytes = 1000,
+                                 .max_header_bytes = 8192,
+                                 .idle_timeout_s = 5,
+                                 .handler = handler,
+                                 .thread_init = thread_init,
+                                 .thread_free = thread_free,
                                  .app = app};
     char err[256] = "";
     srv = http_server_new(&o, err, sizeof(err));

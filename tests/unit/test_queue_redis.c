@@ -400,6 +400,20 @@ static void test_results_and_status(void **state)
     assert_int_equal(st.state, TASK_RUNNING);
     assert_string_equal(st.stage, "processing");
     assert_true(st.progress > 0.39 && st.progress < 0.41);
+    meta = json_pack("{s:s, s:i}", "stage", "retrying", "retries", 1); /* a plain dict */
+    assert_int_equal(queue_set_state(q, "t", "RETRY", meta), IA_OK);
+    json_decref(meta);
+    status_of(q, "t", &st);
+    assert_int_equal(st.state, TASK_RETRYING);
+    assert_string_equal(st.error_code, "retrying");
+    redisReply *rr = redisCommand(rc, "SELECT 1");
+    freeReplyObject(rr);
+    rr = redisCommand(rc, "GET celery-task-meta-t");
+    assert_non_null(strstr(rr->str, "\"exc_type\": \"RuntimeError\""));
+    assert_non_null(strstr(rr->str, "\"retries\": 1"));
+    freeReplyObject(rr);
+    rr = redisCommand(rc, "SELECT 0");
+    freeReplyObject(rr);
     assert_int_equal(queue_set_retry(q, "t", "fetch_network_error", "could not download"), IA_OK);
     status_of(q, "t", &st);
     assert_int_equal(st.state, TASK_RETRYING);
