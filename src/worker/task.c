@@ -246,9 +246,7 @@ static enum task_outcome task_process(struct task_run *run, const char *url)
         int delay = 1 << (attempt + 1);
         log_msg(LOG_INFO, "worker", "task=%s transient %s; retry %d in %d s", run->t->task_id,
                 ia_err_code(err), attempt + 1, delay);
-        json_t *meta = json_pack("{s:s, s:i}", "stage", "retrying", "retries", attempt + 1);
-        queue_set_state(run->env->queue, run->t->task_id, "RETRY", meta);
-        json_decref(meta);
+        queue_set_retry(run->env->queue, run->t->task_id, ia_err_code(err), ia_strerror(err));
         if (!backoff_sleep(run->env, delay))
             return TASK_OUTCOME_REQUEUE;
     }
