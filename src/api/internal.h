@@ -2,6 +2,8 @@
 #ifndef IA_API_INTERNAL_H
 #define IA_API_INTERNAL_H
 
+#include <stddef.h>
+
 #include "api/api.h"
 #include "core/error.h"
 
@@ -33,6 +35,14 @@ void api_reply_ia_error(struct http_request *req, enum ia_err err);
 char *api_public_url(const struct app *app, const char *prefix, const char *id,
                      const char *suffix);
 
+/*
+ * Parses and checks a POST /submit body ({"video_url": "http(s)://..."}), with no I/O. IA_OK
+ * with the URL in *url_out (the caller frees it), or IA_ERR_INVALID with the client-facing 422
+ * reason in *why_out (a static string) and *url_out NULL.
+ */
+enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **url_out,
+                                  const char **why_out);
+
 void api_submit(struct api_call *call);
 void api_status(struct api_call *call);
 void api_processed(struct api_call *call);
@@ -43,5 +53,7 @@ void api_metadata(struct api_call *call);
 void api_thumbnail(struct api_call *call);
 void api_healthz(struct api_call *call);
 void api_readyz(struct api_call *call);
+void api_web_index(struct api_call *call);
+void api_web_asset(struct api_call *call);
 
 #endif

@@ -30,6 +30,8 @@ static const struct route routes[] = {
     {"/thumbnail/*", GET_HEAD, ACCESS_MEDIA, api_thumbnail},
     {"/healthz", GET_HEAD, ACCESS_PUBLIC, api_healthz},
     {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz},
+    {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index},
+    {"/web/*", GET_HEAD, ACCESS_PUBLIC, api_web_asset},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
