@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 PYTHON     := /usr/bin/python3
 WERROR     ?= $(if $(CI),ON,OFF)
 
-.PHONY: all build build-asan deps run test unit blackbox bench bench-smoke fuzz clean
+.PHONY: all build build-asan deps run test unit blackbox bench bench-smoke fuzz test-valgrind clean
 
 all: build
 
@@ -50,6 +50,16 @@ bench:
 bench-smoke:
 	@scripts/deps.sh bench
 	$(PYTHON) bench/run.py --bin $(CURDIR)/$(BUILD)/interview-api --smoke --out /tmp/ia-bench-smoke
+
+# libFuzzer targets for every parser of untrusted input (FUZZ_SECONDS each, default 60).
+fuzz:
+	@scripts/deps.sh fuzz
+	fuzz/run.sh
+
+# The black-box suite with the program under valgrind (a normal build, no sanitizers).
+test-valgrind:
+	@scripts/deps.sh test
+	scripts/test-valgrind.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
