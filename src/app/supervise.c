@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "queue/queue.h"
+#include "store/store.h"
 
 #define CHILDREN_MAX 3
 
@@ -65,6 +66,13 @@ static int free_port(void)
 static pid_t start_private_redis(const struct config *cfg, int *port)
 {
     *port = free_port();
+    char err[256];
+    struct store *store = store_new(cfg->processed_dir, err, sizeof(err));
+    if (!store) {
+        log_msg(LOG_ERROR, "run", "%s", err);
+        return -1;
+    }
+    store_free(store);
     char *dir = xasprintf("%s/.redis", cfg->processed_dir);
     char *port_s = xasprintf("%d", *port);
     mkdir(dir, 0700);
@@ -108,6 +116,8 @@ static int use_private_redis(struct config *cfg, struct child *redis)
     int port;
     redis->name = "redis-server";
     redis->pid = start_private_redis(cfg, &port);
+    if (redis->pid < 0)
+        return -1;
     free(cfg->broker_url);
     free(cfg->backend_url);
     cfg->broker_url = xasprintf("redis://127.0.0.1:%d/0", port);
