@@ -1,10 +1,10 @@
 /*
  * ffprobe runs and their interpretation: JSON into struct media_info, a demux-only packet scan of
- * the first video stream, and the not_a_video / decode_error / too_long decisions.
+ * the chosen video and audio streams, and the not_a_video / decode_error / too_long decisions.
  *
- * Truncation check (documented choice): a demux-only scan reads every video packet without
- * decoding. It is I/O bound (seconds for hours of video) and catches the common corruption, a
- * file cut short, by comparing the time covered by readable packets with the declared duration.
+ * Truncation check (documented choice): a demux-only scan reads every packet without decoding.
+ * It is I/O bound (seconds for hours of video) and catches the common corruption, a file cut
+ * short, by comparing the time covered by readable packets with the declared duration.
  * It does not catch bit errors inside packets; those fail the transcode (transcode_error) or the
  * poster decode (decode_error). An MP4 cut before its moov atom cannot be opened at all; it is
  * reported as decode_error because its first bytes show a video container.
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,11 +78,14 @@ static bool parse_double(const char *s, double *out)
     return true;
 }
 
-/* Parses "num/den" into a double; 0 for "0/0", malformed or non-positive. */
+/*
+ * Parses "num/den" (frame rates) or "num:den" (ffprobe writes aspect ratios so) into a double;
+ * 0 for "0/0", malformed or non-positive.
+ */
 static double parse_rational(const char *s)
 {
     long long num = 0, den = 0;
-    const char *slash = s ? strchr(s, '/') : NULL;
+    const char *slash = s ? strpbrk(s, "/:") : NULL;
     if (!slash || !str_to_ll(s, (size_t)(slash - s), 0, 1000000000, &num) ||
         !str_to_ll(slash + 1, strlen(slash + 1), 1, 1000000000, &den))
         return 0;
@@ -109,13 +113,26 @@ static double jnum(const json_t *obj, const char *key, double dflt)
     return parse_double(json_string_value(v), &d) ? d : dflt;
 }
 
+/*
+ * A count or size that must fit its C type: the number when 0 <= n < limit, else 0 (unknown).
+ * A hostile file can make ffprobe print any number, and casting one out of range is undefined.
+ */
+static double jcount(const json_t *obj, const char *key, double limit)
+{
+    double n = jnum(obj, key, 0);
+    return n >= 0 && n < limit ? n : 0;
+}
+
 static int normalize_rotation(double deg)
 {
     long r = lround(deg) % 360;
     return (int)(r < 0 ? r + 360 : r);
 }
 
-/* Rotation from the display matrix side data, else from the legacy "rotate" tag. */
+/*
+ * Rotation as ffprobe reports the display matrix (counter-clockwise degrees), else from the
+ * legacy "rotate" tag of older ffprobe versions, which counts clockwise: hence its minus sign.
+ */
 static int stream_rotation(const json_t *st)
 {
     size_t i;
@@ -126,7 +143,7 @@ static int stream_rotation(const json_t *st)
         if (json_is_number(rot))
             return normalize_rotation(json_number_value(rot));
     }
-    return normalize_rotation(jnum(json_object_get(st, "tags"), "rotate", 0));
+    return normalize_rotation(-jnum(json_object_get(st, "tags"), "rotate", 0));
 }
 
 static bool is_cover_art(const json_t *st)
@@ -141,17 +158,14 @@ static void parse_video(const json_t *st, struct media_video_info *v)
     v->codec = jdup(st, "codec_name");
     v->profile = jdup(st, "profile");
     v->pix_fmt = jdup(st, "pix_fmt");
-    v->width = (int)jnum(st, "width", 0);
-    v->height = (int)jnum(st, "height", 0);
+    v->width = (int)jcount(st, "width", 0x1p31);
+    v->height = (int)jcount(st, "height", 0x1p31);
     v->rotation = stream_rotation(st);
     v->r_fps = parse_rational(jstr(st, "r_frame_rate"));
     v->avg_fps = parse_rational(jstr(st, "avg_frame_rate"));
     v->duration = jnum(st, "duration", -1);
-    v->bit_rate = (int64_t)jnum(st, "bit_rate", 0);
-    const char *sar = jstr(st, "sample_aspect_ratio");
-    double s = sar ? parse_rational(sar) : 0;
-    if (!sar || !strchr(sar, '/'))
-        s = 0;
+    v->bit_rate = (int64_t)jcount(st, "bit_rate", 0x1p63);
+    double s = parse_rational(jstr(st, "sample_aspect_ratio"));
     v->sar = s > 0 ? s : 1.0;
 }
 
@@ -159,8 +173,8 @@ static void parse_audio(const json_t *st, struct media_audio_info *a)
 {
     a->index = (int)json_integer_value(json_object_get(st, "index"));
     a->codec = jdup(st, "codec_name");
-    a->sample_rate = (int)jnum(st, "sample_rate", 0);
-    a->channels = (int)jnum(st, "channels", 0);
+    a->sample_rate = (int)jcount(st, "sample_rate", 0x1p31);
+    a->channels = (int)jcount(st, "channels", 0x1p31);
 }
 
 static void parse_streams(const json_t *streams, struct media_info *info)
@@ -186,7 +200,7 @@ enum ia_err probe_parse_json(const char *json, size_t len, struct media_info *in
                              size_t detaillen)
 {
     memset(info, 0, sizeof *info);
-    info->duration = info->scan_duration = info->video.duration = -1;
+    info->duration = info->scan_duration = info->scan_video_duration = info->video.duration = -1;
     json_error_t jerr = {0};
     json_t *root = json_loadb(json, len, 0, &jerr);
     const json_t *format = json_object_get(root, "format");
@@ -197,9 +211,9 @@ enum ia_err probe_parse_json(const char *json, size_t len, struct media_info *in
     }
     info->format_name = jdup(format, "format_name");
     info->duration = jnum(format, "duration", -1);
-    info->bit_rate = (int64_t)jnum(format, "bit_rate", 0);
-    info->size_bytes = (uint64_t)jnum(format, "size", 0);
-    info->nb_streams = (int)jnum(format, "nb_streams", 0);
+    info->bit_rate = (int64_t)jcount(format, "bit_rate", 0x1p63);
+    info->size_bytes = (uint64_t)jcount(format, "size", 0x1p64);
+    info->nb_streams = (int)jcount(format, "nb_streams", 0x1p31);
     parse_streams(json_object_get(root, "streams"), info);
     json_decref(root);
     return IA_OK;
@@ -283,41 +297,75 @@ enum ia_err probe_file(const struct media_opts *o, const char *path, struct medi
     return result;
 }
 
-struct scan_state {
-    long packets;
-    double first_pts, end;
-    bool have_pts;
+/* The time covered by some packets: the earliest pts and the latest pts + duration. */
+struct span {
+    bool have;
+    double first, end;
 };
 
-/* One "pts_time,duration_time" line of the packet scan. */
+static void span_add(struct span *s, double pts, double dur)
+{
+    if (!s->have || pts < s->first)
+        s->first = pts;
+    if (!s->have || pts + dur > s->end)
+        s->end = pts + dur;
+    s->have = true;
+}
+
+static double span_length(const struct span *s) { return s->have ? s->end - s->first : -1; }
+
+struct scan_state {
+    long long video_index, audio_index; /* audio_index -1: none */
+    long video_packets;
+    struct span video, all;
+};
+
+/* Splits s in place at commas into at most n fields (the last one cut at its comma too). */
+static size_t split_csv(char *s, char **fields, size_t n)
+{
+    size_t count = 0;
+    for (;;) {
+        fields[count++] = s;
+        char *comma = strchr(s, ',');
+        if (comma)
+            *comma = '\0';
+        if (!comma || count == n)
+            return count;
+        s = comma + 1;
+    }
+}
+
+/* One "stream_index,pts_time,duration_time[,...]" line of the packet scan. */
 static void on_scan_line(const char *line, size_t len, void *ctx)
 {
     struct scan_state *s = ctx;
-    char buf[128];
+    char buf[128], *f[3];
+    long long index;
     double pts, dur = 0;
     if (len >= sizeof buf)
         return;
     memcpy(buf, line, len + 1);
-    char *comma = strchr(buf, ',');
-    if (comma)
-        *comma = '\0';
-    s->packets++;
-    if (!parse_double(buf, &pts))
+    size_t n = split_csv(buf, f, 3);
+    if (n < 2 || !str_to_ll(f[0], strlen(f[0]), 0, INT_MAX, &index))
         return;
-    if (comma)
-        (void)parse_double(comma + 1, &dur);
-    if (!s->have_pts || pts < s->first_pts)
-        s->first_pts = pts;
-    if (!s->have_pts || pts + dur > s->end)
-        s->end = pts + dur;
-    s->have_pts = true;
+    bool video = index == s->video_index;
+    if (!video && index != s->audio_index)
+        return;
+    if (video)
+        s->video_packets++;
+    if (!parse_double(f[1], &pts))
+        return;
+    if (n == 3 && !parse_double(f[2], &dur))
+        dur = 0;
+    if (video)
+        span_add(&s->video, pts, dur);
+    span_add(&s->all, pts, dur);
 }
 
 enum ia_err probe_scan_packets(const struct media_opts *o, const char *path,
                                struct media_info *info, char *detail, size_t detaillen)
 {
     char *input = xasprintf("file:%s", path);
-    char *sel = xasprintf("%d", info->video.index);
     const char *argv[] = {"ffprobe",
                           "-v",
                           "error",
@@ -325,15 +373,14 @@ enum ia_err probe_scan_packets(const struct media_opts *o, const char *path,
                           "file",
                           "-format_whitelist",
                           MEDIA_FORMAT_WHITELIST,
-                          "-select_streams",
-                          sel,
                           "-show_entries",
-                          "packet=pts_time,duration_time",
+                          "packet=stream_index,pts_time,duration_time",
                           "-of",
                           "csv=p=0",
                           input,
                           NULL};
-    struct scan_state s = {0};
+    struct scan_state s = {.video_index = info->video.index,
+                           .audio_index = info->has_audio ? info->audio.index : -1};
     struct proc_opts po;
     struct proc_result pr;
     media_proc_opts_init(&po, o, PROBE_FSIZE_MAX);
@@ -341,15 +388,15 @@ enum ia_err probe_scan_packets(const struct media_opts *o, const char *path,
     po.on_line = on_scan_line;
     po.line_ctx = &s;
     enum ia_err result = proc_run(argv, &po, &pr, detail, detaillen);
-    info->scan_packets = s.packets;
-    info->scan_duration = s.have_pts ? s.end - s.first_pts : -1;
+    info->scan_packets = s.video_packets;
+    info->scan_video_duration = span_length(&s.video);
+    info->scan_duration = span_length(&s.all);
     if (!result && pr.err_len) {
         char esc[256];
         media_stderr_tail(esc, sizeof esc, &pr, path, NULL);
         snprintf(detail, detaillen, "packet scan: %s", esc);
     }
     proc_result_cleanup(&pr);
-    free(sel);
     free(input);
     return result;
 }
@@ -393,15 +440,21 @@ static bool is_animation_format(const char *name)
            (strcmp(name, "gif") == 0 || strcmp(name, "gif_pipe") == 0 || strcmp(name, "apng") == 0);
 }
 
-/* True when the readable packets end well before the declared duration. */
+/*
+ * True when the readable packets end well before the declared duration: the video packets
+ * against the video stream's own duration when the container declares one (MP4), else the video
+ * and audio packets together against the container's duration (Matroska declares only that one,
+ * and a video track may rightly end before the audio).
+ */
 static bool looks_truncated(const struct media_info *info)
 {
     bool per_stream = info->video.duration > 0;
     double declared = per_stream ? info->video.duration : info->duration;
-    if (declared <= 0 || info->scan_duration < 0)
+    double covered = per_stream ? info->scan_video_duration : info->scan_duration;
+    if (declared <= 0 || covered < 0)
         return false;
     double tolerance = fmax(per_stream ? 0.5 : 1.0, 0.1 * declared);
-    return info->scan_duration < declared - tolerance;
+    return covered < declared - tolerance;
 }
 
 enum ia_err probe_check_scan(const struct media_info *info, long max_duration_s, char *detail,
@@ -418,9 +471,10 @@ enum ia_err probe_check_scan(const struct media_info *info, long max_duration_s,
         return IA_ERR_NOT_A_VIDEO;
     }
     if (looks_truncated(info)) {
+        bool per_stream = info->video.duration > 0;
         snprintf(detail, detaillen, "packets cover %.3f s of a declared %.3f s",
-                 info->scan_duration,
-                 info->video.duration > 0 ? info->video.duration : info->duration);
+                 per_stream ? info->scan_video_duration : info->scan_duration,
+                 per_stream ? info->video.duration : info->duration);
         return IA_ERR_DECODE;
     }
     if (max_duration_s > 0 &&

@@ -45,9 +45,10 @@ struct media_info {
     bool has_video, has_audio;
     struct media_video_info video; /* the first video stream that is not cover art */
     struct media_audio_info audio; /* the first audio stream */
-    /* filled by probe_scan_packets() */
-    long scan_packets;    /* video packets read */
-    double scan_duration; /* end of the last video packet minus the first pts; < 0 unknown */
+    /* filled by probe_scan_packets(), over the streams chosen above (first video, first audio) */
+    long scan_packets;          /* video packets read */
+    double scan_video_duration; /* video packets' latest end minus earliest pts; < 0 unknown */
+    double scan_duration;       /* the same over video and audio packets; < 0 unknown */
 };
 
 /* Options for running ffprobe or ffmpeg under the task's deadline, cancel flag and limits. */
@@ -69,8 +70,9 @@ enum ia_err probe_file(const struct media_opts *o, const char *path, struct medi
                        char *detail, size_t detaillen);
 
 /*
- * Demuxes the first video stream without decoding (I/O bound, no decoder runs on the input) and
- * records the packet count and the time covered by its packets in info.
+ * Demuxes the file without decoding (I/O bound, no decoder runs on the input) and records in info
+ * the chosen video stream's packet count and the time its packets cover, alone and together with
+ * the chosen audio stream's (a video track may end before the audio: a camera turned off).
  */
 enum ia_err probe_scan_packets(const struct media_opts *o, const char *path,
                                struct media_info *info, char *detail, size_t detaillen);

@@ -106,8 +106,8 @@ double media_source_fps(const struct media_info *in)
 {
     if (in->video.avg_fps > 0)
         return in->video.avg_fps;
-    if (in->scan_packets > 1 && in->scan_duration > 0)
-        return (double)in->scan_packets / in->scan_duration;
+    if (in->scan_packets > 1 && in->scan_video_duration > 0)
+        return (double)in->scan_packets / in->scan_video_duration;
     return in->video.r_fps;
 }
 
@@ -179,15 +179,21 @@ void media_plan_init(struct media_plan *p, const struct media_info *in, const st
     plan_normalizations(p, in, o);
 }
 
+/*
+ * Square pixels first (when the source's are not), then even dimensions at most max_height high.
+ * The scale filter keeps the display aspect by changing the sample aspect ratio (321x241 scaled
+ * to 320x240 gets 963:964), so the chain ends with setsar=1: the output has square pixels.
+ */
 static void args_video_filter(struct args *a, const struct media_info *in, int max_height)
 {
     const char *square =
-        fabs(in->video.sar - 1.0) >= 0.01 ? "scale=w='trunc(iw*sar/2)*2':h=ih,setsar=1," : "";
+        fabs(in->video.sar - 1.0) >= 0.01 ? "scale=w='trunc(iw*sar/2)*2':h=ih," : "";
     args_add(a, "-vf");
     if (max_height > 0)
-        args_own(a, xasprintf("%sscale=w=-2:h='trunc(min(%d,ih)/2)*2'", square, max_height));
+        args_own(a,
+                 xasprintf("%sscale=w=-2:h='trunc(min(%d,ih)/2)*2',setsar=1", square, max_height));
     else
-        args_own(a, xasprintf("%sscale=w=-2:h='trunc(ih/2)*2'", square));
+        args_own(a, xasprintf("%sscale=w=-2:h='trunc(ih/2)*2',setsar=1", square));
 }
 
 static void args_transcode(struct args *a, const struct media_info *in, const struct media_opts *o,
