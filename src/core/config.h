@@ -22,6 +22,9 @@ struct config {
     long long task_lease_s;
     long long task_time_limit_s;
     long long task_max_retries;
+    long long task_retry_backoff_s;
+    long long task_lost_after_s;
+    long long worker_shutdown_grace_s;
     long long result_ttl_s;
     long long max_queued;
     char *preset;
@@ -32,6 +35,11 @@ struct config {
     char *api_keys;
     char *signing_key;
     long long signed_url_ttl_s;
+    long long max_connections;
+    long long request_timeout_s;
+    long long rate_limit;
+    long long fetch_low_speed_bytes_s;
+    long long fetch_low_speed_time_s;
 };
 
 /* A lookup of a name in an environment: returns NULL when unset. */

@@ -81,73 +81,125 @@ unsigned char *celery_base64_decode(const char *in, size_t len, size_t *outlen)
     return out;
 }
 
-/* A bounded text buffer: appends stop at the cap, the length keeps counting. */
+/*
+ * argsrepr as Celery writes it: celery.utils.saferepr.saferepr(args, argsrepr_maxsize). That is
+ * not Python's repr(): strings are always in single quotes with only "'" escaped, and output
+ * is cut by a budget of characters spent token by token (brackets, ", ", each value): a value
+ * longer than what is left is cut back to its last space and ends with "...", and once the
+ * budget is spent the next token becomes ", ..." (plus "]" if the list was not closed yet).
+ */
 struct repr_buf {
     char *p;
     size_t cap, n;
+    long left;    /* characters of the budget left */
+    bool stopped; /* the budget ran out */
 };
 
-static void rb_add(struct repr_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void rb_add(struct repr_buf *b, const char *fmt, ...)
+static void rb_put(struct repr_buf *b, const char *s, size_t len)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int k =
-        vsnprintf(b->n < b->cap ? b->p + b->n : NULL, b->n < b->cap ? b->cap - b->n : 0, fmt, ap);
-    va_end(ap);
-    b->n += k > 0 ? (size_t)k : 0;
-}
-
-/* Appends s as a Python str literal, quoted the way repr() quotes it. */
-static void repr_string(struct repr_buf *b, const char *s, size_t len)
-{
-    char quote = memchr(s, '\'', len) && !memchr(s, '"', len) ? '"' : '\'';
-    rb_add(b, "%c", quote);
-    for (size_t i = 0; i < len && b->n < b->cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '\\' || c == (unsigned char)quote)
-            rb_add(b, "\\%c", c);
-        else if (c == '\n' || c == '\r' || c == '\t')
-            rb_add(b, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
-        else if (c < 0x20 || c == 0x7f)
-            rb_add(b, "\\x%02x", c);
-        else
-            rb_add(b, "%c", c);
+    if (b->n + len + 1 > b->cap) {
+        b->cap = (b->n + len + 1) * 2;
+        b->p = xrealloc(b->p, b->cap);
     }
-    rb_add(b, "%c", quote);
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
 }
 
-/* Appends one array element as Python would print it. */
+/* Python's len() of UTF-8 text: the number of code points. */
+static long utf8_chars(const char *s, size_t len)
+{
+    long n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return n;
+}
+
+/* The byte length of the first `chars` code points of s. */
+static size_t utf8_prefix(const char *s, size_t len, long chars)
+{
+    size_t i = 0;
+    for (long c = 0; i < len; i++) {
+        if (((unsigned char)s[i] & 0xc0) != 0x80 && c++ == chars)
+            break;
+    }
+    return i;
+}
+
+/* celery.utils.text.truncate(s, maxlen), escaping "'" when in quotes. */
+static void rb_truncated(struct repr_buf *b, const char *s, size_t len, long maxlen, bool quoted)
+{
+    size_t n = len;
+    bool cut = utf8_chars(s, len) >= maxlen;
+    if (cut) {
+        n = utf8_prefix(s, len, maxlen);
+        const char *space = memrchr(s, ' ', n);
+        if (space)
+            n = (size_t)(space - s);
+    }
+    for (size_t i = 0; i < n; i++)
+        rb_put(b, quoted && s[i] == '\'' ? "\\'" : s + i, quoted && s[i] == '\'' ? 2 : 1);
+    if (cut)
+        rb_put(b, "...", 3);
+}
+
+enum repr_kind { REPR_LITERAL, REPR_QUOTED, REPR_TEXT };
+
+/* Emits one saferepr token, spending the budget. */
+static void repr_token(struct repr_buf *b, const char *s, size_t len, enum repr_kind kind)
+{
+    if (b->stopped)
+        return;
+    if (b->left <= 0) {
+        rb_put(b, ", ...", 5);
+        b->stopped = true;
+        return;
+    }
+    size_t start = b->n;
+    if (kind == REPR_LITERAL) {
+        rb_put(b, s, len);
+    } else {
+        if (kind == REPR_QUOTED)
+            rb_put(b, "'", 1);
+        rb_truncated(b, s, len, b->left, kind == REPR_QUOTED);
+        if (kind == REPR_QUOTED)
+            rb_put(b, "'", 1);
+    }
+    b->left -= utf8_chars(b->p + start, b->n - start);
+}
+
+/* One array element as saferepr prints it. */
 static void repr_value(struct repr_buf *b, const json_t *v)
 {
+    const char *word = json_is_true(v) ? "True" : json_is_false(v) ? "False" : "None";
     if (json_is_string(v)) {
-        repr_string(b, json_string_value(v), json_string_length(v));
-    } else if (json_is_boolean(v)) {
-        rb_add(b, "%s", json_is_true(v) ? "True" : "False");
-    } else if (json_is_null(v)) {
-        rb_add(b, "None");
+        repr_token(b, json_string_value(v), json_string_length(v), REPR_QUOTED);
+    } else if (json_is_boolean(v) || json_is_null(v)) {
+        repr_token(b, word, strlen(word), REPR_TEXT);
     } else {
         char *text = json_dumps(v, JSON_ENCODE_ANY | CELERY_JSON_FLAGS);
-        rb_add(b, "%s", text ? text : "...");
+        repr_token(b, text ? text : "...", text ? strlen(text) : 3, REPR_TEXT);
         free(text);
     }
 }
 
 char *celery_argsrepr(const json_t *args)
 {
-    struct repr_buf b = {xmalloc(CELERY_ARGSREPR_MAX + 1), CELERY_ARGSREPR_MAX + 1, 0};
+    struct repr_buf b = {xmalloc(64), 64, 0, CELERY_ARGSREPR_MAX, false};
+    b.p[0] = '\0';
     size_t i;
     const json_t *v;
-    rb_add(&b, "[");
+    repr_token(&b, "[", 1, REPR_LITERAL);
     json_array_foreach(args, i, v)
     {
-        rb_add(&b, "%s", i > 0 ? ", " : "");
+        if (i > 0)
+            repr_token(&b, ", ", 2, REPR_LITERAL);
         repr_value(&b, v);
     }
-    rb_add(&b, "]");
-    if (b.n > CELERY_ARGSREPR_MAX) /* saferepr cuts long output and ends it with "..." */
-        memcpy(b.p + CELERY_ARGSREPR_MAX - 3, "...", 4);
+    bool open = b.stopped; /* saferepr still closes a list it stopped inside */
+    repr_token(&b, "]", 1, REPR_LITERAL);
+    if (open)
+        rb_put(&b, "]", 1);
     return b.p;
 }
 

@@ -79,8 +79,11 @@ static enum ia_err record_accepted(struct queue *q, const char *task_id, const c
     return rc;
 }
 
-/* LPUSHes an encoded message (kombu's _put), declaring kombu's binding once per connection. */
-static enum ia_err publish(struct queue *q, const char *msg)
+/*
+ * LPUSHes an encoded message (kombu's _put) and records the task as pending, in one step;
+ * declares kombu's binding once per connection.
+ */
+static enum ia_err publish(struct queue *q, const char *task_id, const char *msg)
 {
     if (!q->broker.bound) {
         redisReply *b =
@@ -88,8 +91,9 @@ static enum ia_err publish(struct queue *q, const char *msg)
         q->broker.bound = b && b->type == REDIS_REPLY_INTEGER;
         freeReplyObject(b);
     }
-    redisReply *r = queue_conn_cmd(&q->broker, "LPUSH %s %s", QUEUE_NAME, msg);
-    enum ia_err rc = queue_reply_failed(&q->broker, r, "LPUSH") ? IA_ERR_BROKER : IA_OK;
+    const char *argv[] = {QUEUE_NAME, QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, msg, task_id};
+    redisReply *r = queue_eval(q, &q->broker, SCRIPT_PUBLISH, 3, 5, argv, NULL);
+    enum ia_err rc = queue_reply_failed(&q->broker, r, "publish") ? IA_ERR_BROKER : IA_OK;
     freeReplyObject(r);
     return rc;
 }
@@ -105,7 +109,7 @@ enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video
         return IA_ERR_INVALID;
     enum ia_err rc = record_accepted(q, task_id, video_url);
     if (!rc) {
-        rc = publish(q, msg);
+        rc = publish(q, task_id, msg);
         if (rc) { /* not published: forget the record so /status does not say queued */
             redisReply *r = queue_conn_cmd(&q->backend, "DEL %s%s", QUEUE_ACCEPTED_PREFIX, task_id);
             freeReplyObject(r);

@@ -88,6 +88,31 @@ enum ia_err queue_retry(struct queue *q, const struct claimed_task *t);
 /* Returns messages whose lease ran out to the queue; the number restored, or -1. */
 long long queue_restore_expired(struct queue *q);
 void claimed_task_free(struct claimed_task *t);
+/*
+ * Fails accepted tasks whose message vanished (purged queue, lost write) with code task_lost:
+ * looks at a bounded batch of tasks published more than age_s ago and never claimed, and fails
+ * those whose message is neither on the queue nor delivered and that have no result record.
+ * Returns how many were failed, or -1 when Redis is unreachable. Any process may call it.
+ */
+long long queue_fail_lost(struct queue *q, int age_s);
+
+/* What queue_idempotency_bind() found. */
+enum queue_idem_result {
+    QUEUE_IDEM_NEW,      /* the key is now bound to this body and task id */
+    QUEUE_IDEM_REPLAY,   /* bound before to the same body: prior_id is that task */
+    QUEUE_IDEM_CONFLICT, /* bound before to a different body */
+};
+
+/*
+ * Binds an Idempotency-Key to (body_sha256, task_id) for ttl_s seconds unless it is bound
+ * already (atomic SET NX EX). On IA_OK *res says what happened and prior_id holds the task id
+ * the key is bound to (NEW, REPLAY). IA_ERR_BROKER when Redis is unreachable.
+ */
+enum ia_err queue_idempotency_bind(struct queue *q, const char *key, const char *body_sha256,
+                                   const char *task_id, long long ttl_s,
+                                   enum queue_idem_result *res, char *prior_id, size_t prior_len);
+/* Unbinds a key this request bound, when its task could not be queued after all. */
+enum ia_err queue_idempotency_forget(struct queue *q, const char *key);
 
 /*
  * Writes celery-task-meta-<task_id> (and publishes it, as Celery's Redis backend does).

@@ -24,6 +24,11 @@
 #define QUEUE_DEAD_MAX 1000
 #define QUEUE_ACCEPTED_PREFIX "interview-task-"
 #define QUEUE_META_PREFIX "celery-task-meta-"
+/* Broker: tasks published and not yet claimed (zset by time) and their messages (hash). */
+#define QUEUE_PENDING_KEY "interview-pending"
+#define QUEUE_PENDING_MSG_KEY "interview-pending-msg"
+/* Backend: interview-idem-<sha256 of the Idempotency-Key> = "<body sha256> <task id>". */
+#define QUEUE_IDEM_PREFIX "interview-idem-"
 
 #define QUEUE_TIMEOUT_MS 1000 /* connect and command timeout */
 #define QUEUE_RETRY_MS 250    /* no reconnect attempt sooner than this after a failure */
@@ -34,6 +39,9 @@ enum queue_script {
     SCRIPT_RELEASE,
     SCRIPT_RESTORE,
     SCRIPT_SET_RESULT,
+    SCRIPT_PUBLISH,
+    SCRIPT_LOST,
+    SCRIPT_IDEM,
     SCRIPT__COUNT
 };
 

@@ -118,10 +118,16 @@ static enum ia_err claim_once(struct queue *q, int lease_s, struct claimed_task 
     char lease[16], token[UUID_STR_LEN + 1];
     snprintf(lease, sizeof(lease), "%d", lease_s);
     uuid_v4_new(token);
-    const char *argv[] = {QUEUE_NAME,     QUEUE_UNACKED_KEY, QUEUE_UNACKED_INDEX_KEY,
-                          QUEUE_DEAD_KEY, QUEUE_LEASES_KEY,  lease,
+    const char *argv[] = {QUEUE_NAME,
+                          QUEUE_UNACKED_KEY,
+                          QUEUE_UNACKED_INDEX_KEY,
+                          QUEUE_DEAD_KEY,
+                          QUEUE_LEASES_KEY,
+                          QUEUE_PENDING_KEY,
+                          QUEUE_PENDING_MSG_KEY,
+                          lease,
                           token};
-    redisReply *r = queue_eval(q, &q->broker, SCRIPT_CLAIM, 5, 7, argv, NULL);
+    redisReply *r = queue_eval(q, &q->broker, SCRIPT_CLAIM, 7, 9, argv, NULL);
     enum ia_err rc = IA_OK;
     if (queue_reply_failed(&q->broker, r, "claim")) {
         rc = IA_ERR_BROKER;

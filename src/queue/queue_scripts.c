@@ -36,8 +36,9 @@
     "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 
 /*
- * KEYS: queue, unacked, unacked_index, dead, leases. ARGV: lease_s, token.
- * Returns nil (empty), {0, message} (malformed: moved to dead) or {1, message, tag}.
+ * KEYS: queue, unacked, unacked_index, dead, leases, pending, pending_msg. ARGV: lease_s, token.
+ * Returns nil (empty), {0, message} (malformed: moved to dead) or {1, message, tag}. A claimed
+ * task is no longer pending (see lost_src).
  */
 static const char claim_src[] =
     "local m = redis.call('RPOP', KEYS[1])\n"
@@ -46,6 +47,11 @@ static const char claim_src[] =
     "local tag\n"
     "if ok and type(env) == 'table' and type(env.properties) == 'table' then\n"
     "  tag = env.properties.delivery_tag\n"
+    "end\n"
+    "if ok and type(env) == 'table' and type(env.headers) == 'table'\n"
+    "   and type(env.headers.id) == 'string' then\n"
+    "  redis.call('ZREM', KEYS[6], env.headers.id)\n"
+    "  redis.call('HDEL', KEYS[7], env.headers.id)\n"
     "end\n"
     "if type(tag) ~= 'string' or #tag == 0 or #tag > 63 or tag:find('[^%w%-%._:]')\n"
     "   or redis.call('HEXISTS', KEYS[2], tag) == 1 then\n"
@@ -122,8 +128,59 @@ static const char set_result_src[] =
     "redis.call('PUBLISH', KEYS[1], ARGV[1])\n"
     "return 1\n";
 
+/*
+ * KEYS: queue, pending, pending_msg. ARGV: message, task_id. Publishes as kombu's _put (LPUSH)
+ * and, in the same step, records the task as pending (scored by server time) with its message,
+ * so that lost_src can tell later whether the message still exists.
+ */
+static const char publish_src[] =
+    LUA_NOW "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+            "redis.call('ZADD', KEYS[2], now, ARGV[2])\n"
+            "redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])\n"
+            "return 1\n";
+
+/*
+ * KEYS: pending, pending_msg, queue, unacked. ARGV: age_s, limit.
+ * Looks at up to limit tasks pending for more than age_s. One whose message is still on the
+ * queue (LPOS) or delivered to a consumer (its tag in unacked: a kombu worker took it) is
+ * scored again with now, so each is looked at once per age_s; the others are lost: removed
+ * from the pending set and returned. Cost: limit list scans per call, whatever the backlog.
+ */
+static const char lost_src[] =
+    LUA_NOW "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]),\n"
+            "                       'LIMIT', 0, tonumber(ARGV[2]))\n"
+            "local lost = {}\n"
+            "for _, id in ipairs(ids) do\n"
+            "  local m = redis.call('HGET', KEYS[2], id)\n"
+            "  local alive = false\n"
+            "  if m and redis.call('LPOS', KEYS[3], m) then alive = true\n"
+            "  elseif m then\n"
+            "    local ok, env = pcall(cjson.decode, m)\n"
+            "    local tag = ok and type(env) == 'table' and type(env.properties) == 'table'\n"
+            "                and env.properties.delivery_tag\n"
+            "    alive = type(tag) == 'string' and redis.call('HEXISTS', KEYS[4], tag) == 1\n"
+            "  end\n"
+            "  if alive then redis.call('ZADD', KEYS[1], now, id)\n"
+            "  else\n"
+            "    redis.call('ZREM', KEYS[1], id)\n"
+            "    redis.call('HDEL', KEYS[2], id)\n"
+            "    lost[#lost + 1] = id\n"
+            "  end\n"
+            "end\n"
+            "return lost\n";
+
+/*
+ * KEYS: idempotency key. ARGV: body_sha256, task_id, ttl_s. SET NX EX of "sha task_id";
+ * returns {1, task_id} when it was new, else {0, stored value}.
+ */
+static const char idem_src[] =
+    "local v = ARGV[1] .. ' ' .. ARGV[2]\n"
+    "if redis.call('SET', KEYS[1], v, 'NX', 'EX', ARGV[3]) then return {1, ARGV[2]} end\n"
+    "return {0, redis.call('GET', KEYS[1]) or ''}\n";
+
 const char *const queue_script_src[SCRIPT__COUNT] = {
     [SCRIPT_CLAIM] = claim_src,           [SCRIPT_RENEW] = renew_src,
     [SCRIPT_RELEASE] = release_src,       [SCRIPT_RESTORE] = restore_src,
-    [SCRIPT_SET_RESULT] = set_result_src,
+    [SCRIPT_SET_RESULT] = set_result_src, [SCRIPT_PUBLISH] = publish_src,
+    [SCRIPT_LOST] = lost_src,             [SCRIPT_IDEM] = idem_src,
 };

@@ -1,6 +1,11 @@
-/* One process_video task: fetch, process, publish, report; retries of transient failures. */
+/*
+ * One process_video task: fetch, process, publish, report; in-slot retries of transient failures
+ * with backoff (RETRY records), one hard time limit over all attempts, cleanup of scratch files
+ * left by an earlier delivery, and no re-run of a task whose result already exists.
+ */
 #include "worker/task.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +30,7 @@ struct task_run {
     const char *video_id; /* the video is named after the task, so a re-run replaces nothing */
     char *work_dir;
     char stage[32];
+    int64_t deadline_ms; /* TASK_TIME_LIMIT_S from the start of the run, over all attempts */
     int64_t last_report_ms;
     char submitted_at[32];
 };
@@ -66,7 +72,7 @@ static void media_opts_init(struct media_opts *o, struct task_run *run)
     o->max_height = (int)cfg->max_height;
     o->preset = cfg->preset;
     o->crf = (int)cfg->crf;
-    o->deadline_ms = media_now_ms() + cfg->task_time_limit_s * 1000;
+    o->deadline_ms = run->deadline_ms;
     o->cancel = run->env->cancel;
     o->progress = task_progress;
     o->progress_ctx = run;
@@ -101,7 +107,8 @@ static json_t *metadata_build(struct task_run *run, json_t *report, json_t *fetc
 
 static enum ia_err write_json_file(const struct store *store, const char *path, json_t *doc)
 {
-    if (json_dump_file(doc, path, JSON_INDENT(2) | JSON_SORT_KEYS) == 0)
+    size_t flags = JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(10);
+    if (json_dump_file(doc, path, flags) == 0)
         return IA_OK;
     unlink(path);
     return store_free_bytes(store) < 65536 ? IA_ERR_STORAGE_FULL : IA_ERR_IO;
@@ -152,7 +159,7 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
     memset(&fetched, 0, sizeof(fetched));
     media_opts_init(&opts, run);
     outputs_init(&out, run->work_dir);
-    task_progress("fetching", 0.0, run);
+    /* No PROGRESS before the fetch reports one: until the origin answers, the task is STARTED. */
     enum ia_err err = media_fetch_to_file(&opts, url, out.input, &fetched, detail, len);
     if (!err)
         err = media_process(&opts, out.input, out.mp4, out.jpg, &report, detail, len);
@@ -206,9 +213,9 @@ static enum task_outcome task_fail(struct task_run *run, enum ia_err err, const 
 }
 
 /* Sleeps up to seconds, waking early on cancel; false when cancelled. */
-static bool backoff_sleep(const struct task_env *env, int seconds)
+static bool backoff_sleep(const struct task_env *env, long long seconds)
 {
-    for (int i = 0; i < seconds * 10; i++) {
+    for (long long i = 0; i < seconds * 10; i++) {
         if (atomic_load(env->cancel) || atomic_load(env->draining))
             return false;
         usleep(100 * 1000);
@@ -229,10 +236,23 @@ static enum ia_err task_attempt(struct task_run *run, const char *url, char *det
     return err;
 }
 
+/* The delay before retry number `retry` (1, 2, ...): TASK_RETRY_BACKOFF_S doubled each time. */
+static long long retry_delay_s(const struct config *cfg, int retry)
+{
+    int shift = retry - 1 < 16 ? retry - 1 : 16;
+    return cfg->task_retry_backoff_s << shift;
+}
+
+/*
+ * Attempts until success, a permanent failure, TASK_MAX_RETRIES retries (counting those of
+ * earlier deliveries, from the message headers) or the time limit. The slot sleeps between
+ * attempts while the heartbeat keeps the lease, so the task is never held only in memory.
+ */
 static enum task_outcome task_process(struct task_run *run, const char *url)
 {
+    const struct config *cfg = run->env->cfg;
     char detail[512];
-    for (int attempt = 0;; attempt++) {
+    for (int retry = run->t->retries + 1;; retry++) {
         detail[0] = '\0';
         enum ia_err err = task_attempt(run, url, detail, sizeof(detail));
         if (err == IA_OK)
@@ -241,15 +261,39 @@ static enum task_outcome task_process(struct task_run *run, const char *url)
             log_msg(LOG_INFO, "worker", "task=%s interrupted; returning it", run->t->task_id);
             return TASK_OUTCOME_REQUEUE;
         }
-        if (!ia_err_is_transient(err) || attempt >= run->env->cfg->task_max_retries)
+        long long delay = retry_delay_s(cfg, retry);
+        if (!ia_err_is_transient(err) || retry > cfg->task_max_retries ||
+            media_now_ms() + delay * 1000 >= run->deadline_ms)
             return task_fail(run, err, detail);
-        int delay = 1 << (attempt + 1);
-        log_msg(LOG_INFO, "worker", "task=%s transient %s; retry %d in %d s", run->t->task_id,
-                ia_err_code(err), attempt + 1, delay);
+        log_msg(LOG_INFO, "worker", "task=%s transient %s; retry %d in %lld s", run->t->task_id,
+                ia_err_code(err), retry, delay);
         queue_set_retry(run->env->queue, run->t->task_id, ia_err_code(err), ia_strerror(err));
         if (!backoff_sleep(run->env, delay))
             return TASK_OUTCOME_REQUEUE;
     }
+}
+
+/*
+ * Removes scratch directories (.work/<task_id>.<nonce>) that an earlier delivery of this task
+ * left behind when its worker was killed. Safe: this worker holds the task's lease now.
+ */
+static void task_remove_stale_scratch(const struct store *store, const char *task_id)
+{
+    char *work = xasprintf("%s/.work", store_dir(store));
+    size_t n = strlen(task_id);
+    DIR *d = opendir(work);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, task_id, n) != 0 || e->d_name[n] != '.')
+            continue;
+        char *path = xasprintf("%s/%s", work, e->d_name);
+        log_msg(LOG_INFO, "worker", "task=%s removing scratch of an earlier run", task_id);
+        store_work_dir_remove(path);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    free(work);
 }
 
 /* The video URL from the message, or NULL when the message is not a process_video call. */
@@ -274,9 +318,11 @@ enum task_outcome task_run(const struct task_env *env, const struct claimed_task
     const char *url = task_video_url(t);
     if (!uuid_is_canonical(t->task_id, strlen(t->task_id)) || !url)
         return task_fail(&run, IA_ERR_INVALID, "not a process_video(url) call with a UUID id");
+    task_remove_stale_scratch(env->store, t->task_id);
     if (store_exists(env->store, run.video_id, "json"))
         return task_succeed(&run);
-    log_msg(LOG_INFO, "worker", "task=%s started", t->task_id);
+    run.deadline_ms = media_now_ms() + env->cfg->task_time_limit_s * 1000;
+    log_msg(LOG_INFO, "worker", "task=%s started (delivery retries=%d)", t->task_id, t->retries);
     json_t *meta = json_pack("{s:s, s:f, s:i}", "stage", "starting", "progress", 0.0, "pid",
                              (int)getpid());
     queue_set_state(env->queue, t->task_id, "STARTED", meta);

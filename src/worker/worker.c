@@ -21,7 +21,6 @@
 #include "worker/task.h"
 
 #define CLAIM_WAIT_MS 1000
-#define SHUTDOWN_GRACE_S 30
 #define SWEEP_AGE_S (24 * 3600)
 
 struct slot {
@@ -121,21 +120,28 @@ static void cancel_all(struct worker *w)
         atomic_store(&w->slots[i].cancel, true);
 }
 
-/* The heartbeat loop; also restores expired leases of dead workers. */
+/* Restores expired leases of dead workers and fails accepted tasks whose message vanished. */
+static void heartbeat_sweep(struct worker *w, struct queue *q)
+{
+    long long n = queue_restore_expired(q);
+    if (n > 0)
+        log_msg(LOG_WARN, "worker", "restored %lld task(s) whose worker stopped", n);
+    queue_fail_lost(q, (int)w->cfg->task_lost_after_s);
+}
+
+/* The heartbeat loop: renews leases every lease/3 and sweeps as often. */
 static void *heartbeat_main(void *arg)
 {
     struct worker *w = arg;
     struct queue *q = queue_new(w->cfg);
     long period_ms = w->cfg->task_lease_s * 1000 / 3;
-    int64_t next_restore = 0;
+    int64_t next_sweep = 0;
     while (!atomic_load(&w->stopped)) {
         heartbeat_renew(w, q);
         int64_t now = media_now_ms();
-        if (now >= next_restore) {
-            long long n = queue_restore_expired(q);
-            if (n > 0)
-                log_msg(LOG_WARN, "worker", "restored %lld task(s) whose worker stopped", n);
-            next_restore = now + period_ms;
+        if (now >= next_sweep) {
+            heartbeat_sweep(w, q);
+            next_sweep = now + period_ms;
         }
         for (long slept = 0; slept < period_ms && !atomic_load(&w->stopped); slept += 100)
             usleep(100 * 1000);
@@ -161,10 +167,10 @@ static void worker_wait_shutdown(struct worker *w, const sigset_t *set)
     int sig;
     while ((sig = wait_signal(set, -1)) < 0 && errno == EINTR)
         ;
-    log_msg(LOG_INFO, "worker", "signal %d: finishing running tasks (up to %d s)", sig,
-            SHUTDOWN_GRACE_S);
+    long long grace_s = w->cfg->worker_shutdown_grace_s;
+    log_msg(LOG_INFO, "worker", "signal %d: finishing running tasks (up to %lld s)", sig, grace_s);
     atomic_store(&w->draining, true);
-    int64_t deadline = media_now_ms() + SHUTDOWN_GRACE_S * 1000;
+    int64_t deadline = media_now_ms() + grace_s * 1000;
     while (atomic_load(&w->running) > 0) {
         if (media_now_ms() >= deadline || wait_signal(set, 1) > 0) {
             log_msg(LOG_INFO, "worker", "stopping running tasks now; they return to the queue");

@@ -22,6 +22,8 @@ import requests
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IA_BIN = os.environ.get("IA_BIN", os.path.join(ROOT, "build", "interview-api"))
 ALLOWED_HOST = "127.0.0.2"
+# IA_TEST_SLOW=N multiplies start-up waits (valgrind runs the programs ~20x slower).
+SLOW = float(os.environ.get("IA_TEST_SLOW", "1") or 1)
 SANITIZER_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
     "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=87",
@@ -144,6 +146,13 @@ http {{
         listen {ALLOWED_HOST}:{self.port};
         root {root};
         location /redirect-to-loopback {{ return 302 http://127.0.0.1:{self.port}/clip.mp4; }}
+        location /redirect-to-v6loop {{ return 302 http://[::1]:{self.port}/clip.mp4; }}
+        location /redirect-to-decimal {{ return 301 http://2130706433:{self.port}/clip.mp4; }}
+        location /redirect-to-localhost {{ return 307 http://localhost:{self.port}/clip.mp4; }}
+        location /redirect-to-userinfo {{ return 302 http://u:p@{ALLOWED_HOST}:{self.port}/clip.mp4; }}
+        location /redirect-to-file {{ return 302 file:///etc/passwd; }}
+        location /redirect-to-gopher {{ return 302 gopher://127.0.0.1:{self.port}/_INFO; }}
+        location /redirect-chain {{ return 302 /redirect-to-loopback; }}
     }}
 }}
 """)
@@ -196,7 +205,7 @@ class Service:
                                 cwd=self.tmp)
 
     def wait_healthy(self, timeout=15):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * SLOW
         while time.time() < deadline:
             try:
                 if requests.get(self.base + "/healthz", timeout=1).status_code == 200:

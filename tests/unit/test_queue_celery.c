@@ -247,21 +247,55 @@ static void test_isoformat(void **state)
     assert_string_equal(buf, "1970-01-01T00:00:00");
 }
 
+/* Python's len() of UTF-8 text. */
+static size_t utf8_len_for_test(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* Builds a string of n copies of unit (n * strlen(unit) < cap). */
+static const char *repeat(char *buf, size_t cap, const char *unit, int n)
+{
+    size_t k = strlen(unit), off = 0;
+    for (int i = 0; i < n && off + k < cap; i++, off += k)
+        memcpy(buf + off, unit, k);
+    buf[off] = '\0';
+    return buf;
+}
+
+/* Expected values printed by celery 5.2's saferepr(args, 1024), which Celery uses for argsrepr. */
 static void test_argsrepr(void **state)
 {
     (void)state;
     json_t *a = json_pack("[s, s, i, b, n]", "http://x", "it's", 3, 1);
     char *r = celery_argsrepr(a);
-    assert_string_equal(r, "['http://x', \"it's\", 3, True, None]");
+    assert_string_equal(r, "['http://x', 'it\\'s', 3, True, None]");
     free(r);
     json_decref(a);
-    char big[3000];
-    memset(big, 'x', sizeof(big) - 1);
-    big[sizeof(big) - 1] = '\0';
-    a = json_pack("[s]", big);
+    static char big[4000];
+    a = json_pack("[s]", repeat(big, sizeof(big), "x", 3000));
+    r = celery_argsrepr(a); /* cut at 1023 characters, then the budget is spent */
+    assert_int_equal(strlen(r), 1034);
+    assert_string_equal(r + 1034 - 12, "xxx...', ...");
+    free(r);
+    json_decref(a);
+    a = json_pack("[s, i]", repeat(big, sizeof(big), "a", 1019), 5);
     r = celery_argsrepr(a);
-    assert_int_equal(strlen(r), CELERY_ARGSREPR_MAX);
-    assert_string_equal(r + CELERY_ARGSREPR_MAX - 3, "...");
+    assert_string_equal(r + strlen(r) - 13, "aaaa', , ...]");
+    free(r);
+    json_decref(a);
+    a = json_pack("[s]", repeat(big, sizeof(big), "a b ", 300));
+    r = celery_argsrepr(a); /* cut back to the last space */
+    assert_int_equal(strlen(r), 1032);
+    assert_string_equal(r + 1032 - 18, "a b a b a...', ...");
+    free(r);
+    json_decref(a);
+    a = json_pack("[s]", repeat(big, sizeof(big), "\xc3\xa9", 1030));
+    r = celery_argsrepr(a); /* characters, not bytes */
+    assert_int_equal(utf8_len_for_test(r), 1034);
     free(r);
     json_decref(a);
 }

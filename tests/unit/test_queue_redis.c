@@ -528,6 +528,80 @@ static void test_outage_and_recovery(void **state)
     assert_int_equal(queue_length(q), 1); /* a fresh server: only "after" */
 }
 
+/* Makes every pending task look published long ago. */
+static void age_pending(void)
+{
+    redisReply *r = redisCommand(rc, "EVAL %s 0",
+                                 "for _, id in ipairs(redis.call('ZRANGE', 'interview-pending', 0, "
+                                 "-1)) do redis.call('ZADD', 'interview-pending', 0, id) end");
+    freeReplyObject(r);
+}
+
+static void test_lost_tasks_fail_with_task_lost(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "claimed", "http://x/a"), IA_OK);
+    assert_int_equal(queue_submit(q, "waiting", "http://x/b"), IA_OK);
+    assert_int_equal(queue_submit(q, "purged", "http://x/c"), IA_OK);
+    assert_int_equal(rint_cmd("ZCARD %s", "interview-pending"), 3);
+    struct claimed_task *t = claim(q, 30); /* takes "claimed": no longer pending */
+    assert_int_equal(rint_cmd("ZCARD %s", "interview-pending"), 2);
+    redisReply *r = redisCommand(rc, "LPOP celery"); /* "purged" vanishes */
+    freeReplyObject(r);
+    assert_int_equal(queue_fail_lost(q, 60), 0); /* too recent to judge */
+    age_pending();
+    assert_int_equal(queue_fail_lost(q, 60), 1);
+    struct task_status st;
+    assert_int_equal(queue_status(q, "purged", &st), IA_OK);
+    assert_int_equal(st.state, TASK_FAILED);
+    assert_string_equal(st.error_code, "task_lost");
+    task_status_cleanup(&st);
+    assert_int_equal(queue_status(q, "waiting", &st), IA_OK);
+    assert_int_equal(st.state, TASK_QUEUED);
+    task_status_cleanup(&st);
+    /* "waiting" was looked at and scored again with now: not judged again for 60 s. */
+    r = redisCommand(rc, "ZSCORE interview-pending waiting");
+    assert_true(atof(r->str) > redis_time() - 5);
+    freeReplyObject(r);
+    assert_int_equal(rint_cmd("HEXISTS interview-pending-msg %s", "purged"), 0);
+    age_pending();
+    assert_int_equal(queue_fail_lost(q, 60), 0);
+    assert_int_equal(queue_ack(q, t), IA_OK);
+    claimed_task_free(t);
+}
+
+static void test_idempotency_keys(void **state)
+{
+    struct queue *q = *state;
+    enum queue_idem_result res;
+    char prior[64];
+    const char *key = "order 17";
+    assert_int_equal(queue_idempotency_bind(q, key, "aa", "id-1", 86400, &res, prior,
+                                            sizeof(prior)), IA_OK);
+    assert_int_equal(res, QUEUE_IDEM_NEW);
+    assert_string_equal(prior, "id-1");
+    assert_int_equal(queue_idempotency_bind(q, key, "aa", "id-2", 86400, &res, prior,
+                                            sizeof(prior)), IA_OK);
+    assert_int_equal(res, QUEUE_IDEM_REPLAY);
+    assert_string_equal(prior, "id-1");
+    assert_int_equal(queue_idempotency_bind(q, key, "bb", "id-3", 86400, &res, prior,
+                                            sizeof(prior)), IA_OK);
+    assert_int_equal(res, QUEUE_IDEM_CONFLICT);
+    assert_int_equal(queue_idempotency_forget(q, key), IA_OK);
+    assert_int_equal(queue_idempotency_bind(q, key, "bb", "id-3", 86400, &res, prior,
+                                            sizeof(prior)), IA_OK);
+    assert_int_equal(res, QUEUE_IDEM_NEW);
+    redisReply *r = redisCommand(rc, "SELECT 1");
+    freeReplyObject(r);
+    r = redisCommand(rc, "KEYS interview-idem-*");
+    assert_int_equal(r->elements, 1);
+    long long ttl = rint_cmd("TTL %s", r->element[0]->str);
+    freeReplyObject(r);
+    r = redisCommand(rc, "SELECT 0");
+    freeReplyObject(r);
+    assert_true(ttl > 86000 && ttl <= 86400);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, each_setup, each_teardown)
@@ -545,6 +619,8 @@ int main(void)
         T(test_submit_rolls_back_when_broker_down),
         T(test_auth_and_db),
         T(test_outage_and_recovery),
+        T(test_lost_tasks_fail_with_task_lost),
+        T(test_idempotency_keys),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,68 @@
+/*
+ * Honest state for accepted tasks whose message vanished (a purged queue, a lost Redis write):
+ * such a task would say "queued" for ever, so it is failed with the code task_lost instead.
+ * Every published task sits in the broker's pending set until a worker claims it; the lost
+ * script (queue_scripts.c) finds the old ones whose message is neither on the queue nor
+ * delivered, and this file writes their FAILURE record.
+ */
+#include "queue/queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "queue/celery.h"
+#include "queue/queue_int.h"
+
+#define LOST_BATCH 20 /* tasks looked at per call: bounds the cost of one call */
+#define LOST_MESSAGE "the task was lost by the queue before it ran; submit it again"
+
+/* True when the task was accepted (record alive) and nothing has written a result for it. */
+static bool lost_unanswered(struct queue *q, const char *task_id)
+{
+    redisReply *r = queue_conn_cmd(&q->backend, "EXISTS %s%s", QUEUE_META_PREFIX, task_id);
+    bool no_meta = r && r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+    freeReplyObject(r);
+    if (!no_meta)
+        return false;
+    r = queue_conn_cmd(&q->backend, "EXISTS %s%s", QUEUE_ACCEPTED_PREFIX, task_id);
+    bool accepted = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return accepted;
+}
+
+/* Writes FAILURE task_lost for one id the script returned; true when written. */
+static bool lost_fail_one(struct queue *q, const redisReply *id)
+{
+    if (id->type != REDIS_REPLY_STRING || id->len == 0 || id->len > CELERY_MAX_ID_LEN)
+        return false;
+    char task_id[CELERY_MAX_ID_LEN + 1];
+    memcpy(task_id, id->str, id->len);
+    task_id[id->len] = '\0';
+    if (!lost_unanswered(q, task_id))
+        return false;
+    if (queue_set_failure(q, task_id, "task_lost", LOST_MESSAGE) != IA_OK)
+        return false;
+    log_msg(LOG_WARN, "queue", "task=%s lost: its message is gone; marked failed", task_id);
+    return true;
+}
+
+long long queue_fail_lost(struct queue *q, int age_s)
+{
+    char age[16], limit[16];
+    snprintf(age, sizeof(age), "%d", age_s > 0 ? age_s : 1);
+    snprintf(limit, sizeof(limit), "%d", LOST_BATCH);
+    const char *argv[] = {
+        QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, QUEUE_NAME, QUEUE_UNACKED_KEY, age, limit};
+    redisReply *r = queue_eval(q, &q->broker, SCRIPT_LOST, 4, 6, argv, NULL);
+    if (queue_reply_failed(&q->broker, r, "lost check") || r->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(r);
+        return -1;
+    }
+    long long failed = 0;
+    for (size_t i = 0; i < r->elements; i++)
+        failed += lost_fail_one(q, r->element[i]);
+    freeReplyObject(r);
+    return failed;
+}
