@@ -14,6 +14,8 @@
 
 #define JSON_BODY_MAX (64 * 1024)
 #define HEADER_MAX (16 * 1024)
+#define URI_MAX (8 * 1024)
+#define HEADER_COUNT_MAX 100
 #define IDLE_TIMEOUT_S 30
 
 static void *signal_thread(void *arg)
@@ -52,7 +54,11 @@ int serve_main(const struct config *cfg)
         .threads = (int)cfg->serve_threads,
         .max_body_bytes = JSON_BODY_MAX,
         .max_header_bytes = HEADER_MAX,
+        .max_uri_bytes = URI_MAX,
+        .max_header_count = HEADER_COUNT_MAX,
+        .max_connections = (int)cfg->max_connections,
         .idle_timeout_s = IDLE_TIMEOUT_S,
+        .request_timeout_s = (int)cfg->request_timeout_s,
         .handler = api_handle,
         .thread_init = api_thread_new,
         .thread_free = api_thread_free,

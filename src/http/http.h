@@ -35,7 +35,12 @@ struct http_server_opts {
     int threads;                 /* event loops, one thread each */
     size_t max_body_bytes;       /* larger request bodies get 413; 0: no limit */
     size_t max_header_bytes;     /* larger request headers get 400; 0: no limit */
-    int idle_timeout_s;          /* closes idle or slow connections */
+    size_t max_uri_bytes;        /* longer request targets get 414; 0: no limit */
+    int max_header_count;        /* more request header fields get 431; 0: no limit */
+    int max_connections;         /* open at once, all loops together; more are closed; 0: no cap */
+    int idle_timeout_s;          /* closes connections idle this long between reads or writes */
+    int request_timeout_s;       /* a whole request must arrive within this long of the
+                                    connection or of the previous response; 0: no deadline */
     http_handler_fn handler;
     http_thread_init_fn thread_init; /* may be NULL */
     http_thread_free_fn thread_free; /* may be NULL */

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -24,12 +25,14 @@
 
 #define HTTP_LISTEN_BACKLOG 1024
 #define HTTP_MAX_THREADS 256
+#define HTTP_FD_RESERVE 256 /* descriptors kept for files, Redis, logs beyond the connections */
 
 struct http_loop {
     struct http_server *srv;
     struct event_base *base;
     struct evhttp *http;
     struct event *stop_ev;
+    struct http_conns *conns;
     pthread_t thread;
     bool started;
     void *ctx;
@@ -42,19 +45,56 @@ struct http_server {
     int port;
     int nloops;
     struct http_loop *loops;
+    atomic_int open_conns; /* connections open on all loops */
 };
 
 static _Thread_local struct http_loop *current_loop;
 
 struct event_base *http_thread_event_base(void) { return current_loop ? current_loop->base : NULL; }
 
+/* Answers a protocol-level refusal in the API's error shape; detail and code are literals. */
+static void reply_refusal(struct http_request *req, int status, const char *code,
+                          const char *detail)
+{
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"detail\":\"%s\",\"code\":\"%s\"}", detail, code);
+    http_reply_header(req, "Connection", "close");
+    http_reply_body(req, status, "application/json", body, (size_t)n);
+}
+
+static int header_count(struct evhttp_request *ev)
+{
+    int n = 0;
+    const struct evkeyval *h;
+    TAILQ_FOREACH(h, evhttp_request_get_input_headers(ev), next)
+    n++;
+    return n;
+}
+
+/* Replies 414 or 431 and returns false when the request exceeds a limit evhttp does not check. */
+static bool request_within_limits(const struct http_server_opts *o, struct http_request *req)
+{
+    const char *uri = evhttp_request_get_uri(req->ev);
+    if (o->max_uri_bytes && uri && strlen(uri) > o->max_uri_bytes) {
+        reply_refusal(req, 414, "uri_too_long", "the request target is too long");
+        return false;
+    }
+    if (o->max_header_count && header_count(req->ev) > o->max_header_count) {
+        reply_refusal(req, 431, "headers_too_large", "too many request header fields");
+        return false;
+    }
+    return true;
+}
+
 /* Wraps ev, runs the handler, and answers 500 if the handler did not answer. */
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     struct http_loop *loop = arg;
     struct http_request req;
+    http_conns_request_started(loop->conns, ev);
     http_request_init(&req, ev);
-    loop->srv->opts.handler(&req, loop->ctx);
+    if (request_within_limits(&loop->srv->opts, &req))
+        loop->srv->opts.handler(&req, loop->ctx);
     if (!req.replied) {
         log_msg(LOG_ERROR, "http", "handler returned without a reply; sending 500");
         http_reply_body(&req, 500, "text/plain", "internal error\n", 15);
@@ -124,10 +164,14 @@ static bool loop_setup(struct http_server *srv, struct http_loop *loop, char *er
     loop->srv = srv;
     loop->base = event_base_new();
     loop->http = loop->base ? evhttp_new(loop->base) : NULL;
-    if (!loop->http) {
+    loop->conns = loop->http ? http_conns_new(loop->base, &srv->open_conns, o->max_connections,
+                                              o->request_timeout_s)
+                             : NULL;
+    if (!loop->conns) {
         snprintf(err, errlen, "cannot create an event loop");
         return false;
     }
+    evhttp_set_bevcb(loop->http, http_conns_bevcb, loop->conns);
     evhttp_set_allowed_methods(loop->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
                                                EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
                                                EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
@@ -154,12 +198,26 @@ static bool loop_setup(struct http_server *srv, struct http_loop *loop, char *er
     return true;
 }
 
+/* Raises the soft descriptor limit so that max_connections can be reached (up to the hard one). */
+static void raise_fd_limit(int max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + HTTP_FD_RESERVE;
+    if (max_connections <= 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_msg(LOG_WARN, "http", "open files limited to %llu: fewer than MAX_CONNECTIONS %d",
+                (unsigned long long)rl.rlim_cur, max_connections);
+}
+
 static bool check_opts(const struct http_server_opts *o, char *err, size_t errlen)
 {
     if (!o->handler || o->threads < 1 || o->threads > HTTP_MAX_THREADS || o->port < 0 ||
-        o->port > 65535) {
-        snprintf(err, errlen, "bad server options (handler, threads 1-%d, port 0-65535)",
-                 HTTP_MAX_THREADS);
+        o->port > 65535 || o->max_connections < 0 || o->max_header_count < 0 ||
+        o->request_timeout_s < 0) {
+        snprintf(err, errlen, "bad server options (handler, threads 1-%d, port 0-65535, "
+                 "negative limits)", HTTP_MAX_THREADS);
         return false;
     }
     return true;
@@ -175,11 +233,13 @@ struct http_server *http_server_new(const struct http_server_opts *opts, char *e
     }
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     srv->opts = *opts;
+    atomic_init(&srv->open_conns, 0);
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
     srv->listen_fd = listen_on(opts->host, opts->port, err, errlen);
     if (srv->listen_fd < 0)
         goto fail;
     srv->port = bound_port(srv->listen_fd);
+    raise_fd_limit(opts->max_connections);
     if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         goto fail;
@@ -208,6 +268,8 @@ static void *loop_main(void *arg)
     event_base_dispatch(loop->base);
     evhttp_free(loop->http); /* closes this loop's connections */
     loop->http = NULL;
+    http_conns_free(loop->conns);
+    loop->conns = NULL;
     if (loop->srv->opts.thread_free)
         loop->srv->opts.thread_free(loop->ctx);
     loop->ctx = NULL;
@@ -248,6 +310,7 @@ void http_server_free(struct http_server *srv)
         struct http_loop *loop = &srv->loops[i];
         if (loop->http)
             evhttp_free(loop->http);
+        http_conns_free(loop->conns);
         if (loop->stop_ev)
             event_free(loop->stop_ev);
         if (loop->base)

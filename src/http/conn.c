@@ -1,0 +1,200 @@
+/*
+ * Connection admission and request deadlines for one event loop. libevent 2.1 has neither a
+ * connection cap nor a deadline for a whole request (its timeout restarts at every byte, so a
+ * client sending one byte at a time holds a connection forever). Every new connection's
+ * bufferevent is made here (evhttp_set_bevcb); right after evhttp has wrapped it, an active event
+ * finds the evhttp_connection through the bufferevent's callback argument, counts it, refuses it
+ * when the process is at its cap, and arms its deadline: the client must deliver a whole request
+ * within request_timeout_s of connecting or of the previous response.
+ */
+#include "http/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+
+struct http_conn {
+    struct http_conns *owner;
+    struct evhttp_connection *evcon;
+    struct event *deadline;
+    int fd;
+};
+
+struct http_conns {
+    struct event_base *base;
+    atomic_int *open; /* shared by all loops of the server */
+    int max_open;
+    int request_timeout_s;
+    struct event *adopt_ev;
+    struct bufferevent **pending; /* made by bevcb, not yet adopted; each holds a reference */
+    size_t npending, pending_cap;
+    struct http_conn **by_fd; /* this loop's connections, indexed by socket */
+    size_t by_fd_cap;
+    time_t last_refusal_log;
+};
+
+static void by_fd_set(struct http_conns *c, int fd, struct http_conn *conn)
+{
+    if (fd < 0)
+        return;
+    if ((size_t)fd >= c->by_fd_cap) {
+        size_t cap = c->by_fd_cap ? c->by_fd_cap : 256;
+        while (cap <= (size_t)fd)
+            cap *= 2;
+        c->by_fd = xrealloc(c->by_fd, cap * sizeof(*c->by_fd));
+        memset(c->by_fd + c->by_fd_cap, 0, (cap - c->by_fd_cap) * sizeof(*c->by_fd));
+        c->by_fd_cap = cap;
+    }
+    c->by_fd[fd] = conn;
+}
+
+static struct http_conn *by_fd_get(const struct http_conns *c, int fd)
+{
+    return fd >= 0 && (size_t)fd < c->by_fd_cap ? c->by_fd[fd] : NULL;
+}
+
+static void deadline_arm(struct http_conn *conn)
+{
+    if (conn->owner->request_timeout_s <= 0)
+        return;
+    struct timeval tv = {conn->owner->request_timeout_s, 0};
+    event_add(conn->deadline, &tv);
+}
+
+/* The client took too long to send a request: drop the connection without an answer. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct http_conn *conn = arg;
+    log_msg(LOG_DEBUG, "http", "closing a connection that sent no complete request in %d s",
+            conn->owner->request_timeout_s);
+    evhttp_connection_free(conn->evcon); /* calls on_close, which frees conn */
+}
+
+/* evhttp frees a connection: uncount it and release its state. */
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct http_conn *conn = arg;
+    atomic_fetch_sub(conn->owner->open, 1);
+    if (by_fd_get(conn->owner, conn->fd) == conn)
+        by_fd_set(conn->owner, conn->fd, NULL);
+    event_free(conn->deadline);
+    free(conn);
+}
+
+static void log_refusal(struct http_conns *c, int open)
+{
+    time_t now = time(NULL);
+    if (now == c->last_refusal_log)
+        return;
+    c->last_refusal_log = now;
+    log_msg(LOG_WARN, "http", "%d connections open (MAX_CONNECTIONS %d): closing new ones", open,
+            c->max_open);
+}
+
+/* Counts a new connection, closes it when over the cap, and arms its deadline. */
+static void admit(struct http_conns *c, struct evhttp_connection *evcon, struct bufferevent *bev)
+{
+    int open = atomic_fetch_add(c->open, 1) + 1;
+    struct http_conn *conn = xcalloc(1, sizeof(*conn));
+    conn->owner = c;
+    conn->evcon = evcon;
+    conn->fd = (int)bufferevent_getfd(bev);
+    conn->deadline = event_new(c->base, -1, 0, on_deadline, conn);
+    if (!conn->deadline)
+        abort();
+    by_fd_set(c, conn->fd, conn);
+    evhttp_connection_set_closecb(evcon, on_close, conn);
+    if (c->max_open > 0 && open > c->max_open) {
+        log_refusal(c, open - 1);
+        evhttp_connection_free(evcon);
+        return;
+    }
+    deadline_arm(conn);
+}
+
+/* Runs right after evhttp wrapped the bufferevents made by http_conns_bevcb(). */
+static void on_adopt(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct http_conns *c = arg;
+    for (size_t i = 0; i < c->npending; i++) {
+        struct bufferevent *bev = c->pending[i];
+        void *cbarg = NULL;
+        bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
+        /* NULL when evhttp already freed the connection (its callbacks are cleared then). */
+        if (cbarg && evhttp_connection_get_bufferevent(cbarg) == bev)
+            admit(c, cbarg, bev);
+        bufferevent_decref(bev);
+    }
+    c->npending = 0;
+}
+
+struct bufferevent *http_conns_bevcb(struct event_base *base, void *arg)
+{
+    struct http_conns *c = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        return NULL; /* evhttp then tries its own; that one goes uncounted */
+    if (c->npending == c->pending_cap) {
+        c->pending_cap = c->pending_cap ? c->pending_cap * 2 : 16;
+        c->pending = xrealloc(c->pending, c->pending_cap * sizeof(*c->pending));
+    }
+    bufferevent_incref(bev);
+    c->pending[c->npending++] = bev;
+    event_active(c->adopt_ev, EV_READ, 0);
+    return bev;
+}
+
+struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int max_open,
+                                  int request_timeout_s)
+{
+    struct http_conns *c = xcalloc(1, sizeof(*c));
+    c->base = base;
+    c->open = open;
+    c->max_open = max_open;
+    c->request_timeout_s = request_timeout_s;
+    c->adopt_ev = event_new(base, -1, 0, on_adopt, c);
+    if (!c->adopt_ev) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void http_conns_free(struct http_conns *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->npending; i++)
+        bufferevent_decref(c->pending[i]);
+    event_free(c->adopt_ev);
+    free(c->pending);
+    free(c->by_fd);
+    free(c);
+}
+
+/* Re-arms the deadline once the response has been sent: the next request starts now. */
+static void on_complete(struct evhttp_request *ev, void *arg)
+{
+    (void)ev;
+    deadline_arm(arg);
+}
+
+void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    struct http_conn *conn = bev ? by_fd_get(c, (int)bufferevent_getfd(bev)) : NULL;
+    if (!conn || conn->evcon != evcon)
+        return;
+    event_del(conn->deadline);
+    evhttp_request_set_on_complete_cb(ev, on_complete, conn);
+}
