@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -123,8 +124,12 @@ static void child_close_fds(int from)
 
 /* Runs in the forked child: only async-signal-safe calls until execv. Never returns. */
 static _Noreturn void child_exec(const char *path, const char *const argv[],
-                                 const struct proc_opts *o, int out_w, int err_w, int exec_w)
+                                 const struct proc_opts *o, int out_w, int err_w, int exec_w,
+                                 pid_t parent)
 {
+    /* A worker killed with SIGKILL takes its ffmpeg with it (no orphan keeps running). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+        _exit(126);
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
@@ -167,13 +172,14 @@ static enum ia_err spawn(struct run *r, const char *path, const char *const argv
         snprintf(detail, detaillen, "pipe: %s", strerror(errno));
         goto out;
     }
+    pid_t parent = getpid();
     r->pid = fork();
     if (r->pid < 0) {
         snprintf(detail, detaillen, "fork: %s", strerror(errno));
         goto out;
     }
     if (r->pid == 0)
-        child_exec(path, argv, r->opts, outp[1], errp[1], execp[1]);
+        child_exec(path, argv, r->opts, outp[1], errp[1], execp[1], parent);
     (void)setpgid(r->pid, r->pid); /* also done in the child: whichever runs first wins */
     close_fd(&execp[1]);
     int child_errno = 0;

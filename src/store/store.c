@@ -124,6 +124,23 @@ void store_work_dir_remove(const char *work_dir)
     nftw(work_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+void store_work_dir_remove_task(const struct store *s, const char *task_id)
+{
+    size_t n = strlen(task_id);
+    DIR *d = opendir(s->work);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, task_id, n) != 0 || e->d_name[n] != '.')
+            continue;
+        char *path = xasprintf("%s/%s", s->work, e->d_name);
+        log_msg(LOG_INFO, "store", "task=%s removing scratch of an earlier run", task_id);
+        store_work_dir_remove(path);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+}
+
 void store_sweep_work(const struct store *s, long max_age_s)
 {
     DIR *d = opendir(s->work);

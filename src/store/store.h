@@ -28,6 +28,8 @@ bool store_exists(const struct store *s, const char *video_id, const char *ext);
 char *store_work_dir_new(const struct store *s, const char *task_id, char *err, size_t errlen);
 /* Removes a scratch directory and everything in it. */
 void store_work_dir_remove(const char *work_dir);
+/* Removes every scratch directory of task_id (left by an earlier, killed delivery). */
+void store_work_dir_remove_task(const struct store *s, const char *task_id);
 /* Removes scratch directories not touched for max_age_s (left by killed workers). */
 void store_sweep_work(const struct store *s, long max_age_s);
 

@@ -5,7 +5,6 @@
  */
 #include "worker/task.h"
 
-#include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -273,29 +272,6 @@ static enum task_outcome task_process(struct task_run *run, const char *url)
     }
 }
 
-/*
- * Removes scratch directories (.work/<task_id>.<nonce>) that an earlier delivery of this task
- * left behind when its worker was killed. Safe: this worker holds the task's lease now.
- */
-static void task_remove_stale_scratch(const struct store *store, const char *task_id)
-{
-    char *work = xasprintf("%s/.work", store_dir(store));
-    size_t n = strlen(task_id);
-    DIR *d = opendir(work);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (strncmp(e->d_name, task_id, n) != 0 || e->d_name[n] != '.')
-            continue;
-        char *path = xasprintf("%s/%s", work, e->d_name);
-        log_msg(LOG_INFO, "worker", "task=%s removing scratch of an earlier run", task_id);
-        store_work_dir_remove(path);
-        free(path);
-    }
-    if (d)
-        closedir(d);
-    free(work);
-}
-
 /* The video URL from the message, or NULL when the message is not a process_video call. */
 static const char *task_video_url(const struct claimed_task *t)
 {
@@ -318,7 +294,7 @@ enum task_outcome task_run(const struct task_env *env, const struct claimed_task
     const char *url = task_video_url(t);
     if (!uuid_is_canonical(t->task_id, strlen(t->task_id)) || !url)
         return task_fail(&run, IA_ERR_INVALID, "not a process_video(url) call with a UUID id");
-    task_remove_stale_scratch(env->store, t->task_id);
+    store_work_dir_remove_task(env->store, t->task_id);
     if (store_exists(env->store, run.video_id, "json"))
         return task_succeed(&run);
     run.deadline_ms = media_now_ms() + env->cfg->task_time_limit_s * 1000;
