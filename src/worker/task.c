@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analysis/analysis.h"
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -148,7 +149,29 @@ static enum ia_err publish_all(struct task_run *run, const struct outputs *out)
     return err;
 }
 
-/* Fetch, process, describe and publish, in the run's scratch directory. */
+/*
+ * Adds the analysis and its events to the report. Only a time limit or a stop fails the task:
+ * a video that could not be analysed is still worth publishing, with the reason recorded.
+ */
+static enum ia_err task_analyse(struct task_run *run, const struct media_opts *opts,
+                                const char *mp4, json_t *report)
+{
+    char detail[256] = "";
+    task_progress("analysing", 0.0, run);
+    double duration = json_number_value(json_object_get(json_object_get(report, "output"),
+                                                        "duration"));
+    enum ia_err err = analysis_run(opts, mp4, duration, report, detail, sizeof(detail));
+    if (err == IA_ERR_TIMEOUT)
+        return err;
+    if (err) {
+        log_msg(LOG_WARN, "worker", "task=%s analysis failed: %s", run->t->task_id, detail);
+        json_object_set_new(report, "analysis", json_pack("{s:s}", "error", ia_err_code(err)));
+        json_object_set_new(report, "events", json_array());
+    }
+    return IA_OK;
+}
+
+/* Fetch, process, analyse, describe and publish, in the run's scratch directory. */
 static enum ia_err task_pipeline(struct task_run *run, const char *url, char *detail, size_t len)
 {
     struct media_opts opts;
@@ -162,6 +185,8 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
     enum ia_err err = media_fetch_to_file(&opts, url, out.input, &fetched, detail, len);
     if (!err)
         err = media_process(&opts, out.input, out.mp4, out.jpg, &report, detail, len);
+    if (!err)
+        err = task_analyse(run, &opts, out.mp4, report);
     if (!err) {
         json_t *doc = metadata_build(run, report, fetch_facts(url, &fetched));
         err = write_json_file(run->env->store, out.json, doc);
