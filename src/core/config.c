@@ -75,7 +75,7 @@ static const struct option options[] = {
     {"MAX_CONNECTIONS", INT(max_connections, 0, 1000000), "4096", false,
      "open client connections per serve process; more are closed at once (0: no cap)"},
     {"REQUEST_TIMEOUT_S", INT(request_timeout_s, 1, 3600), "15", false,
-     "a client must send a whole request within this of connecting or of the last response"},
+     "a client must send a whole request (head and body) within this of connecting"},
     {"RATE_LIMIT", INT(rate_limit, 0, 1000000), "0", false,
      "submissions per minute per API key (or per client address without keys); 0: no limit"},
     {"FETCH_LOW_SPEED_BYTES_S", INT(fetch_low_speed_bytes_s, 1, 1000000000), "1024", false,
@@ -154,9 +154,10 @@ static int validate(struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "CELERY_BACKEND_URL: expected redis://host:port/db");
         return -1;
     }
-    if (cfg->public_base_url[0] && !has_prefix(cfg->public_base_url, "http://") &&
-        !has_prefix(cfg->public_base_url, "https://")) {
-        snprintf(err, errlen, "PUBLIC_BASE_URL: expected an http:// or https:// URL");
+    const char *base = cfg->public_base_url;
+    size_t scheme = has_prefix(base, "http://") ? 7 : has_prefix(base, "https://") ? 8 : 0;
+    if (base[0] && (scheme == 0 || base[scheme] == '\0' || base[scheme] == '/')) {
+        snprintf(err, errlen, "PUBLIC_BASE_URL: expected an http:// or https:// URL with a host");
         return -1;
     }
     int level = log_level_parse(cfg->log_level);

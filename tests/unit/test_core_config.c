@@ -70,6 +70,8 @@ static void test_invalid_values_name_the_option(void **state)
         {"WORKER_CONCURRENCY", "-1", "WORKER_CONCURRENCY"},
         {"CELERY_BROKER_URL", "amqp://x", "CELERY_BROKER_URL"},
         {"PUBLIC_BASE_URL", "ftp://x", "PUBLIC_BASE_URL"},
+        {"PUBLIC_BASE_URL", "http://", "PUBLIC_BASE_URL"},
+        {"PUBLIC_BASE_URL", "https:///path", "PUBLIC_BASE_URL"},
         {"LOG_LEVEL", "loud", "LOG_LEVEL"},
         {"MAX_DOWNLOAD_BYTES", "99999999999999999999999", "MAX_DOWNLOAD_BYTES"},
     };

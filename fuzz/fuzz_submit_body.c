@@ -1,0 +1,68 @@
+/*
+ * libFuzzer target for the POST /submit body check (api_parse_submit_body in api/submit.c): the
+ * input is a request body. An accepted body yields an absolute http(s) URL of printable ASCII
+ * within the length limit; a refused one yields one of the fixed 422 messages and no URL.
+ * api_submit() in the same file calls the HTTP and queue modules: run.sh links this target with
+ * lld and --gc-sections, which drops it, so the build needs neither libevent nor hiredis.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char *const reasons[] = {
+    "the body is not valid JSON",
+    "the body must be a JSON object",
+    "video_url must be a string",
+    "video_url is longer than 2048 bytes",
+    "video_url must be an http or https URL",
+};
+
+static void check_url(const char *url)
+{
+    size_t n = strlen(url);
+    size_t scheme = strncasecmp(url, "http://", 7) == 0    ? 7
+                    : strncasecmp(url, "https://", 8) == 0 ? 8
+                                                           : 0;
+    if (scheme == 0 || n <= scheme || n > 2048)
+        abort();
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+            abort();
+    if (url[scheme] == '/' || url[scheme] == '?' || url[scheme] == '#')
+        abort();
+}
+
+static void check_reason(const char *why)
+{
+    for (size_t k = 0; k < sizeof(reasons) / sizeof(reasons[0]); k++)
+        if (why && strcmp(why, reasons[k]) == 0)
+            return;
+    abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    unsigned char *body = malloc(size ? size : 1);
+    if (size)
+        memcpy(body, data, size);
+    char *url = NULL;
+    const char *why = NULL;
+    enum ia_err rc = api_parse_submit_body(body, size, &url, &why);
+    if (rc == IA_OK) {
+        if (!url || why)
+            abort();
+        check_url(url);
+    } else if (rc != IA_ERR_INVALID || url) {
+        abort();
+    } else {
+        check_reason(why);
+    }
+    free(url);
+    free(body);
+    return 0;
+}
