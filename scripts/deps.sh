@@ -5,7 +5,7 @@ set -euo pipefail
 run_pkgs="build-essential cmake pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev
   libjansson-dev libssl-dev ffmpeg redis-server"
 test_pkgs="$run_pkgs libcmocka-dev nginx-light python3-pytest python3-requests python3-celery
-  python3-redis clang libclang-rt-14-dev lld valgrind iproute2 wrk hyperfine"
+  python3-redis clang libclang-rt-14-dev valgrind iproute2 wrk hyperfine"
 bench_pkgs="$test_pkgs"
 
 case "${1:-run}" in

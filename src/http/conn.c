@@ -5,7 +5,8 @@
  * bufferevent is made here (evhttp_set_bevcb); right after evhttp has wrapped it, an active event
  * finds the evhttp_connection through the bufferevent's callback argument, counts it, refuses it
  * when the process is at its cap, and arms its deadline: the client must deliver a whole request
- * within request_timeout_s of connecting or of the previous response.
+ * within request_timeout_s of connecting, or within idle_timeout_s + request_timeout_s of the
+ * previous response on a kept-alive connection (evhttp closes one idle for idle_timeout_s).
  */
 #include "http/internal.h"
 
@@ -31,6 +32,7 @@ struct http_conns {
     atomic_int *open; /* shared by all loops of the server */
     int max_open;
     int request_timeout_s;
+    int keepalive_s; /* added to the deadline after a response */
     struct event *adopt_ev;
     struct bufferevent **pending; /* made by bevcb, not yet adopted; each holds a reference */
     size_t npending, pending_cap;
@@ -59,11 +61,11 @@ static struct http_conn *by_fd_get(const struct http_conns *c, int fd)
     return fd >= 0 && (size_t)fd < c->by_fd_cap ? c->by_fd[fd] : NULL;
 }
 
-static void deadline_arm(struct http_conn *conn)
+static void deadline_arm(struct http_conn *conn, int extra_s)
 {
     if (conn->owner->request_timeout_s <= 0)
         return;
-    struct timeval tv = {conn->owner->request_timeout_s, 0};
+    struct timeval tv = {conn->owner->request_timeout_s + extra_s, 0};
     event_add(conn->deadline, &tv);
 }
 
@@ -117,7 +119,7 @@ static void admit(struct http_conns *c, struct evhttp_connection *evcon, struct 
         evhttp_connection_free(evcon);
         return;
     }
-    deadline_arm(conn);
+    deadline_arm(conn, 0);
 }
 
 /* Runs right after evhttp wrapped the bufferevents made by http_conns_bevcb(). */
@@ -154,13 +156,14 @@ struct bufferevent *http_conns_bevcb(struct event_base *base, void *arg)
 }
 
 struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int max_open,
-                                  int request_timeout_s)
+                                  int request_timeout_s, int keepalive_s)
 {
     struct http_conns *c = xcalloc(1, sizeof(*c));
     c->base = base;
     c->open = open;
     c->max_open = max_open;
     c->request_timeout_s = request_timeout_s;
+    c->keepalive_s = keepalive_s > 0 ? keepalive_s : 0;
     c->adopt_ev = event_new(base, -1, 0, on_adopt, c);
     if (!c->adopt_ev) {
         free(c);
@@ -181,11 +184,12 @@ void http_conns_free(struct http_conns *c)
     free(c);
 }
 
-/* Re-arms the deadline once the response has been sent: the next request starts now. */
+/* Re-arms the deadline once the response has been sent, allowing for keep-alive idleness. */
 static void on_complete(struct evhttp_request *ev, void *arg)
 {
     (void)ev;
-    deadline_arm(arg);
+    struct http_conn *conn = arg;
+    deadline_arm(conn, conn->owner->keepalive_s);
 }
 
 void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev)

@@ -40,7 +40,8 @@ struct http_server_opts {
     int max_connections;         /* open at once, all loops together; more are closed; 0: no cap */
     int idle_timeout_s;          /* closes connections idle this long between reads or writes */
     int request_timeout_s;       /* a whole request must arrive within this long of the
-                                    connection or of the previous response; 0: no deadline */
+                                    connection (or of the previous response, plus
+                                    idle_timeout_s); 0: no deadline */
     http_handler_fn handler;
     http_thread_init_fn thread_init; /* may be NULL */
     http_thread_free_fn thread_free; /* may be NULL */

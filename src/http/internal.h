@@ -44,10 +44,11 @@ struct bufferevent;
 struct event_base;
 /*
  * open is the server's count of open connections (shared by its loops); max_open 0 means no cap;
- * request_timeout_s 0 means no deadline. NULL when libevent cannot make an event.
+ * request_timeout_s 0 means no deadline; keepalive_s is added to it after a response (the idle
+ * time a kept-alive connection may wait). NULL when libevent cannot make an event.
  */
 struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int max_open,
-                                  int request_timeout_s);
+                                  int request_timeout_s, int keepalive_s);
 /* After evhttp_free() of the loop's evhttp (whose connections call back into c). */
 void http_conns_free(struct http_conns *c);
 /* The evhttp_set_bevcb() callback; arg is the http_conns. */

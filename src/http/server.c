@@ -165,7 +165,7 @@ static bool loop_setup(struct http_server *srv, struct http_loop *loop, char *er
     loop->base = event_base_new();
     loop->http = loop->base ? evhttp_new(loop->base) : NULL;
     loop->conns = loop->http ? http_conns_new(loop->base, &srv->open_conns, o->max_connections,
-                                              o->request_timeout_s)
+                                              o->request_timeout_s, o->idle_timeout_s)
                              : NULL;
     if (!loop->conns) {
         snprintf(err, errlen, "cannot create an event loop");
@@ -216,8 +216,10 @@ static bool check_opts(const struct http_server_opts *o, char *err, size_t errle
     if (!o->handler || o->threads < 1 || o->threads > HTTP_MAX_THREADS || o->port < 0 ||
         o->port > 65535 || o->max_connections < 0 || o->max_header_count < 0 ||
         o->request_timeout_s < 0) {
-        snprintf(err, errlen, "bad server options (handler, threads 1-%d, port 0-65535, "
-                 "negative limits)", HTTP_MAX_THREADS);
+        snprintf(err, errlen,
+                 "bad server options (handler, threads 1-%d, port 0-65535, "
+                 "negative limits)",
+                 HTTP_MAX_THREADS);
         return false;
     }
     return true;

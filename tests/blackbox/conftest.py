@@ -215,6 +215,15 @@ class Service:
             time.sleep(0.05)
         raise RuntimeError("service did not become healthy\n" + self.dump_logs())
 
+    def wait_workers_ready(self, timeout=15):
+        """Waits for each worker's "ready" line (a SIGTERM before it still kills a worker)."""
+        deadline = time.time() + timeout * SLOW
+        for name in self.logs[1:]:
+            while b"worker: ready:" not in open(name, "rb").read():
+                if time.time() > deadline:
+                    raise RuntimeError("worker did not become ready\n" + self.dump_logs())
+                time.sleep(0.05)
+
     def dump_logs(self):
         out = []
         for name in self.logs:
