@@ -1,4 +1,5 @@
 /* interview-api: one program, one command per role. */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,24 @@ bad:
     return 2;
 }
 
+static bool is_daemon_command(const char *cmd)
+{
+    return strcmp(cmd, "serve") == 0 || strcmp(cmd, "worker") == 0 || strcmp(cmd, "run") == 0;
+}
+
+/*
+ * The long-running commands take SIGINT/SIGTERM with sigwait() in a thread of their own; block
+ * them from the first instruction so that a signal during start-up is not fatal but handled.
+ */
+static void block_stop_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -93,6 +112,8 @@ int main(int argc, char **argv)
         printf("interview-api %s (%s)\n", IA_VERSION, IA_GIT_VERSION);
         return 0;
     }
+    if (is_daemon_command(argv[1]))
+        block_stop_signals();
     struct config cfg;
     char err[256];
     if (config_load(&cfg, DOTENV, err, sizeof(err))) {

@@ -9,11 +9,13 @@
 
 struct http_request;
 struct queue;
+struct status_cache;
 typedef struct json_t json_t;
 
 struct api_thread {
     const struct app *app;
     struct queue *queue;
+    struct status_cache *status_cache;
 };
 
 /* The route parameter (the id in /status/{id}), valid until the reply. */

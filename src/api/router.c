@@ -6,6 +6,7 @@
 
 #include "api/auth.h"
 #include "api/internal.h"
+#include "api/status_cache.h"
 #include "core/alloc.h"
 #include "http/http.h"
 #include "queue/queue.h"
@@ -110,6 +111,7 @@ void *api_thread_new(void *app)
     struct api_thread *t = xcalloc(1, sizeof(*t));
     t->app = a;
     t->queue = queue_new(a->cfg);
+    t->status_cache = status_cache_new();
     return t;
 }
 
@@ -119,5 +121,6 @@ void api_thread_free(void *thread_ctx)
     if (!t)
         return;
     queue_free(t->queue);
+    status_cache_free(t->status_cache);
     free(t);
 }

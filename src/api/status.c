@@ -2,16 +2,17 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/internal.h"
+#include "api/status_cache.h"
 #include "http/http.h"
 #include "queue/queue.h"
 #include "util/uuid.h"
 
-static json_t *status_success(const struct app *app, const struct task_status *st)
+static json_t *status_success(const struct app *app, const char *video_id)
 {
-    const char *video_id = json_string_value(json_object_get(st->result, "video_id"));
-    if (!video_id || !uuid_is_canonical(video_id, strlen(video_id)))
+    if (!uuid_is_canonical(video_id, strlen(video_id)))
         return json_pack("{s:s, s:s, s:s}", "status", "failed", "error",
                          "the task's result is malformed", "code", "internal_error");
     char *video_url = api_public_url(app, "/stream/", video_id, "");
@@ -23,11 +24,12 @@ static json_t *status_success(const struct app *app, const struct task_status *s
     return body;
 }
 
-static json_t *status_body(const struct app *app, const struct task_status *st)
+static json_t *status_body(const struct app *app, const struct task_status *st,
+                           const char *video_id)
 {
     switch (st->state) {
     case TASK_SUCCEEDED:
-        return status_success(app, st);
+        return status_success(app, video_id);
     case TASK_FAILED:
         return json_pack("{s:s, s:s, s:s}", "status", "failed", "error", st->error_message,
                          "code", st->error_code);
@@ -40,6 +42,30 @@ static json_t *status_body(const struct app *app, const struct task_status *st)
     }
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads the state from Redis, remembering finished tasks; video_id is filled on success. */
+static enum ia_err status_lookup(struct api_call *call, struct task_status *st, char *video_id,
+                                 size_t len)
+{
+    const char *id = call->param;
+    int64_t now = now_ms();
+    if (status_cache_get(call->t->status_cache, id, now, st, video_id, len))
+        return IA_OK;
+    enum ia_err err = queue_status(call->t->queue, id, st);
+    if (err || (st->state != TASK_SUCCEEDED && st->state != TASK_FAILED))
+        return err;
+    const char *vid = json_string_value(json_object_get(st->result, "video_id"));
+    snprintf(video_id, len, "%s", vid ? vid : "");
+    status_cache_put(call->t->status_cache, id, st, video_id, now);
+    return IA_OK;
+}
+
 void api_status(struct api_call *call)
 {
     if (!uuid_is_canonical(call->param, strlen(call->param))) {
@@ -47,13 +73,14 @@ void api_status(struct api_call *call)
         return;
     }
     struct task_status st;
+    char video_id[UUID_STR_LEN + 1] = "";
     memset(&st, 0, sizeof(st));
-    enum ia_err err = queue_status(call->t->queue, call->param, &st);
+    enum ia_err err = status_lookup(call, &st, video_id, sizeof(video_id));
     if (err)
         api_reply_ia_error(call->req, err);
     else if (st.state == TASK_UNKNOWN)
         api_reply_error(call->req, 404, "task_not_found", "no such task");
     else
-        api_reply_json(call->req, 200, status_body(call->t->app, &st));
+        api_reply_json(call->req, 200, status_body(call->t->app, &st, video_id));
     task_status_cleanup(&st);
 }

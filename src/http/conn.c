@@ -139,12 +139,17 @@ static void on_adopt(evutil_socket_t fd, short what, void *arg)
     c->npending = 0;
 }
 
+#define HTTP_MAX_SINGLE_WRITE (2 * 1024 * 1024)
+
 struct bufferevent *http_conns_bevcb(struct event_base *base, void *arg)
 {
     struct http_conns *c = arg;
     struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!bev)
         return NULL; /* evhttp then tries its own; that one goes uncounted */
+    /* libevent writes at most 16 KiB a call by default; file bodies go out by sendfile in
+     * pieces this large instead (nginx's sendfile_max_chunk is 2 MiB too). */
+    bufferevent_set_max_single_write(bev, HTTP_MAX_SINGLE_WRITE);
     if (c->npending == c->pending_cap) {
         c->pending_cap = c->pending_cap ? c->pending_cap * 2 : 16;
         c->pending = xrealloc(c->pending, c->pending_cap * sizeof(*c->pending));

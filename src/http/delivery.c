@@ -40,8 +40,10 @@ static bool add_file_body(struct http_request *req, int fd, struct http_byte_ran
         close(fd);
         return false;
     }
-    int rc = evbuffer_add_file_segment(evhttp_request_get_output_buffer(req->ev), seg, 0,
-                                       (ev_off_t)r.len);
+    /* Without this flag libevent maps the file into memory instead of using sendfile. */
+    struct evbuffer *out = evhttp_request_get_output_buffer(req->ev);
+    evbuffer_set_flags(out, EVBUFFER_FLAG_DRAINS_TO_FD);
+    int rc = evbuffer_add_file_segment(out, seg, 0, (ev_off_t)r.len);
     evbuffer_file_segment_free(
         seg); /* the buffer keeps its own reference; the last one closes fd */
     return rc == 0;

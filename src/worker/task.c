@@ -67,6 +67,8 @@ static void media_opts_init(struct media_opts *o, struct task_run *run)
     o->max_download_bytes = (uint64_t)cfg->max_download_bytes;
     o->connect_timeout_s = (long)cfg->fetch_connect_timeout_s;
     o->fetch_timeout_s = (long)cfg->fetch_timeout_s;
+    o->low_speed_bytes_s = (long)cfg->fetch_low_speed_bytes_s;
+    o->low_speed_time_s = (long)cfg->fetch_low_speed_time_s;
     o->policy = run->env->policy;
     o->max_duration_s = (long)cfg->max_duration_s;
     o->max_height = (int)cfg->max_height;

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from conftest import IA_BIN, SANITIZER_ENV, free_port
+from conftest import IA_BIN, SANITIZER_ENV, SLOW, free_port
 
 
 def group_members(pgid):
@@ -34,7 +34,7 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
     proc = subprocess.Popen([IA_BIN, "run"], env=env, cwd=tmp_path, stdout=log, stderr=log,
                             start_new_session=True)
     try:
-        deadline = time.time() + 20
+        deadline = time.time() + 20 * SLOW
         ready = None
         while time.time() < deadline:
             try:
@@ -51,7 +51,7 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path):
         redis_port = int(re.search(r"private redis-server on 127.0.0.1:(\d+)",
                                    (tmp_path / "run.log").read_text()).group(1))
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        assert proc.wait(timeout=30) == 0, (tmp_path / "run.log").read_text()
+        assert proc.wait(timeout=30 * SLOW) == 0, (tmp_path / "run.log").read_text()
         deadline = time.time() + 10
         while group_members(proc.pid) and time.time() < deadline:
             time.sleep(0.1)
