@@ -15,15 +15,6 @@
 #include "queue/queue.h"
 #include "util/uuid.h"
 
-/* IA_ERR_TOO_LARGE when more than MAX_QUEUED tasks wait, IA_ERR_BROKER when Redis is down. */
-static enum ia_err submit_check_capacity(struct api_call *call)
-{
-    long long queued = queue_length(call->t->queue);
-    if (queued < 0)
-        return IA_ERR_BROKER;
-    return queued >= call->t->app->cfg->max_queued ? IA_ERR_TOO_LARGE : IA_OK;
-}
-
 void api_submit(struct api_call *call)
 {
     if (!api_ratelimit_admit(call))
@@ -43,9 +34,7 @@ void api_submit(struct api_call *call)
         free(url);
         return;
     }
-    enum ia_err err = submit_check_capacity(call);
-    if (err == IA_OK)
-        err = queue_submit(call->t->queue, task_id, url);
+    enum ia_err err = queue_submit(call->t->queue, task_id, url);
     free(url);
     if (err && keyed)
         api_idempotency_abandon(call);

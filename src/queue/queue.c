@@ -22,6 +22,7 @@ struct queue *queue_new(const struct config *cfg)
     queue_conn_init(&q->broker, "broker", cfg->broker_url);
     queue_conn_init(&q->backend, "backend", cfg->backend_url);
     q->result_ttl_s = cfg->result_ttl_s > 0 ? cfg->result_ttl_s : 86400;
+    q->max_queued = cfg->max_queued > 0 ? cfg->max_queued : 0;
     queue_scripts_init(q);
     return q;
 }
@@ -80,8 +81,9 @@ static enum ia_err record_accepted(struct queue *q, const char *task_id, const c
 }
 
 /*
- * LPUSHes an encoded message (kombu's _put) and records the task as pending, in one step;
- * declares kombu's binding once per connection.
+ * LPUSHes an encoded message (kombu's _put) and records the task as pending, in one step, unless
+ * MAX_QUEUED messages already wait (IA_ERR_TOO_LARGE); declares kombu's binding once per
+ * connection.
  */
 static enum ia_err publish(struct queue *q, const char *task_id, const char *msg)
 {
@@ -91,9 +93,13 @@ static enum ia_err publish(struct queue *q, const char *task_id, const char *msg
         q->broker.bound = b && b->type == REDIS_REPLY_INTEGER;
         freeReplyObject(b);
     }
-    const char *argv[] = {QUEUE_NAME, QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, msg, task_id};
-    redisReply *r = queue_eval(q, &q->broker, SCRIPT_PUBLISH, 3, 5, argv, NULL);
+    char max[24];
+    snprintf(max, sizeof(max), "%lld", q->max_queued);
+    const char *argv[] = {QUEUE_NAME, QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, msg, task_id, max};
+    redisReply *r = queue_eval(q, &q->broker, SCRIPT_PUBLISH, 3, 6, argv, NULL);
     enum ia_err rc = queue_reply_failed(&q->broker, r, "publish") ? IA_ERR_BROKER : IA_OK;
+    if (rc == IA_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+        rc = IA_ERR_TOO_LARGE;
     freeReplyObject(r);
     return rc;
 }

@@ -58,7 +58,8 @@ bool queue_ping(struct queue *q);
 
 /*
  * API side: records that task_id was accepted (so /status knows it) and publishes a
- * process_video(video_url) message. IA_ERR_BROKER when Redis is unreachable (within ~1 s).
+ * process_video(video_url) message. IA_ERR_BROKER when Redis is unreachable (within ~1 s),
+ * IA_ERR_TOO_LARGE (nothing recorded) when MAX_QUEUED messages already wait.
  */
 enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url);
 /* Number of messages waiting on the queue, or -1 when Redis is unreachable. */

@@ -62,6 +62,7 @@ struct queue_conn {
 struct queue {
     struct queue_conn broker, backend;
     long long result_ttl_s;
+    long long max_queued; /* publish refuses beyond this many waiting messages; 0: no bound */
     char sha[SCRIPT__COUNT][41];
 };
 

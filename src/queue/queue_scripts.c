@@ -129,12 +129,15 @@ static const char set_result_src[] =
     "return 1\n";
 
 /*
- * KEYS: queue, pending, pending_msg. ARGV: message, task_id. Publishes as kombu's _put (LPUSH)
+ * KEYS: queue, pending, pending_msg. ARGV: message, task_id, max_queued (0: no bound).
+ * Returns 0 without publishing when max_queued messages wait. Publishes as kombu's _put (LPUSH)
  * and, in the same step, records the task as pending (scored by server time) with its message,
  * so that lost_src can tell later whether the message still exists.
  */
 static const char publish_src[] =
-    LUA_NOW "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+    LUA_NOW "local max = tonumber(ARGV[3])\n"
+            "if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end\n"
+            "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
             "redis.call('ZADD', KEYS[2], now, ARGV[2])\n"
             "redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])\n"
             "return 1\n";
