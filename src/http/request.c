@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "util/str.h"
 
 static enum http_method method_of(const struct evhttp_request *ev)
 {
@@ -30,17 +31,6 @@ static enum http_method method_of(const struct evhttp_request *ev)
     }
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *http_path_decode(const char *in, size_t len)
 {
     char *out = xmalloc(len + 1);
@@ -48,8 +38,8 @@ char *http_path_decode(const char *in, size_t len)
     for (size_t i = 0; i < len; i++) {
         int c = (unsigned char)in[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_value(in[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_value(in[i + 2]) : -1;
+            int hi = i + 2 < len ? str_hex_value(in[i + 1]) : -1;
+            int lo = hi >= 0 ? str_hex_value(in[i + 2]) : -1;
             if (lo < 0)
                 goto bad;
             c = hi * 16 + lo;

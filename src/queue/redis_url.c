@@ -14,17 +14,6 @@ static enum ia_err bad(char *err, size_t errlen, const char *why)
     return IA_ERR_INVALID;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes [p, p+len) into out (cap bytes with the NUL); false if bad or too long. */
 static bool pct_decode(const char *p, size_t len, char *out, size_t cap)
 {
@@ -32,8 +21,8 @@ static bool pct_decode(const char *p, size_t len, char *out, size_t cap)
     for (size_t i = 0; i < len; i++) {
         char c = p[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hex_digit(p[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_digit(p[i + 2]) : -1;
+            int hi = i + 2 < len ? str_hex_value(p[i + 1]) : -1;
+            int lo = hi >= 0 ? str_hex_value(p[i + 2]) : -1;
             if (lo < 0)
                 return false;
             c = (char)(hi * 16 + lo);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/str.h" /* struct slice only: nothing to link */
+#include "util/str.h"
 
 enum {
     TOKEN_MAX = 64, /* longest FETCH_ALLOW_CIDRS or ALLOWED_PORTS entry */
@@ -98,18 +98,6 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
-/* Value of an ASCII hex digit, or -1. */
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* ---- IPv4 text ---- */
 
 /* Reads one inet_aton part at s[*i]: decimal, 0-prefixed octal or 0x-prefixed hex, <= 2^32-1. */
@@ -125,12 +113,12 @@ static bool aton_part(const char *s, size_t len, size_t *i, uint32_t *out)
         if (p + 1 < len && (s[p + 1] == 'x' || s[p + 1] == 'X')) {
             base = 16;
             p += 2;
-            if (p >= len || hex_value(s[p]) < 0)
+            if (p >= len || str_hex_value(s[p]) < 0)
                 return false; /* strtoul reads "0", leaving "x" as trailing junk */
         }
     }
     for (; p < len; p++) {
-        int d = hex_value(s[p]);
+        int d = str_hex_value(s[p]);
         if (d < 0 || (unsigned)d >= base)
             break;
         v = v * base + (unsigned)d;
@@ -195,7 +183,7 @@ static bool parse_ipv4_strict(const char *s, size_t len, uint8_t out[4])
 static size_t hex_run(const char *s, size_t len, size_t i)
 {
     size_t start = i;
-    while (i < len && hex_value(s[i]) >= 0)
+    while (i < len && str_hex_value(s[i]) >= 0)
         i++;
     return i - start;
 }
@@ -239,7 +227,7 @@ static bool parse_ipv6(const char *s, size_t len, uint8_t out[16])
             return false;
         unsigned v = 0;
         for (size_t k = 0; k < d; k++)
-            v = v * 16 + (unsigned)hex_value(s[i + k]);
+            v = v * 16 + (unsigned)str_hex_value(s[i + k]);
         buf[n++] = (uint8_t)(v >> 8);
         buf[n++] = (uint8_t)v;
         i += d;
@@ -309,7 +297,7 @@ static bool is_number_label(const char *s, size_t len)
         return false;
     if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
         for (i = 2; i < len; i++)
-            if (hex_value(s[i]) < 0)
+            if (str_hex_value(s[i]) < 0)
                 return false;
         return true;
     }

@@ -50,6 +50,17 @@ bool slice_eq_nocase(struct slice s, const char *lit)
     return n == s.len && strncasecmp(s.p, lit, n) == 0;
 }
 
+int str_hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 void str_hex(char *out, const unsigned char *in, size_t len)
 {
     static const char digits[] = "0123456789abcdef";

@@ -18,6 +18,8 @@ bool str_to_ll(const char *p, size_t len, long long min, long long max, long lon
 bool str_to_u64(const char *p, size_t len, uint64_t *out);
 /* ASCII case-insensitive equality of a slice and a C string. */
 bool slice_eq_nocase(struct slice s, const char *lit);
+/* The value of an ASCII hex digit, or -1. */
+int str_hex_value(char c);
 /* Hex-encodes len bytes into out, which holds 2*len+1 bytes. */
 void str_hex(char *out, const unsigned char *in, size_t len);
 
