@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 PYTHON     := /usr/bin/python3
 WERROR     ?= $(if $(CI),ON,OFF)
 
-.PHONY: all build build-asan deps run test unit blackbox bench bench-smoke fuzz test-valgrind clean
+.PHONY: all build build-asan deps run test unit blackbox bench bench-smoke fuzz fuzz-smoke test-valgrind clean
 
 all: build
 
@@ -30,7 +30,7 @@ run: deps build
 test:
 	@scripts/deps.sh test
 	$(MAKE) build build-asan
-	$(MAKE) unit blackbox bench-smoke
+	$(MAKE) unit blackbox bench-smoke fuzz-smoke
 
 unit:
 	cd $(BUILD) && ctest --output-on-failure
@@ -55,6 +55,10 @@ bench-smoke:
 fuzz:
 	@scripts/deps.sh fuzz
 	fuzz/run.sh
+
+# Every fuzz target builds and runs a few seconds on its seeds, so that none rots.
+fuzz-smoke:
+	FUZZ_SECONDS=3 fuzz/run.sh
 
 # The black-box suite with the program under valgrind (a normal build, no sanitizers).
 test-valgrind:
