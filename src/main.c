@@ -23,6 +23,8 @@ static const char usage[] =
     "  serve                  start the HTTP API only\n"
     "  worker                 start a worker only\n"
     "  submit URL [--wait]    submit a video URL to the API; --wait shows progress until done\n"
+    "  submit FILE [--wait]   upload a local video file (resumable: run it again after an\n"
+    "                         interruption to continue where it stopped)\n"
     "  status TASK_ID         print a task's status\n"
     "  check-config           print the effective configuration (secrets redacted)\n"
     "  version                print the version\n"

@@ -17,6 +17,13 @@ struct app {
     struct api_auth *auth;
 };
 
+/*
+ * The largest request body the HTTP layer takes in (one tus chunk, or a POST /upload file):
+ * libevent 2.1 holds a whole body in memory before the handler runs, so this bounds the memory
+ * of one request. Smaller limits per route are checked by the handlers.
+ */
+#define API_BODY_MAX (16 * 1024 * 1024)
+
 /* Per-thread state (its own Redis connections); pass as http thread_init/thread_free. */
 void *api_thread_new(void *app);
 void api_thread_free(void *thread_ctx);

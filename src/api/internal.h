@@ -2,7 +2,9 @@
 #ifndef IA_API_INTERNAL_H
 #define IA_API_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "api/api.h"
 #include "core/error.h"
@@ -44,6 +46,45 @@ char *api_public_url(const struct app *app, const char *prefix, const char *id,
  */
 enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **url_out,
                                   const char **why_out);
+
+/* Direct uploads (upload_parse.c: pure parsers; upload_tus.c, upload_simple.c: handlers). */
+#define UPLOAD_METADATA_MAX 4096          /* Upload-Metadata, bytes */
+#define UPLOAD_CHUNK_MAX (16 * 1024 * 1024) /* one PATCH body */
+
+/* Decimal digits only (no sign, no spaces), at most UINT64_MAX. */
+bool upload_parse_u64(const char *s, uint64_t *out);
+/* True for a tus Upload-Metadata value: "key base64,key2 base64,key3", under the size limit. */
+bool upload_metadata_valid(const char *m);
+/* The boundary of a multipart/form-data Content-Type into out (cap bytes); false otherwise. */
+bool upload_multipart_boundary(const char *content_type, char *out, size_t cap);
+
+/* The first part of a multipart/form-data body with a filename (RFC 7578). */
+struct upload_file_part {
+    size_t offset, length;  /* of its content within the body */
+    char filename[256];
+    char content_type[128]; /* "" when the part has none */
+};
+/* Finds the file part of body; NULL on success, else the client-facing reason (static). */
+const char *upload_multipart_parse(const unsigned char *body, size_t len, const char *boundary,
+                                   struct upload_file_part *out);
+
+struct store_upload;
+/*
+ * Makes the task of a complete upload, at most once however many requests finish it: fills
+ * task_id with the new task's id, or with the one made before. IA_ERR_TOO_LARGE when the queue
+ * is full, IA_ERR_BROKER when Redis is down (the upload stays complete and a later request may
+ * try again).
+ */
+enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, const char *upload_id,
+                              char *task_id, size_t cap);
+/* Replies to a failed api_upload_finish() as /submit does (503 with Retry-After, ...). */
+void api_upload_reply_finish_error(struct http_request *req, enum ia_err err);
+
+void api_tus_options(struct api_call *call);
+void api_tus_create(struct api_call *call);
+void api_tus_head(struct api_call *call);
+void api_tus_patch(struct api_call *call);
+void api_upload_simple(struct api_call *call);
 
 void api_submit(struct api_call *call);
 void api_status(struct api_call *call);

@@ -22,6 +22,12 @@ struct route {
 
 static const struct route routes[] = {
     {"/submit", HTTP_POST, ACCESS_API, api_submit},
+    {"/upload", HTTP_POST, ACCESS_API, api_upload_simple},
+    {"/uploads", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options},
+    {"/uploads", HTTP_POST, ACCESS_API, api_tus_create},
+    {"/uploads/*", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options},
+    {"/uploads/*", HTTP_HEAD, ACCESS_API, api_tus_head},
+    {"/uploads/*", HTTP_PATCH, ACCESS_API, api_tus_patch},
     {"/status/*", GET_HEAD, ACCESS_API, api_status},
     {"/processed/*", GET_HEAD, ACCESS_API, api_processed},
     {"/stream/*", GET_HEAD, ACCESS_MEDIA, api_stream},
@@ -36,6 +42,8 @@ static const struct route routes[] = {
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+/* Request bodies of routes other than the uploads, which check their own larger limits. */
+#define JSON_BODY_MAX (64 * 1024)
 #define MAX_PARAM 128
 
 /* Matches path against pattern; on a match copies the "*" segment into param. */
@@ -64,7 +72,8 @@ static void reply_not_allowed(struct http_request *req, unsigned allowed)
         unsigned bit;
         const char *name;
     } names[] = {{HTTP_GET, "GET"}, {HTTP_HEAD, "HEAD"}, {HTTP_POST, "POST"},
-                 {HTTP_PUT, "PUT"}, {HTTP_PATCH, "PATCH"}, {HTTP_DELETE, "DELETE"}};
+                 {HTTP_PUT, "PUT"}, {HTTP_PATCH, "PATCH"}, {HTTP_DELETE, "DELETE"},
+                 {HTTP_OPTIONS, "OPTIONS"}};
     char allow[64] = "";
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (!(allowed & names[i].bit))
@@ -75,6 +84,20 @@ static void reply_not_allowed(struct http_request *req, unsigned allowed)
     }
     http_reply_header(req, "Allow", allow);
     api_reply_error(req, 405, "method_not_allowed", "method not allowed");
+}
+
+/*
+ * libevent has already read the whole body (up to API_BODY_MAX) before any handler runs; routes
+ * other than the uploads refuse more than JSON_BODY_MAX here, before authentication or parsing.
+ */
+static bool body_too_large(const struct route *r, struct http_request *req)
+{
+    if (r->fn == api_upload_simple || r->fn == api_tus_patch ||
+        http_request_body_length(req) <= JSON_BODY_MAX)
+        return false;
+    http_reply_header(req, "Connection", "close"); /* as for bodies refused from their headers */
+    api_reply_error(req, 413, "too_large", "the request body is too large");
+    return true;
 }
 
 void api_handle(struct http_request *req, void *thread_ctx)
@@ -95,6 +118,8 @@ void api_handle(struct http_request *req, void *thread_ctx)
             continue;
         }
         struct api_call call = {req, thread_ctx, param};
+        if (body_too_large(&routes[i], req))
+            return;
         if (api_auth_check(call.t->app->auth, req, routes[i].access))
             routes[i].fn(&call);
         return;

@@ -12,7 +12,6 @@
 #include "http/http.h"
 #include "store/store.h"
 
-#define JSON_BODY_MAX (64 * 1024)
 #define HEADER_MAX (16 * 1024)
 #define URI_MAX (8 * 1024)
 #define HEADER_COUNT_MAX 100
@@ -52,7 +51,7 @@ int serve_main(const struct config *cfg)
         .host = cfg->host,
         .port = (int)cfg->port,
         .threads = (int)cfg->serve_threads,
-        .max_body_bytes = JSON_BODY_MAX,
+        .max_body_bytes = API_BODY_MAX,
         .max_header_bytes = HEADER_MAX,
         .max_uri_bytes = URI_MAX,
         .max_header_count = HEADER_COUNT_MAX,

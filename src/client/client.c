@@ -1,5 +1,6 @@
 /* HTTP client for the CLI, on libcurl. */
 #include "client/client.h"
+#include "client/internal.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -7,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/alloc.h"
@@ -38,10 +41,7 @@ static json_t *http_call(const char *url, const char *post_body, long *status)
     struct response r = {0, NULL, 0};
     CURL *curl = curl_easy_init();
     struct curl_slist *headers = curl_slist_append(NULL, "Content-Type: application/json");
-    const char *key = getenv("INTERVIEW_API_KEY");
-    char *auth = key ? xasprintf("Authorization: Bearer %s", key) : NULL;
-    if (auth)
-        headers = curl_slist_append(headers, auth);
+    headers = client_auth_header(headers);
     curl_easy_setopt(curl, CURLOPT_URL, url);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
@@ -54,7 +54,6 @@ static json_t *http_call(const char *url, const char *post_body, long *status)
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
-    free(auth);
     json_t *body = NULL;
     if (rc == CURLE_OK && r.body)
         body = json_loads(r.body, 0, NULL);
@@ -64,13 +63,24 @@ static json_t *http_call(const char *url, const char *post_body, long *status)
     return body;
 }
 
+struct curl_slist *client_auth_header(struct curl_slist *headers)
+{
+    const char *key = getenv("INTERVIEW_API_KEY");
+    if (!key || !key[0])
+        return headers;
+    char *auth = xasprintf("Authorization: Bearer %s", key);
+    headers = curl_slist_append(headers, auth);
+    free(auth);
+    return headers;
+}
+
 static const char *json_str(const json_t *obj, const char *key, const char *fallback)
 {
     const char *v = json_string_value(json_object_get(obj, key));
     return v ? v : fallback;
 }
 
-static void draw_bar(const char *stage, double progress)
+void client_draw_bar(const char *stage, double progress)
 {
     int width = 30, filled = (int)(progress * width + 0.5);
     if (filled > width)
@@ -80,8 +90,7 @@ static void draw_bar(const char *stage, double progress)
     fflush(stderr);
 }
 
-/* Polls until success or failure; returns the exit status. */
-static int wait_for(const char *api_base, const char *task_id)
+int client_wait_for(const char *api_base, const char *task_id)
 {
     char *url = xasprintf("%s/status/%s", api_base, task_id);
     int exit_status = 1;
@@ -90,10 +99,10 @@ static int wait_for(const char *api_base, const char *task_id)
         json_t *body = http_call(url, NULL, &status);
         const char *state = json_str(body, "status", "");
         if (status == 200 && strcmp(state, "processing") == 0) {
-            draw_bar(json_str(body, "stage", ""),
+            client_draw_bar(json_str(body, "stage", ""),
                      json_number_value(json_object_get(body, "progress")));
         } else if (status == 200 && strcmp(state, "success") == 0) {
-            draw_bar("done", 1.0);
+            client_draw_bar("done", 1.0);
             printf("\n%s\n", json_str(body, "video_url", ""));
             exit_status = 0;
         } else {
@@ -111,8 +120,17 @@ static int wait_for(const char *api_base, const char *task_id)
     return exit_status;
 }
 
+/* True for an http:// or https:// URL (case-insensitive scheme). */
+static bool is_url(const char *s)
+{
+    return strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0;
+}
+
 int client_submit(const char *api_base, const char *video_url, bool wait)
 {
+    struct stat st;
+    if (!is_url(video_url) && stat(video_url, &st) == 0 && S_ISREG(st.st_mode))
+        return client_submit_file(api_base, video_url, wait);
     json_t *req = json_pack("{s:s}", "video_url", video_url);
     char *text = json_dumps(req, JSON_COMPACT);
     char *url = xasprintf("%s/submit", api_base);
@@ -130,7 +148,7 @@ int client_submit(const char *api_base, const char *video_url, bool wait)
     }
     printf("%s\n", task_id);
     fflush(stdout);
-    int rc = wait ? wait_for(api_base, task_id) : 0;
+    int rc = wait ? client_wait_for(api_base, task_id) : 0;
     json_decref(body);
     return rc;
 }

@@ -7,7 +7,11 @@
 
 #include <stdbool.h>
 
-/* Submits a URL; with wait, shows a progress bar until the task ends. Returns an exit status. */
+/*
+ * Submits a URL, or uploads a local file (any argument that is an existing regular file and not
+ * an http(s) URL) resumably with tus; with wait, shows a progress bar until the task ends.
+ * Returns an exit status.
+ */
 int client_submit(const char *api_base, const char *video_url, bool wait);
 /* Prints a task's status JSON. Returns an exit status (0 found, 1 otherwise). */
 int client_status(const char *api_base, const char *task_id);

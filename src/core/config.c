@@ -82,6 +82,10 @@ static const struct option options[] = {
      "a download slower than this ..."},
     {"FETCH_LOW_SPEED_TIME_S", INT(fetch_low_speed_time_s, 1, 86400), "30", false,
      "... for this many seconds is abandoned"},
+    {"UPLOAD_SIMPLE_MAX", INT(upload_simple_max, 0, 16777216), "16777216", false,
+     "largest body of POST /upload (at most 16 MiB; larger files use tus, POST /uploads)"},
+    {"UPLOAD_EXPIRE_S", INT(upload_expire_s, 1, 31536000), "86400", false,
+     "an unfinished upload not written for this long is removed"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

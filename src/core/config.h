@@ -40,6 +40,8 @@ struct config {
     long long rate_limit;
     long long fetch_low_speed_bytes_s;
     long long fetch_low_speed_time_s;
+    long long upload_simple_max;
+    long long upload_expire_s;
 };
 
 /* A lookup of a name in an environment: returns NULL when unset. */

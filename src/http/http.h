@@ -5,6 +5,7 @@
 #ifndef IA_HTTP_HTTP_H
 #define IA_HTTP_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -33,7 +34,11 @@ struct http_server_opts {
     const char *host;
     int port;                    /* 0 picks a free port; see http_server_port() */
     int threads;                 /* event loops, one thread each */
-    size_t max_body_bytes;       /* larger request bodies get 413; 0: no limit */
+    size_t max_body_bytes;       /* larger request bodies get 413 (libevent's HTML page, from
+                                    Content-Length alone); 0: no limit. libevent 2.1 holds a
+                                    whole body in memory before the handler runs and cannot
+                                    stream it, so this is the most memory a request may take;
+                                    handlers enforce smaller limits of their own. */
     size_t max_header_bytes;     /* larger request headers get 400; 0: no limit */
     size_t max_uri_bytes;        /* longer request targets get 414; 0: no limit */
     int max_header_count;        /* more request header fields get 431; 0: no limit */
@@ -77,6 +82,13 @@ const char *http_request_query_param(struct http_request *req, const char *name)
 const char *http_request_header(const struct http_request *req, const char *name);
 /* The whole request body (may be empty); *len receives its length. */
 const unsigned char *http_request_body(struct http_request *req, size_t *len);
+/* The length of the request body. */
+size_t http_request_body_length(struct http_request *req);
+/*
+ * Writes the whole request body to fd without copying it into one block, and drops it from
+ * memory as it goes (http_request_body() is empty afterwards). False with errno on a write error.
+ */
+bool http_request_body_to_fd(struct http_request *req, int fd);
 /* The peer's address as text. */
 const char *http_request_peer(const struct http_request *req);
 

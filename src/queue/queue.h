@@ -62,6 +62,15 @@ bool queue_ping(struct queue *q);
  * IA_ERR_TOO_LARGE (nothing recorded) when MAX_QUEUED messages already wait.
  */
 enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url);
+/* The argument prefix that names a direct upload instead of a URL: "upload:<upload_id>". */
+#define QUEUE_UPLOAD_PREFIX "upload:"
+/*
+ * As queue_submit() for a complete direct upload: the message's one argument is
+ * "upload:<upload_id>" (upload_id a canonical UUID, else IA_ERR_INVALID). Same record, same queue.
+ */
+enum ia_err queue_submit_upload(struct queue *q, const char *task_id, const char *upload_id);
+/* The upload id when video_arg is "upload:<canonical UUID>", else NULL. Borrowed from video_arg. */
+const char *queue_upload_id(const char *video_arg);
 /* Number of messages waiting on the queue, or -1 when Redis is unreachable. */
 long long queue_length(struct queue *q);
 /* Reads a task's state; the caller calls task_status_cleanup(). IA_ERR_BROKER on outage. */

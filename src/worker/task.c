@@ -173,6 +173,32 @@ static enum ia_err task_analyse(struct task_run *run, const struct media_opts *o
     return IA_OK;
 }
 
+/*
+ * The input file and its description: a staged upload ("upload:<id>") is used where it lies,
+ * anything else is fetched into the scratch directory.
+ */
+static enum ia_err task_source(struct task_run *run, const struct media_opts *opts,
+                               const char *url, struct outputs *out, struct fetch_result *fetched,
+                               json_t **facts, char *detail, size_t len)
+{
+    const char *upload_id = queue_upload_id(url);
+    if (upload_id) {
+        char *path = NULL;
+        enum ia_err err =
+            task_upload_source(run->env->store, upload_id, &path, facts, detail, len);
+        if (!err) {
+            free(out->input);
+            out->input = path;
+        }
+        return err;
+    }
+    /* No PROGRESS before the fetch reports one: until the origin answers, the task is STARTED. */
+    enum ia_err err = media_fetch_to_file(opts, url, out->input, fetched, detail, len);
+    if (!err)
+        *facts = fetch_facts(url, fetched);
+    return err;
+}
+
 /* Fetch, process, analyse, describe and publish, in the run's scratch directory. */
 static enum ia_err task_pipeline(struct task_run *run, const char *url, char *detail, size_t len)
 {
@@ -183,19 +209,21 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
     memset(&fetched, 0, sizeof(fetched));
     media_opts_init(&opts, run);
     outputs_init(&out, run->work_dir);
-    /* No PROGRESS before the fetch reports one: until the origin answers, the task is STARTED. */
-    enum ia_err err = media_fetch_to_file(&opts, url, out.input, &fetched, detail, len);
+    json_t *facts = NULL;
+    enum ia_err err = task_source(run, &opts, url, &out, &fetched, &facts, detail, len);
     if (!err)
         err = media_process(&opts, out.input, out.mp4, out.jpg, &report, detail, len);
     if (!err)
         err = task_analyse(run, &opts, out.mp4, report);
     if (!err) {
-        json_t *doc = metadata_build(run, report, fetch_facts(url, &fetched));
+        json_t *doc = metadata_build(run, report, facts);
+        facts = NULL;
         err = write_json_file(run->env->store, out.json, doc);
         json_decref(doc);
     }
     if (!err)
         err = publish_all(run, &out);
+    json_decref(facts);
     fetch_result_cleanup(&fetched);
     outputs_cleanup(&out);
     return err;
@@ -330,5 +358,9 @@ enum task_outcome task_run(const struct task_env *env, const struct claimed_task
                              (int)getpid());
     queue_set_state(env->queue, t->task_id, "STARTED", meta);
     json_decref(meta);
-    return task_process(&run, url);
+    enum task_outcome outcome = task_process(&run, url);
+    const char *upload_id = queue_upload_id(url);
+    if (upload_id && outcome == TASK_OUTCOME_ACK) /* over for good: the staged file is spent */
+        task_upload_release(env->store, upload_id, t->task_id);
+    return outcome;
 }

@@ -1,0 +1,42 @@
+/*
+ * The source of a task whose argument is "upload:<id>": the staged upload is used in place of a
+ * download, described as a fetch would be (bytes and SHA-256), and removed once the task is over.
+ */
+#include "worker/task.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "store/store_upload.h"
+
+enum ia_err task_upload_source(const struct store *store, const char *upload_id, char **input_path,
+                               json_t **facts, char *detail, size_t detaillen)
+{
+    *input_path = store_upload_data_path(store, upload_id);
+    *facts = NULL;
+    if (!*input_path) {
+        snprintf(detail, detaillen, "upload %s is missing or unfinished", upload_id);
+        return IA_ERR_NOT_FOUND;
+    }
+    uint64_t bytes = 0;
+    char sha256[65];
+    if (store_file_digest(*input_path, &bytes, sha256)) {
+        snprintf(detail, detaillen, "upload %s cannot be read", upload_id);
+        free(*input_path);
+        *input_path = NULL;
+        return IA_ERR_IO;
+    }
+    char url[80];
+    snprintf(url, sizeof(url), "upload:%s", upload_id);
+    *facts = json_pack("{s:s, s:n, s:I, s:s}", "url", url, "final_url", "bytes", (json_int_t)bytes,
+                       "sha256", sha256);
+    return IA_OK;
+}
+
+void task_upload_release(const struct store *store, const char *upload_id, const char *task_id)
+{
+    log_msg(LOG_INFO, "worker", "task=%s removing staged upload=%s", task_id, upload_id);
+    store_upload_remove(store, upload_id);
+}
