@@ -16,34 +16,35 @@ struct route {
     unsigned methods;
     enum route_access access;
     api_handler_fn fn;
+    size_t max_body; /* larger request bodies are refused with 413 */
 };
 
 #define GET_HEAD (HTTP_GET | HTTP_HEAD)
+/* The largest body of every route but the uploads. */
+#define JSON_BODY_MAX (64 * 1024)
 
 static const struct route routes[] = {
-    {"/submit", HTTP_POST, ACCESS_API, api_submit},
-    {"/upload", HTTP_POST, ACCESS_API, api_upload_simple},
-    {"/uploads", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options},
-    {"/uploads", HTTP_POST, ACCESS_API, api_tus_create},
-    {"/uploads/*", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options},
-    {"/uploads/*", HTTP_HEAD, ACCESS_API, api_tus_head},
-    {"/uploads/*", HTTP_PATCH, ACCESS_API, api_tus_patch},
-    {"/status/*", GET_HEAD, ACCESS_API, api_status},
-    {"/processed/*", GET_HEAD, ACCESS_API, api_processed},
-    {"/stream/*", GET_HEAD, ACCESS_MEDIA, api_stream},
-    {"/download/*", GET_HEAD, ACCESS_MEDIA, api_download},
-    {"/download/*/metadata", GET_HEAD, ACCESS_MEDIA, api_download_metadata},
-    {"/metadata/*", GET_HEAD, ACCESS_MEDIA, api_metadata},
-    {"/thumbnail/*", GET_HEAD, ACCESS_MEDIA, api_thumbnail},
-    {"/healthz", GET_HEAD, ACCESS_PUBLIC, api_healthz},
-    {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz},
-    {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index},
-    {"/web/*", GET_HEAD, ACCESS_PUBLIC, api_web_asset},
+    {"/submit", HTTP_POST, ACCESS_API, api_submit, JSON_BODY_MAX},
+    {"/upload", HTTP_POST, ACCESS_API, api_upload_simple, API_BODY_MAX},
+    {"/uploads", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX},
+    {"/uploads", HTTP_POST, ACCESS_API, api_tus_create, JSON_BODY_MAX},
+    {"/uploads/*", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX},
+    {"/uploads/*", HTTP_HEAD, ACCESS_API, api_tus_head, JSON_BODY_MAX},
+    {"/uploads/*", HTTP_PATCH, ACCESS_API, api_tus_patch, API_BODY_MAX},
+    {"/status/*", GET_HEAD, ACCESS_API, api_status, JSON_BODY_MAX},
+    {"/processed/*", GET_HEAD, ACCESS_API, api_processed, JSON_BODY_MAX},
+    {"/stream/*", GET_HEAD, ACCESS_MEDIA, api_stream, JSON_BODY_MAX},
+    {"/download/*", GET_HEAD, ACCESS_MEDIA, api_download, JSON_BODY_MAX},
+    {"/download/*/metadata", GET_HEAD, ACCESS_MEDIA, api_download_metadata, JSON_BODY_MAX},
+    {"/metadata/*", GET_HEAD, ACCESS_MEDIA, api_metadata, JSON_BODY_MAX},
+    {"/thumbnail/*", GET_HEAD, ACCESS_MEDIA, api_thumbnail, JSON_BODY_MAX},
+    {"/healthz", GET_HEAD, ACCESS_PUBLIC, api_healthz, JSON_BODY_MAX},
+    {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz, JSON_BODY_MAX},
+    {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index, JSON_BODY_MAX},
+    {"/web/*", GET_HEAD, ACCESS_PUBLIC, api_web_asset, JSON_BODY_MAX},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
-/* Request bodies of routes other than the uploads, which check their own larger limits. */
-#define JSON_BODY_MAX (64 * 1024)
 #define MAX_PARAM 128
 
 /* Matches path against pattern; on a match copies the "*" segment into param. */
@@ -87,13 +88,12 @@ static void reply_not_allowed(struct http_request *req, unsigned allowed)
 }
 
 /*
- * libevent has already read the whole body (up to API_BODY_MAX) before any handler runs; routes
- * other than the uploads refuse more than JSON_BODY_MAX here, before authentication or parsing.
+ * libevent has already read the whole body (up to API_BODY_MAX) before any handler runs; each
+ * route refuses more than its own limit here, before authentication or parsing.
  */
 static bool body_too_large(const struct route *r, struct http_request *req)
 {
-    if (r->fn == api_upload_simple || r->fn == api_tus_patch ||
-        http_request_body_length(req) <= JSON_BODY_MAX)
+    if (http_request_body_length(req) <= r->max_body)
         return false;
     http_reply_header(req, "Connection", "close"); /* as for bodies refused from their headers */
     api_reply_error(req, 413, "too_large", "the request body is too large");
