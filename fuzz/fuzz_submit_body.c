@@ -1,9 +1,7 @@
 /*
- * libFuzzer target for the POST /submit body check (api_parse_submit_body in api/submit.c): the
- * input is a request body. An accepted body yields an absolute http(s) URL of printable ASCII
+ * libFuzzer target for the POST /submit body check (api_parse_submit_body in api/submit_body.c):
+ * the input is a request body. An accepted body yields an absolute http(s) URL of printable ASCII
  * within the length limit; a refused one yields one of the fixed 422 messages and no URL.
- * api_submit() in the same file calls the HTTP and queue modules: run.sh links this target with
- * lld and --gc-sections, which drops it, so the build needs neither libevent nor hiredis.
  */
 #include <stdint.h>
 #include <stdlib.h>

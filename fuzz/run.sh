@@ -32,6 +32,7 @@ declare -A sources=(
                     core/log.c util/str.c"
     [dotenv]="core/config.c core/alloc.c core/log.c"
     [submit_body]="api/submit_body.c core/alloc.c core/log.c core/error.c util/uuid.c"
+    [upload_parse]="api/upload_parse.c"
 )
 declare -A libs=(
     [celery_message]=jansson [ffprobe_json]="jansson crypto" [submit_body]=jansson
@@ -39,7 +40,7 @@ declare -A libs=(
 declare -A ldflags=()
 # Longest input tried: ffprobe answers and Celery messages are a few KiB.
 declare -A max_len=([ffprobe_json]=16384 [celery_message]=8192)
-all=(netpolicy http_range celery_message ffprobe_json dotenv submit_body)
+all=(netpolicy http_range celery_message ffprobe_json dotenv submit_body upload_parse)
 
 build() {
     local t=$1 files=() extra=() f l

@@ -84,7 +84,8 @@ static bool header_param(const char *value, size_t vlen, const char *name, char 
     while (p < end) {
         const char *semi = memchr(p, ';', (size_t)(end - p));
         p = semi ? semi + 1 : end;
-        p += strspn(p, " \t");
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
         if ((size_t)(end - p) <= nlen || strncasecmp(p, name, nlen) != 0 || p[nlen] != '=')
             continue;
         const char *v = p + nlen + 1, *vend;
@@ -130,7 +131,8 @@ static const char *part_header(const char *h, const char *end, const char *name,
         const char *stop = eol ? eol : end;
         if ((size_t)(stop - h) > nlen && strncasecmp(h, name, nlen) == 0 && h[nlen] == ':') {
             const char *v = h + nlen + 1;
-            v += strspn(v, " \t");
+            while (v < stop && (*v == ' ' || *v == '\t'))
+                v++;
             *len = v < stop ? (size_t)(stop - v) : 0;
             return v;
         }
@@ -192,7 +194,8 @@ static const char *walk_parts(const char *p, const char *end, const char *delim,
     for (;;) {
         if ((size_t)(end - p) >= 2 && memcmp(p, "--", 2) == 0)
             return "the form has no file part";
-        p += strspn(p, " \t");
+        while (p < end && (*p == ' ' || *p == '\t')) /* the body is not terminated */
+            p++;
         if ((size_t)(end - p) < 2 || memcmp(p, "\r\n", 2) != 0)
             return "a multipart delimiter is not followed by a line break";
         bool is_file = false;
