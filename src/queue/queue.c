@@ -322,26 +322,28 @@ enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *st
     return rc;
 }
 
-enum ia_err queue_set_failure(struct queue *q, const char *task_id, const char *code,
-                              const char *message)
+/* Writes a FAILURE or RETRY record: Celery's exception shape, carrying our code. */
+static enum ia_err set_exception(struct queue *q, const char *task_id, const char *status,
+                                 const char *code, const char *message)
 {
     json_t *exc = celery_exception_new(code, message);
     if (!exc)
         return IA_ERR_INVALID;
-    enum ia_err rc = queue_set_state(q, task_id, "FAILURE", exc);
+    enum ia_err rc = queue_set_state(q, task_id, status, exc);
     json_decref(exc);
     return rc;
+}
+
+enum ia_err queue_set_failure(struct queue *q, const char *task_id, const char *code,
+                              const char *message)
+{
+    return set_exception(q, task_id, "FAILURE", code, message);
 }
 
 enum ia_err queue_set_retry(struct queue *q, const char *task_id, const char *code,
                             const char *message)
 {
-    json_t *exc = celery_exception_new(code, message);
-    if (!exc)
-        return IA_ERR_INVALID;
-    enum ia_err rc = queue_set_state(q, task_id, "RETRY", exc);
-    json_decref(exc);
-    return rc;
+    return set_exception(q, task_id, "RETRY", code, message);
 }
 
 enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *buf, size_t buflen)
