@@ -1,4 +1,5 @@
 /* interview-api: one program, one command per role. */
+#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -59,6 +60,17 @@ static const char *client_base(const struct config *cfg)
     return url && url[0] ? url : cfg->public_base_url;
 }
 
+/* This program's path, for `run` to start its children (also right under valgrind). */
+static const char *self_path(const char *argv0)
+{
+    static char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if (n <= 0)
+        return argv0;
+    path[n] = '\0';
+    return path;
+}
+
 static int run_command(struct config *cfg, int argc, char **argv)
 {
     const char *cmd = argv[1];
@@ -67,7 +79,7 @@ static int run_command(struct config *cfg, int argc, char **argv)
     if (strcmp(cmd, "worker") == 0)
         return worker_main(cfg);
     if (strcmp(cmd, "run") == 0)
-        return supervise_main(cfg, "/proc/self/exe", broker_configured());
+        return supervise_main(cfg, self_path(argv[0]), broker_configured());
     if (strcmp(cmd, "check-config") == 0) {
         config_print(cfg, stdout);
         return 0;
