@@ -18,6 +18,10 @@
     "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,asf,ogg,gif,apng,mp3,wav,aac,"      \
     "flac,png_pipe,jpeg_pipe,bmp_pipe,webp_pipe,tiff_pipe,gif_pipe"
 
+/* What every ffmpeg or ffprobe run puts before an untrusted input: local files, known demuxers. */
+#define MEDIA_SAFE_INPUT_OPTS                                                                      \
+    "-protocol_whitelist", "file", "-format_whitelist", MEDIA_FORMAT_WHITELIST
+
 struct media_video_info {
     int index; /* absolute stream index */
     char *codec, *profile, *pix_fmt;

@@ -84,10 +84,7 @@ static void args_input(struct args *a, const char *path)
                                        "-nostats",
                                        "-v",
                                        "error",
-                                       "-protocol_whitelist",
-                                       "file",
-                                       "-format_whitelist",
-                                       MEDIA_FORMAT_WHITELIST};
+                                       MEDIA_SAFE_INPUT_OPTS};
     for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
         args_add(a, head[i]);
     args_add(a, "-i");

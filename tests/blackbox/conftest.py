@@ -231,6 +231,21 @@ class Service:
                 out.append(f"==== {name}\n" + f.read().decode(errors="replace")[-20000:])
         return "\n".join(out)
 
+    def raw(self, data, timeout=10):
+        """Sends raw bytes on a new connection; returns all that is read until the server closes."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout * SLOW) as s:
+            s.sendall(data)
+            chunks = []
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks)
+
     def submit(self, url, **kw):
         return requests.post(self.base + "/submit", json={"video_url": url}, timeout=10, **kw)
 

@@ -2,7 +2,6 @@
 untrusted bytes reach the logs escaped.
 """
 import json
-import socket
 import time
 import uuid
 
@@ -44,20 +43,6 @@ def assert_clean_json(body, service):
             assert "/" not in v, v
             assert_clean_text(v, service)
 
-
-def raw(service, data):
-    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as s:
-        s.sendall(data)
-        out = b""
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out
 
 
 def wait_failed(service, tid, timeout):
@@ -119,7 +104,7 @@ def test_error_bodies_are_clean(service):
     for data in (b"GET /healthz HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
                  b"POST /submit HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
                  b"BREW /pot HTTP/1.1\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\r\n\r\n"):
-        out = raw(service, data)
+        out = service.raw(data)
         assert out == b"" or out[:10] in (b"HTTP/1.1 4", b"HTTP/1.1 5"), out[:100]
         assert_clean_text(out.decode(errors="replace"), service)
 
@@ -145,7 +130,7 @@ def test_untrusted_bytes_are_escaped_in_logs(service, redis_server, file_server)
     r = service.submit(f"http://{esc}evil.example/")
     assert r.status_code == 422
     requests.get(service.base + "/status/%1b%5b31m", headers={"X-Evil": "a\u001b[31mb"})
-    raw(service, b"GET /\x1b[31m HTTP/1.1\r\nHost: \x1b[31m\r\nConnection: close\r\n\r\n")
+    service.raw(b"GET /\x1b[31m HTTP/1.1\r\nHost: \x1b[31m\r\nConnection: close\r\n\r\n")
     # A producer that bypasses /submit (Celery send_task) hands the worker the raw bytes.
     app = Celery("esc", broker=redis_server.url(0), backend=redis_server.url(1))
     try:

@@ -24,21 +24,6 @@ def healthy(svc):
     return requests.get(svc.base + "/healthz", timeout=5 * SLOW).status_code == 200
 
 
-def raw_request(svc, data, timeout=10):
-    """Sends raw bytes on a new connection; returns everything read until the server closes."""
-    with socket.create_connection(("127.0.0.1", svc.port), timeout=timeout * SLOW) as s:
-        s.sendall(data)
-        chunks = []
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-
 
 def status_of(response):
     return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.") else None
@@ -58,10 +43,10 @@ def test_oversized_body_gets_413(service):
     big = b'{"video_url": "http://example.com/' + b"a" * (80 * 1024) + b'"}'
     head = (f"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(big)}\r\n\r\n").encode()
-    assert status_of(raw_request(service, head + big)) == 413
+    assert status_of(service.raw(head + big)) == 413
     # Announced but not sent: refused from the headers alone.
     head = b"POST /submit HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
-    assert status_of(raw_request(service, head)) == 413
+    assert status_of(service.raw(head)) == 413
     # Just under the limit is parsed (and refused as JSON for what it says, not for its size).
     ok = b'{"video_url": "ftp://x/' + b"a" * (60 * 1024) + b'"}'
     r = requests.post(service.base + "/submit", data=ok,
@@ -71,11 +56,11 @@ def test_oversized_body_gets_413(service):
 
 
 def test_oversized_and_too_many_headers(service):
-    r = raw_request(service, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 +
+    r = service.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 +
                     b"\r\n\r\n")
     assert status_of(r) in (400, 431)
     many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
-    r = raw_request(service, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+    r = service.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
     assert status_of(r) == 431
     assert b'"code":"headers_too_large"' in r
     assert healthy(service)
