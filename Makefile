@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 PYTHON     := /usr/bin/python3
 WERROR     ?= $(if $(CI),ON,OFF)
 
-.PHONY: all build build-asan deps run test unit blackbox bench bench-smoke fuzz fuzz-smoke test-valgrind clean
+.PHONY: all build build-asan models deps run test unit blackbox bench bench-smoke fuzz fuzz-smoke test-valgrind clean
 
 all: build
 
@@ -15,13 +15,17 @@ deps:
 $(BUILD)/Makefile:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIA_WERROR=$(WERROR) >/dev/null
 
-build: $(BUILD)/Makefile
+# The analysis models (npm, pinned in scripts/models.lock); does nothing when models/ matches.
+models:
+	@scripts/models.sh
+
+build: models $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 $(ASAN_BUILD)/Makefile:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DIA_SANITIZE=ON -DIA_WERROR=$(WERROR) >/dev/null
 
-build-asan: $(ASAN_BUILD)/Makefile
+build-asan: models $(ASAN_BUILD)/Makefile
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: deps build

@@ -56,7 +56,7 @@ static bool same_args(const json_t *a, const json_t *b)
 /* Encodes the decoded fields as we would publish them and checks that they decode the same. */
 static void check_round_trip(const struct celery_message *m)
 {
-    struct celery_msg_opts opts = {m->delivery_tag, "fuzz@localhost", m->retries};
+    struct celery_msg_opts opts = {m->delivery_tag, "fuzz@localhost", m->retries, m->kwargs};
     char *text = celery_message_encode(m->task_id, m->task_name, m->args, &opts);
     if (!text)
         abort();
@@ -67,7 +67,7 @@ static void check_round_trip(const struct celery_message *m)
     if (strcmp(again.task_id, m->task_id) != 0 ||
         strcmp(again.delivery_tag, m->delivery_tag) != 0 ||
         strcmp(again.task_name, m->task_name) != 0 || again.retries != m->retries ||
-        !same_args(again.args, m->args) || json_object_size(again.kwargs) != 0)
+        !same_args(again.args, m->args) || !same_args(again.kwargs, m->kwargs))
         abort();
     celery_message_cleanup(&again);
     free(text);

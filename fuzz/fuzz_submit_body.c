@@ -1,8 +1,11 @@
 /*
  * libFuzzer target for the POST /submit body check (api_parse_submit_body in api/submit_body.c):
  * the input is a request body. An accepted body yields an absolute http(s) URL of printable ASCII
- * within the length limit; a refused one yields one of the fixed 422 messages and no URL.
+ * within the length limit and kwargs {} or {"analysis": false}; a refused one yields one of the
+ * fixed 422 messages and no URL.
  */
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +21,7 @@ static const char *const reasons[] = {
     "video_url must be a string",
     "video_url is longer than 2048 bytes",
     "video_url must be an http or https URL",
+    "analysis must be true or false",
 };
 
 static void check_url(const char *url)
@@ -43,18 +47,30 @@ static void check_reason(const char *why)
     abort();
 }
 
+/* The task's kwargs are {} or exactly {"analysis": false}. */
+static void check_kwargs(bool analysis_off)
+{
+    json_t *kw = api_task_kwargs_new(analysis_off);
+    bool off_kept = json_is_false(json_object_get(kw, "analysis"));
+    if (json_object_size(kw) != (analysis_off ? 1u : 0u) || off_kept != analysis_off)
+        abort();
+    json_decref(kw);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned char *body = malloc(size ? size : 1);
     if (size)
         memcpy(body, data, size);
     char *url = NULL;
+    bool analysis_off = true;
     const char *why = NULL;
-    enum ia_err rc = api_parse_submit_body(body, size, &url, &why);
+    enum ia_err rc = api_parse_submit_body(body, size, &url, &analysis_off, &why);
     if (rc == IA_OK) {
         if (!url || why)
             abort();
         check_url(url);
+        check_kwargs(analysis_off);
     } else if (rc != IA_ERR_INVALID || url) {
         abort();
     } else {

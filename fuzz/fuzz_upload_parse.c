@@ -2,9 +2,10 @@
  * libFuzzer target for the direct-upload parsers (api/upload_parse.c). The input is three header
  * lines (a Content-Type, an Upload-Metadata value, an Upload-Offset value) and then a body. A
  * number must round-trip; a found multipart file part must lie inside the body, with terminated
- * names.
+ * names; the analysis flag is off only when the metadata (or the word "false") says so.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +67,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = (size_t)(end - p);
     unsigned char *body = malloc(len ? len : 1);
     memcpy(body, p, len);
-    (void)upload_metadata_valid(metadata);
+    bool off = true;
+    if (upload_metadata_valid(metadata) && upload_metadata_analysis(metadata, &off) && off &&
+        !strstr(metadata, "analysis"))
+        abort(); /* the analysis is off only when the metadata says so */
+    if (upload_parse_flag(offset, &off) && strcmp(offset, off ? "false" : "true") != 0)
+        abort();
     check_number(offset);
     check_multipart(content_type, body, len);
     free(body);

@@ -32,10 +32,11 @@ declare -A sources=(
                     core/log.c util/str.c"
     [dotenv]="core/config.c core/alloc.c core/log.c"
     [submit_body]="api/submit_body.c core/alloc.c core/log.c core/error.c util/uuid.c"
-    [upload_parse]="api/upload_parse.c"
+    [upload_parse]="api/upload_parse.c queue/celery.c core/alloc.c util/uuid.c"
 )
 declare -A libs=(
     [celery_message]=jansson [ffprobe_json]="jansson crypto" [submit_body]=jansson
+    [upload_parse]=jansson
 )
 declare -A ldflags=()
 # Longest input tried: ffprobe answers and Celery messages are a few KiB.

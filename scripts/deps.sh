@@ -3,9 +3,12 @@
 set -euo pipefail
 
 run_pkgs="build-essential cmake pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev
-  libjansson-dev libssl-dev ffmpeg redis-server"
+  libjansson-dev libssl-dev ffmpeg redis-server libopencv-dev libwebrtc-audio-processing-dev
+  python3-onnx python3-numpy curl
+  ca-certificates"
 test_pkgs="$run_pkgs libcmocka-dev nginx-light python3-pytest python3-requests python3-celery
-  python3-redis clang libclang-rt-14-dev valgrind iproute2 wrk hyperfine"
+  python3-redis clang libclang-rt-14-dev valgrind iproute2 wrk hyperfine libdlib19.1
+  python3-skimage"
 bench_pkgs="$test_pkgs"
 
 case "${1:-run}" in

@@ -126,6 +126,8 @@ int main(int argc, char **argv)
         printf("interview-api %s (%s)\n", IA_VERSION, IA_GIT_VERSION);
         return 0;
     }
+    /* A peer that goes away (Redis, a pipe to ffmpeg) is an error to handle, not a death. */
+    signal(SIGPIPE, SIG_IGN);
     if (is_daemon_command(argv[1]))
         block_stop_signals();
     struct config cfg;

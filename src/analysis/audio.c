@@ -1,22 +1,30 @@
-/* Audio analysis with ffmpeg's silencedetect and volumedetect filters. */
-#include "analysis/analysis.h"
-
+/*
+ * The audio pass: one ffmpeg child measures loudness (ebur128) and hands 16 kHz mono PCM through
+ * a pipe to WebRTC's voice activity detector; clipping is counted on the same samples. Memory
+ * stays flat whatever the length: only speech segments are kept.
+ */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/internal.h"
+#include "core/alloc.h"
 #include "media/media.h"
+#include "media/probe.h"
 #include "media/proc.h"
 
-#define LOG_KEEP (256 * 1024)
-#define AUDIBLE_MAX_DB (-50.0)
+#define AUDIO_RATE 16000
+#define AUDIO_CHUNK 4096         /* samples per read */
+#define CLIP_LEVEL 32600         /* |sample| at or above this is at full scale */
+#define CLIPPING_MIN_RATIO 0.0005 /* share of clipped samples that is worth a flag */
+#define SILENT_PEAK_DBFS (-50.0) /* a track whose true peak stays below this is silent */
+#define AUDIO_LOG_KEEP (64 * 1024)
 
-/* Reads the number after "key" in line; NAN when absent. */
-static double number_after(const char *line, const char *key)
+static double number_after(const char *text, const char *key)
 {
-    const char *p = strstr(line, key);
+    const char *p = text ? strstr(text, key) : NULL;
     if (!p)
         return NAN;
     char *end;
@@ -24,98 +32,171 @@ static double number_after(const char *line, const char *key)
     return end == p + strlen(key) ? NAN : v;
 }
 
-static void add_silence(json_t *events, double start, double end, double *silent_total)
+/* Reads the integrated loudness and true peak from ebur128's summary in ffmpeg's stderr. */
+static void read_loudness(const char *log, struct audio_result *out)
 {
-    if (end - start < ANALYSIS_SILENCE_MIN_S)
-        return;
-    *silent_total += end - start;
-    json_array_append_new(events, json_pack("{s:s, s:f, s:f, s:s}", "kind", "silence", "start",
-                                            start, "end", end, "label", "no speech"));
+    const char *summary = log ? strstr(log, "Summary:") : NULL;
+    out->integrated_lufs = number_after(summary, "I:");
+    out->true_peak_dbfs = number_after(summary, "Peak:");
+    if (isinf(out->true_peak_dbfs))
+        out->true_peak_dbfs = -INFINITY;
 }
 
-struct audio_log {
-    json_t *events;
-    double start, silent, mean_db, max_db, duration;
+struct pcm_stats {
+    uint64_t samples, clipped;
+    double first_clip_s;
 };
 
-static void read_log_line(struct audio_log *a, const char *line)
+static void count_clipping(struct pcm_stats *st, const int16_t *pcm, size_t n)
 {
-    double v;
-    if (!isnan(v = number_after(line, "silence_start: "))) {
-        a->start = v < 0 ? 0 : v;
-    } else if (!isnan(v = number_after(line, "silence_end: "))) {
-        if (!isnan(a->start))
-            add_silence(a->events, a->start, fmin(v, a->duration), &a->silent);
-        a->start = NAN;
-    } else if (!isnan(v = number_after(line, "mean_volume: "))) {
-        a->mean_db = v;
-    } else if (!isnan(v = number_after(line, "max_volume: "))) {
-        a->max_db = v;
+    for (size_t i = 0; i < n; i++) {
+        if (pcm[i] >= CLIP_LEVEL || pcm[i] <= -CLIP_LEVEL) {
+            if (!st->clipped)
+                st->first_clip_s = (double)(st->samples + i) / AUDIO_RATE;
+            st->clipped++;
+        }
+    }
+    st->samples += n;
+}
+
+static enum ia_err read_pcm(struct proc_stream *ps, struct vad *vad, struct pcm_stats *st)
+{
+    int16_t buf[AUDIO_CHUNK];
+    for (;;) {
+        ssize_t got = proc_stream_read(ps, buf, sizeof buf);
+        if (got < 0)
+            return IA_ERR_TIMEOUT;
+        size_t n = (size_t)got / sizeof buf[0];
+        vad_feed(vad, buf, n);
+        count_clipping(st, buf, n);
+        if ((size_t)got < sizeof buf)
+            return IA_OK;
     }
 }
 
-void analysis_read_audio_log(const char *log, double duration, int has_audio, json_t *report)
+enum ia_err audio_analyse(const struct analysis_opts *ao, const struct media_opts *mo,
+                          const char *video, bool has_audio, struct audio_result *out,
+                          char *detail, size_t detaillen)
 {
-    struct audio_log a = {json_array(), NAN, 0, NAN, NAN, duration};
-    const char *line = log;
-    while (line && *line) {
-        const char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        char buf[512];
-        snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1),
-                 line);
-        read_log_line(&a, buf);
-        line = nl ? nl + 1 : NULL;
-    }
-    if (!isnan(a.start))
-        add_silence(a.events, a.start, duration, &a.silent);
+    (void)ao;
+    memset(out, 0, sizeof *out);
+    out->integrated_lufs = out->true_peak_dbfs = out->first_clip_s = NAN;
     if (!has_audio)
-        json_array_append_new(a.events, json_pack("{s:s, s:f, s:f, s:s}", "kind", "silence",
-                                                "start", 0.0, "end", duration, "label",
-                                                "no audio track"));
-    double ratio = !has_audio ? 1.0 : duration > 0 ? fmin(a.silent / duration, 1.0) : 0.0;
-    int audible = has_audio && !isnan(a.max_db) && a.max_db > AUDIBLE_MAX_DB && ratio < 0.95;
-    json_t *audio = json_pack("{s:b, s:b, s:f}", "present", has_audio, "audible", audible,
-                              "silence_ratio", ratio);
-    if (!isnan(a.mean_db))
-        json_object_set_new(audio, "mean_volume_db", json_real(a.mean_db));
-    if (!isnan(a.max_db))
-        json_object_set_new(audio, "max_volume_db", json_real(a.max_db));
-    json_object_set_new(report, "analysis", json_pack("{s:o}", "audio", audio));
-    json_object_set_new(report, "events", a.events);
-}
-
-static int has_audio_stream(const json_t *report)
-{
-    const json_t *codec = json_object_get(json_object_get(report, "output"), "audio_codec");
-    return json_is_string(codec);
-}
-
-enum ia_err analysis_run(const struct media_opts *opts, const char *video_path, double duration,
-                         json_t *report, char *detail, size_t detaillen)
-{
-    int has_audio = has_audio_stream(report);
-    if (!has_audio) {
-        analysis_read_audio_log("", duration, 0, report);
         return IA_OK;
-    }
-    char filter[96];
-    snprintf(filter, sizeof(filter), "silencedetect=noise=%ddB:d=%g,volumedetect",
-             ANALYSIS_SILENCE_DB, ANALYSIS_SILENCE_MIN_S);
-    const char *argv[] = {"ffmpeg", "-nostdin", "-hide_banner", "-v", "info",
-                          "-protocol_whitelist", "file", "-i", video_path, "-map", "0:a:0",
-                          "-af", filter, "-f", "null", "-", NULL};
-    struct proc_opts po = {.deadline_ms = opts->deadline_ms, .cancel = opts->cancel,
-                           .out_mode = PROC_STDOUT_DISCARD, .stderr_keep = LOG_KEEP};
+    out->present = true;
+    const char *argv[] = {"ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-v", "info",
+                          MEDIA_SAFE_INPUT_OPTS, "-i", video, "-map", "0:a:0", "-af",
+                          "ebur128=peak=true:framelog=verbose,aresample=16000,"
+                          "aformat=sample_fmts=s16:channel_layouts=mono",
+                          "-f", "s16le", "pipe:1", NULL};
+    struct proc_opts po;
+    media_proc_opts_init(&po, mo, 0);
+    po.stderr_keep = AUDIO_LOG_KEEP;
+    struct proc_stream *ps;
+    enum ia_err err = proc_stream_start(argv, &po, false, &ps, detail, detaillen);
+    if (err)
+        return err;
+    struct vad *vad = vad_new();
+    struct pcm_stats st = {.first_clip_s = NAN};
+    enum ia_err rerr = read_pcm(ps, vad, &st);
     struct proc_result res;
-    memset(&res, 0, sizeof(res));
-    enum ia_err err = proc_run(argv, &po, &res, detail, detaillen);
+    err = proc_stream_finish(ps, rerr != IA_OK, &res, detail, detaillen);
+    if (!err)
+        err = rerr;
     if (!err && !proc_result_ok(&res)) {
-        snprintf(detail, detaillen, "audio analysis: ffmpeg exited with %d", res.exit_code);
+        snprintf(detail, detaillen, "audio pass: ffmpeg exited with %d", res.exit_code);
         err = IA_ERR_DECODE;
     }
     if (!err)
-        analysis_read_audio_log(res.err, duration, 1, report);
+        read_loudness(res.err, out);
+    out->speech = vad_take(vad, &out->nspeech);
+    vad_free(vad);
+    for (size_t i = 0; i < out->nspeech; i++)
+        out->speech_s += out->speech[i].end - out->speech[i].start;
+    out->duration = (double)st.samples / AUDIO_RATE;
+    out->clipped_ratio = st.samples ? (double)st.clipped / (double)st.samples : 0;
+    out->first_clip_s = st.first_clip_s;
     proc_result_cleanup(&res);
     return err;
+}
+
+bool audio_speech_at(const struct audio_result *a, double t)
+{
+    size_t lo = 0, hi = a->nspeech;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a->speech[mid].end <= t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < a->nspeech && a->speech[lo].start <= t;
+}
+
+void audio_result_cleanup(struct audio_result *a)
+{
+    free(a->speech);
+    a->speech = NULL;
+    a->nspeech = 0;
+}
+
+static json_t *finite_or_null(double v)
+{
+    return isfinite(v) ? json_real(round(v * 10) / 10) : json_null();
+}
+
+static bool audio_silent(const struct audio_result *a)
+{
+    return a->present && (isnan(a->true_peak_dbfs) || a->true_peak_dbfs < SILENT_PEAK_DBFS);
+}
+
+static void add_silence(const struct analysis_opts *ao, double start, double end,
+                        struct event_list *events)
+{
+    if (end - start >= ao->silence_min_s)
+        event_list_add(events, EV_SILENCE, start, end, 1.0, json_pack("{s:s}", "label", "no speech"));
+}
+
+void audio_events(const struct analysis_opts *ao, const struct audio_result *a, double duration,
+                  struct event_list *events)
+{
+    if (!a->present) {
+        event_list_add(events, EV_NO_AUDIO, 0, duration, 1.0,
+                       json_pack("{s:s}", "label", "the recording has no sound track"));
+        return;
+    }
+    if (audio_silent(a)) {
+        event_list_add(events, EV_SILENT_AUDIO, 0, duration, 1.0,
+                       json_pack("{s:s, s:o}", "label", "the sound track is silent",
+                                 "true_peak_dbfs", finite_or_null(a->true_peak_dbfs)));
+        return;
+    }
+    double from = 0;
+    for (size_t i = 0; i < a->nspeech; i++) {
+        add_silence(ao, from, a->speech[i].start, events);
+        from = a->speech[i].end;
+    }
+    add_silence(ao, from, duration, events);
+    if (a->clipped_ratio >= CLIPPING_MIN_RATIO)
+        event_list_add(events, EV_CLIPPING, a->first_clip_s, duration, 1.0,
+                       json_pack("{s:s, s:f}", "label", "the sound is clipped (distorted)",
+                                 "clipped_ratio", a->clipped_ratio));
+}
+
+json_t *audio_report(const struct audio_result *a)
+{
+    json_t *r = json_pack("{s:b, s:b, s:f, s:f, s:o, s:o, s:f, s:s}", "present", a->present,
+                          "audible", a->present && !audio_silent(a), "speech_s",
+                          round(a->speech_s * 100) / 100, "speech_ratio",
+                          a->duration > 0 ? round(a->speech_s / a->duration * 1000) / 1000 : 0.0,
+                          "integrated_lufs", finite_or_null(a->integrated_lufs), "true_peak_dbfs",
+                          finite_or_null(a->true_peak_dbfs), "clipped_ratio",
+                          round(a->clipped_ratio * 1e5) / 1e5, "vad",
+                          "WebRTC VAD, mode 3, 30 ms frames");
+    json_t *segs = json_array();
+    for (size_t i = 0; i < a->nspeech; i++)
+        json_array_append_new(segs, json_pack("[f, f]", round(a->speech[i].start * 100) / 100,
+                                              round(a->speech[i].end * 100) / 100));
+    json_object_set_new(r, "speech_segments", segs);
+    return r;
 }

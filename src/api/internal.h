@@ -20,11 +20,15 @@ struct api_thread {
     struct status_cache *status_cache;
 };
 
-/* The route parameter (the id in /status/{id}), valid until the reply. */
+/*
+ * The route parameters, valid until the reply: param is the first "*" of the route (the id in
+ * /status/{id}), param2 the second ("" when the route has one).
+ */
 struct api_call {
     struct http_request *req;
     struct api_thread *t;
     const char *param;
+    const char *param2;
 };
 
 typedef void (*api_handler_fn)(struct api_call *call);
@@ -38,14 +42,25 @@ void api_reply_ia_error(struct http_request *req, enum ia_err err);
 /* PUBLIC_BASE_URL + prefix + id + suffix, signed when SIGNING_KEY is set; caller frees it. */
 char *api_public_url(const struct app *app, const char *prefix, const char *id,
                      const char *suffix);
+/*
+ * Adds "events_url" and "review_url" to obj (a JSON object) for the files of the analysis that
+ * video_id has (its WebVTT events, its review rendition); a video without them gets neither.
+ */
+void api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj);
 
 /*
- * Parses and checks a POST /submit body ({"video_url": "http(s)://..."}), with no I/O. IA_OK
- * with the URL in *url_out (the caller frees it), or IA_ERR_INVALID with the client-facing 422
- * reason in *why_out (a static string) and *url_out NULL.
+ * Parses and checks a POST /submit body ({"video_url": "http(s)://...", "analysis": false}),
+ * with no I/O. IA_OK with the URL in *url_out (the caller frees it) and *analysis_off true when
+ * the body says "analysis": false, or IA_ERR_INVALID with the client-facing 422 reason in
+ * *why_out (a static string) and *url_out NULL.
  */
 enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **url_out,
-                                  const char **why_out);
+                                  bool *analysis_off, const char **why_out);
+/*
+ * The keyword arguments of a task's message: {"analysis": false} when the request turned the
+ * analysis off, else {} (the worker's ANALYSIS option decides). A new reference.
+ */
+json_t *api_task_kwargs_new(bool analysis_off);
 
 /* Direct uploads (upload_parse.c: pure parsers; upload_tus.c, upload_simple.c: handlers). */
 #define UPLOAD_METADATA_MAX 4096          /* Upload-Metadata, bytes */
@@ -55,6 +70,14 @@ enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **
 bool upload_parse_u64(const char *s, uint64_t *out);
 /* True for a tus Upload-Metadata value: "key base64,key2 base64,key3", under the size limit. */
 bool upload_metadata_valid(const char *m);
+/* The analysis flag as text ("true" or "false", nothing else): *off is true for "false". */
+bool upload_parse_flag(const char *s, bool *off);
+/*
+ * The "analysis" key of a valid Upload-Metadata value: *off is true when its value is the base64
+ * of "false", false when it is the base64 of "true" or the key is absent. False when the key has
+ * no value, another value, or appears twice.
+ */
+bool upload_metadata_analysis(const char *m, bool *off);
 /* The boundary of a multipart/form-data Content-Type into out (cap bytes); false otherwise. */
 bool upload_multipart_boundary(const char *content_type, char *out, size_t cap);
 
@@ -71,12 +94,12 @@ const char *upload_multipart_parse(const unsigned char *body, size_t len, const 
 struct store_upload;
 /*
  * Makes the task of a complete upload, at most once however many requests finish it: fills
- * task_id with the new task's id, or with the one made before. IA_ERR_TOO_LARGE when the queue
- * is full, IA_ERR_BROKER when Redis is down (the upload stays complete and a later request may
- * try again).
+ * task_id with the new task's id, or with the one made before. analysis_off puts
+ * "analysis": false into the new task's kwargs. IA_ERR_TOO_LARGE when the queue is full,
+ * IA_ERR_BROKER when Redis is down (the upload stays complete and a later request may try again).
  */
 enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, const char *upload_id,
-                              char *task_id, size_t cap);
+                              bool analysis_off, char *task_id, size_t cap);
 /* Replies to a failed api_upload_finish() as /submit does (503 with Retry-After, ...). */
 void api_upload_reply_finish_error(struct http_request *req, enum ia_err err);
 
@@ -94,6 +117,9 @@ void api_download(struct api_call *call);
 void api_download_metadata(struct api_call *call);
 void api_metadata(struct api_call *call);
 void api_thumbnail(struct api_call *call);
+void api_events(struct api_call *call);
+void api_review(struct api_call *call);
+void api_evidence(struct api_call *call);
 void api_healthz(struct api_call *call);
 void api_readyz(struct api_call *call);
 void api_web_index(struct api_call *call);

@@ -1,4 +1,8 @@
-/* The endpoints that deliver stored files: stream, download, metadata, thumbnail, processed. */
+/*
+ * The endpoints that deliver stored files: stream, download, metadata, thumbnail, processed, and
+ * what the analysis adds beside a video: its events as WebVTT, the review rendition, and one
+ * evidence frame per event.
+ */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,18 +14,42 @@
 #include "store/store.h"
 #include "util/uuid.h"
 
-/* Answers 404 unless the id is canonical and the file exists; then delivers it. */
+/* A file the analysis adds: a video that exists may lack it (analysis or REVIEW_VIDEO off). */
+struct media_part {
+    const char *code; /* of the 404 when the video exists but the part does not */
+    const char *detail;
+};
+
+static const struct media_part events_part = {
+    "analysis_not_found", "this video has no analysis (it was turned off for it)"};
+static const struct media_part review_part = {
+    "review_not_found", "this video has no review rendition (REVIEW_VIDEO off, or no analysis)"};
+static const struct media_part evidence_part = {"event_not_found", "this video has no such event"};
+
+/* 404 for a missing file: the part's own code when the video itself exists. */
+static void reply_missing(struct api_call *call, const struct media_part *part)
+{
+    if (part && store_exists(call->t->app->store, call->param, "json"))
+        api_reply_error(call->req, 404, part->code, part->detail);
+    else
+        api_reply_error(call->req, 404, "video_not_found", "no such video");
+}
+
+/*
+ * Answers 404 unless the id is canonical and the file processed_<id>.<ext> exists; then delivers
+ * it (Range, conditional requests, HEAD). part is NULL for the files every video has.
+ */
 static void deliver(struct api_call *call, const char *ext, const char *content_type,
-                    const char *disposition)
+                    const char *disposition, const struct media_part *part)
 {
     struct stat st;
     int fd = store_open(call->t->app->store, call->param, ext, &st);
     if (fd < 0) {
-        api_reply_error(call->req, 404, "video_not_found", "no such video");
+        reply_missing(call, part);
         return;
     }
     if (disposition) {
-        char value[128];
+        char value[160];
         snprintf(value, sizeof(value), "%s; filename=\"processed_%s.%s\"", disposition,
                  call->param, ext);
         http_reply_header(call->req, "Content-Disposition", value);
@@ -31,27 +59,79 @@ static void deliver(struct api_call *call, const char *ext, const char *content_
 
 void api_stream(struct api_call *call)
 {
-    deliver(call, "mp4", "video/mp4", "inline");
+    deliver(call, "mp4", "video/mp4", "inline", NULL);
 }
 
 void api_download(struct api_call *call)
 {
-    deliver(call, "mp4", "video/mp4", "attachment");
+    deliver(call, "mp4", "video/mp4", "attachment", NULL);
 }
 
 void api_download_metadata(struct api_call *call)
 {
-    deliver(call, "json", "application/json", "attachment");
+    deliver(call, "json", "application/json", "attachment", NULL);
 }
 
 void api_metadata(struct api_call *call)
 {
-    deliver(call, "json", "application/json", NULL);
+    deliver(call, "json", "application/json", NULL, NULL);
 }
 
 void api_thumbnail(struct api_call *call)
 {
-    deliver(call, "jpg", "image/jpeg", NULL);
+    deliver(call, "jpg", "image/jpeg", NULL, NULL);
+}
+
+void api_events(struct api_call *call)
+{
+    deliver(call, "vtt", "text/vtt; charset=utf-8", NULL, &events_part);
+}
+
+void api_review(struct api_call *call)
+{
+    deliver(call, "review.mp4", "video/mp4", "inline", &review_part);
+}
+
+/* An event id as the worker names them: "e1" to "e999999", no leading zero. */
+static bool event_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n < 2 || n > 7 || id[0] != 'e' || id[1] < '1' || id[1] > '9')
+        return false;
+    for (size_t i = 2; i < n; i++)
+        if (id[i] < '0' || id[i] > '9')
+            return false;
+    return true;
+}
+
+void api_evidence(struct api_call *call)
+{
+    if (!event_id_valid(call->param2)) {
+        reply_missing(call, &evidence_part);
+        return;
+    }
+    char ext[32];
+    snprintf(ext, sizeof(ext), "evidence-%s.jpg", call->param2);
+    deliver(call, ext, "image/jpeg", NULL, &evidence_part);
+}
+
+/* The URLs of the files the analysis adds, listed only when the file exists. */
+static const struct {
+    const char *name, *ext, *prefix, *suffix;
+} analysis_urls[] = {
+    {"events_url", "vtt", "/events/", ".vtt"},
+    {"review_url", "review.mp4", "/review/", ""},
+};
+
+void api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj)
+{
+    for (size_t i = 0; i < sizeof(analysis_urls) / sizeof(analysis_urls[0]); i++) {
+        if (!store_exists(app->store, video_id, analysis_urls[i].ext))
+            continue;
+        char *url = api_public_url(app, analysis_urls[i].prefix, video_id, analysis_urls[i].suffix);
+        json_object_set_new(obj, analysis_urls[i].name, json_string(url));
+        free(url);
+    }
 }
 
 void api_processed(struct api_call *call)
@@ -73,5 +153,6 @@ void api_processed(struct api_call *call)
     free(download_url);
     free(metadata_url);
     free(thumbnail_url);
+    api_add_analysis_urls(app, id, body);
     api_reply_json(call->req, 200, body);
 }

@@ -12,7 +12,7 @@
 #include "queue/queue.h"
 
 struct route {
-    const char *pattern; /* segments; "*" captures one segment */
+    const char *pattern; /* segments; "*" captures one segment, "*.ext" one without ".ext" */
     unsigned methods;
     enum route_access access;
     api_handler_fn fn;
@@ -38,6 +38,9 @@ static const struct route routes[] = {
     {"/download/*/metadata", GET_HEAD, ACCESS_MEDIA, api_download_metadata, JSON_BODY_MAX},
     {"/metadata/*", GET_HEAD, ACCESS_MEDIA, api_metadata, JSON_BODY_MAX},
     {"/thumbnail/*", GET_HEAD, ACCESS_MEDIA, api_thumbnail, JSON_BODY_MAX},
+    {"/events/*.vtt", GET_HEAD, ACCESS_MEDIA, api_events, JSON_BODY_MAX},
+    {"/review/*", GET_HEAD, ACCESS_MEDIA, api_review, JSON_BODY_MAX},
+    {"/evidence/*/*.jpg", GET_HEAD, ACCESS_MEDIA, api_evidence, JSON_BODY_MAX},
     {"/healthz", GET_HEAD, ACCESS_PUBLIC, api_healthz, JSON_BODY_MAX},
     {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz, JSON_BODY_MAX},
     {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index, JSON_BODY_MAX},
@@ -46,20 +49,28 @@ static const struct route routes[] = {
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 #define MAX_PARAM 128
+#define MAX_PARAMS 2
 
-/* Matches path against pattern; on a match copies the "*" segment into param. */
-static bool route_match(const char *pattern, const char *path, char *param)
+/*
+ * Matches path against pattern; on a match copies what each "*" captured into params, in order
+ * (the others are ""). A "*" takes a whole non-empty segment, or, when literal text follows it
+ * in the pattern ("*.vtt"), the non-empty part of the segment before that text, which must end it.
+ */
+static bool route_match(const char *pattern, const char *path, char params[MAX_PARAMS][MAX_PARAM])
 {
-    param[0] = '\0';
+    size_t n_params = 0;
+    for (size_t i = 0; i < MAX_PARAMS; i++)
+        params[i][0] = '\0';
     while (*pattern && *path) {
         if (*pattern == '*') {
-            size_t n = strcspn(path, "/");
-            if (n == 0 || n >= MAX_PARAM)
+            size_t seg = strcspn(path, "/"), lit = strcspn(pattern + 1, "/");
+            if (n_params == MAX_PARAMS || seg <= lit || seg - lit >= MAX_PARAM ||
+                memcmp(path + seg - lit, pattern + 1, lit) != 0)
                 return false;
-            memcpy(param, path, n);
-            param[n] = '\0';
-            path += n;
-            pattern++;
+            memcpy(params[n_params], path, seg - lit);
+            params[n_params++][seg - lit] = '\0';
+            path += seg;
+            pattern += 1 + lit;
         } else if (*pattern++ != *path++) {
             return false;
         }
@@ -107,17 +118,17 @@ void api_handle(struct http_request *req, void *thread_ctx)
         api_reply_error(req, 404, "not_found", "not found");
         return;
     }
-    char param[MAX_PARAM];
+    char params[MAX_PARAMS][MAX_PARAM];
     unsigned allowed = 0;
     enum http_method method = http_request_method(req);
     for (size_t i = 0; i < N_ROUTES; i++) {
-        if (!route_match(routes[i].pattern, path, param))
+        if (!route_match(routes[i].pattern, path, params))
             continue;
         if (!(routes[i].methods & method)) {
             allowed |= routes[i].methods;
             continue;
         }
-        struct api_call call = {req, thread_ctx, param};
+        struct api_call call = {req, thread_ctx, params[0], params[1]};
         if (body_too_large(&routes[i], req))
             return;
         if (api_auth_check(call.t->app->auth, req, routes[i].access))

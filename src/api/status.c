@@ -21,6 +21,7 @@ static json_t *status_success(const struct app *app, const char *video_id)
                              "video_url", video_url, "metadata_url", metadata_url);
     free(video_url);
     free(metadata_url);
+    api_add_analysis_urls(app, video_id, body);
     return body;
 }
 

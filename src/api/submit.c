@@ -1,4 +1,4 @@
-/* POST /submit: validate {"video_url": ...}, record the task and queue it. */
+/* POST /submit: validate {"video_url": ..., "analysis": ...}, record the task and queue it. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -22,8 +22,9 @@ void api_submit(struct api_call *call)
     size_t len;
     const unsigned char *raw = http_request_body(call->req, &len);
     char *url;
+    bool analysis_off;
     const char *why;
-    if (api_parse_submit_body(raw, len, &url, &why)) {
+    if (api_parse_submit_body(raw, len, &url, &analysis_off, &why)) {
         api_reply_error(call->req, 422, "invalid_input", why);
         return;
     }
@@ -34,7 +35,9 @@ void api_submit(struct api_call *call)
         free(url);
         return;
     }
-    enum ia_err err = queue_submit(call->t->queue, task_id, url);
+    json_t *kwargs = api_task_kwargs_new(analysis_off);
+    enum ia_err err = queue_submit(call->t->queue, task_id, url, kwargs);
+    json_decref(kwargs);
     free(url);
     if (err && keyed)
         api_idempotency_abandon(call);
@@ -48,7 +51,7 @@ void api_submit(struct api_call *call)
         api_reply_ia_error(call->req, err);
         return;
     }
-    log_msg(LOG_INFO, "api", "task=%s accepted", task_id);
+    log_msg(LOG_INFO, "api", "task=%s accepted%s", task_id, analysis_off ? " (analysis off)" : "");
     char location[64];
     snprintf(location, sizeof(location), "/status/%s", task_id);
     http_reply_header(call->req, "Location", location);

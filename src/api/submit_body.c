@@ -1,4 +1,7 @@
-/* The body of POST /submit: a JSON object with an http(s) video_url of at most 2048 bytes. */
+/*
+ * The body of POST /submit: a JSON object with an http(s) video_url of at most 2048 bytes and an
+ * optional boolean "analysis"; and the task's keyword arguments that the flag becomes.
+ */
 #include <jansson.h>
 #include <stdbool.h>
 #include <string.h>
@@ -41,20 +44,31 @@ static const char *submit_url_problem(const json_t *body)
         return "video_url is longer than 2048 bytes";
     if (!video_url_valid(json_string_value(url), len))
         return "video_url must be an http or https URL";
+    const json_t *analysis = json_object_get(body, "analysis");
+    if (analysis && !json_is_boolean(analysis))
+        return "analysis must be true or false";
     return NULL;
 }
 
 enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **url_out,
-                                  const char **why_out)
+                                  bool *analysis_off, const char **why_out)
 {
     json_error_t jerr;
     *url_out = NULL;
+    *analysis_off = false;
     *why_out = NULL;
     json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
     const char *why = root ? submit_url_problem(root) : "the body is not valid JSON";
-    if (!why)
+    if (!why) {
         *url_out = xstrdup(json_string_value(json_object_get(root, "video_url")));
+        *analysis_off = json_is_false(json_object_get(root, "analysis"));
+    }
     json_decref(root);
     *why_out = why;
     return why ? IA_ERR_INVALID : IA_OK;
+}
+
+json_t *api_task_kwargs_new(bool analysis_off)
+{
+    return analysis_off ? json_pack("{s:b}", "analysis", 0) : json_object();
 }

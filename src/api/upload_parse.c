@@ -1,14 +1,17 @@
 /*
  * The parsers of direct uploads, with no I/O: tus header values (Upload-Length, Upload-Offset,
- * Upload-Metadata) and a multipart/form-data body holding one file part.
+ * Upload-Metadata and its analysis flag), the analysis flag of POST /upload, and a
+ * multipart/form-data body holding one file part.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api/internal.h"
+#include "queue/celery.h"
 
 #define BOUNDARY_MAX 70             /* RFC 2046 */
 #define PART_HEADERS_MAX (8 * 1024) /* the headers of one part */
@@ -70,6 +73,50 @@ bool upload_metadata_valid(const char *m)
         const char *stop = comma ? comma : end;
         if (!metadata_pair_valid(p, stop))
             return false;
+        p = comma ? comma + 1 : end;
+    }
+    return true;
+}
+
+bool upload_parse_flag(const char *s, bool *off)
+{
+    if (s && strcmp(s, "false") == 0)
+        *off = true;
+    else if (s && strcmp(s, "true") == 0)
+        *off = false;
+    else
+        return false;
+    return true;
+}
+
+/* The flag in the base64 value [p, end) of a metadata pair; false when it is not one. */
+static bool metadata_flag(const char *p, const char *end, bool *off)
+{
+    size_t n;
+    unsigned char *raw = celery_base64_decode(p, (size_t)(end - p), &n);
+    char word[8] = "";
+    if (raw && n < sizeof(word))
+        memcpy(word, raw, n);
+    free(raw);
+    return upload_parse_flag(word, off);
+}
+
+bool upload_metadata_analysis(const char *m, bool *off)
+{
+    static const char key[] = "analysis";
+    const size_t klen = sizeof(key) - 1;
+    const char *p = m, *end = m + strlen(m);
+    bool seen = false;
+    *off = false;
+    while (p < end) {
+        p += strspn(p, " ");
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        bool named = (size_t)(stop - p) >= klen && memcmp(p, key, klen) == 0 &&
+                     (p + klen == stop || p[klen] == ' ');
+        if (named && (seen || p + klen == stop || !metadata_flag(p + klen + 1, stop, off)))
+            return false;
+        seen |= named;
         p = comma ? comma + 1 : end;
     }
     return true;

@@ -1,7 +1,8 @@
 /*
  * POST /upload: a whole file in one request, as a raw body (application/octet-stream or a video
- * type) or as the file part of a multipart/form-data form, up to UPLOAD_SIMPLE_MAX. The file is
- * staged like a tus upload and answered like /submit. Also the task-making step both uploads share.
+ * type) or as the file part of a multipart/form-data form, up to UPLOAD_SIMPLE_MAX, with an
+ * optional ?analysis=false. The file is staged like a tus upload and answered like /submit.
+ * Also the task-making step both uploads share.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -21,7 +22,7 @@
 #include "util/uuid.h"
 
 enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, const char *upload_id,
-                              char *task_id, size_t cap)
+                              bool analysis_off, char *task_id, size_t cap)
 {
     char fresh[UUID_STR_LEN + 1];
     uuid_v4_new(fresh);
@@ -34,13 +35,16 @@ enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, con
     }
     if (err)
         return err;
-    err = queue_submit_upload(call->t->queue, fresh, upload_id);
+    json_t *kwargs = api_task_kwargs_new(analysis_off);
+    err = queue_submit_upload(call->t->queue, fresh, upload_id, kwargs);
+    json_decref(kwargs);
     if (err) {
         store_upload_clear_task(u);
         log_msg(LOG_WARN, "api", "upload=%s task not queued: %s", upload_id, ia_err_code(err));
         return err;
     }
-    log_msg(LOG_INFO, "api", "task=%s accepted for upload=%s", fresh, upload_id);
+    log_msg(LOG_INFO, "api", "task=%s accepted for upload=%s%s", fresh, upload_id,
+            analysis_off ? " (analysis off)" : "");
     snprintf(task_id, cap, "%s", fresh);
     return IA_OK;
 }
@@ -100,7 +104,7 @@ static bool write_file(struct http_request *req, int fd, size_t offset, size_t l
 
 /* Stages the file as upload id and makes its task. */
 static enum ia_err stage(struct api_call *call, const char *id, size_t offset, size_t length,
-                         char *task_id, size_t cap)
+                         bool analysis_off, char *task_id, size_t cap)
 {
     struct store *store = call->t->app->store;
     struct store_upload *u = NULL;
@@ -111,7 +115,7 @@ static enum ia_err stage(struct api_call *call, const char *id, size_t offset, s
         err =
             store_upload_commit(u, write_file(call->req, store_upload_fd(u), offset, length), NULL);
     if (!err)
-        err = api_upload_finish(call, u, id, task_id, cap);
+        err = api_upload_finish(call, u, id, analysis_off, task_id, cap);
     store_upload_close(u);
     if (err)
         store_upload_remove(store, id);
@@ -135,11 +139,24 @@ static bool size_ok(struct api_call *call, size_t length)
     return true;
 }
 
+/* Reads ?analysis=true|false; false when answered (400). */
+static bool read_analysis(struct http_request *req, bool *off)
+{
+    const char *v = http_request_query_param(req, "analysis");
+    const char *query = http_request_query(req);
+    *off = false;
+    if (v ? upload_parse_flag(v, off) : !query || !strstr(query, "analysis"))
+        return true; /* (a query that does not parse names no value) */
+    api_reply_error(req, 400, "invalid_input", "the analysis parameter must be true or false");
+    return false;
+}
+
 void api_upload_simple(struct api_call *call)
 {
     struct http_request *req = call->req;
     size_t offset, length;
-    if (!size_ok(call, 1) || !api_ratelimit_admit(call))
+    bool analysis_off;
+    if (!size_ok(call, 1) || !read_analysis(req, &analysis_off) || !api_ratelimit_admit(call))
         return;
     const char *why = NULL;
     int refused = locate_file(req, &offset, &length, &why);
@@ -152,7 +169,7 @@ void api_upload_simple(struct api_call *call)
         return;
     char id[UUID_STR_LEN + 1], task_id[STORE_UPLOAD_TASK_ID_MAX];
     uuid_v4_new(id);
-    enum ia_err err = stage(call, id, offset, length, task_id, sizeof(task_id));
+    enum ia_err err = stage(call, id, offset, length, analysis_off, task_id, sizeof(task_id));
     if (err) {
         api_upload_reply_finish_error(req, err);
         return;

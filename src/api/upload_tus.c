@@ -2,7 +2,8 @@
  * Resumable uploads, tus 1.0 core with the creation extension: OPTIONS /uploads, POST /uploads
  * (Upload-Length, Upload-Metadata) -> 201 Location, HEAD /uploads/{id} -> Upload-Offset, and
  * PATCH /uploads/{id} (application/offset+octet-stream at Upload-Offset) -> 204. The PATCH that
- * brings the last byte makes the task, exactly as /submit would, and names it in Upload-Task-Id.
+ * brings the last byte makes the task, exactly as /submit would, and names it in Upload-Task-Id;
+ * an Upload-Metadata key "analysis" with the base64 of "false" turns the task's analysis off.
  * A request that breaks off leaves nothing: libevent hands us only complete bodies.
  */
 #include <inttypes.h>
@@ -75,7 +76,7 @@ static void maybe_sweep(const struct app *app)
         log_msg(LOG_INFO, "api", "removed %d stale upload(s)", n);
 }
 
-/* Reads Upload-Length and Upload-Metadata; false when answered (400 or 413). */
+/* Reads Upload-Length and Upload-Metadata (with its analysis flag); false when answered. */
 static bool read_creation(struct api_call *call, uint64_t *length, const char **metadata)
 {
     struct http_request *req = call->req;
@@ -94,6 +95,12 @@ static bool read_creation(struct api_call *call, uint64_t *length, const char **
         api_reply_error(req, 400, "invalid_input", "Upload-Metadata is not valid");
         return false;
     }
+    bool off;
+    if (*metadata && !upload_metadata_analysis(*metadata, &off)) {
+        api_reply_error(req, 400, "invalid_input",
+                        "Upload-Metadata: analysis must be the base64 of true or false");
+        return false;
+    }
     if (http_request_body_length(req) > 0) {
         api_reply_error(req, 400, "invalid_input",
                         "POST /uploads takes no body; send the bytes with PATCH");
@@ -102,13 +109,21 @@ static bool read_creation(struct api_call *call, uint64_t *length, const char **
     return true;
 }
 
+/* True when the (checked) Upload-Metadata of an upload turns the analysis off. */
+static bool metadata_analysis_off(const char *metadata)
+{
+    bool off = false;
+    return metadata && upload_metadata_analysis(metadata, &off) && off;
+}
+
 /* An empty file is complete as soon as it exists: make its task now. */
-static enum ia_err finish_empty(struct api_call *call, const char *id, char *task_id, size_t cap)
+static enum ia_err finish_empty(struct api_call *call, const char *id, const char *metadata,
+                                char *task_id, size_t cap)
 {
     struct store_upload *u;
     enum ia_err err = store_upload_begin(call->t->app->store, id, 0, 0, &u);
     if (!err)
-        err = api_upload_finish(call, u, id, task_id, cap);
+        err = api_upload_finish(call, u, id, metadata_analysis_off(metadata), task_id, cap);
     store_upload_close(u);
     return err;
 }
@@ -134,7 +149,7 @@ void api_tus_create(struct api_call *call)
     uuid_v4_new(id);
     enum ia_err err = store_upload_create(app->store, id, length, metadata);
     if (!err && length == 0)
-        err = finish_empty(call, id, task_id, sizeof(task_id));
+        err = finish_empty(call, id, metadata, task_id, sizeof(task_id));
     if (err) {
         log_msg(LOG_WARN, "api", "upload=%s cannot be created: %s", id, ia_err_code(err));
         store_upload_remove(app->store, id);
@@ -220,7 +235,8 @@ static enum ia_err patch_locked(struct api_call *call, struct store_upload *u,
         return err;
     }
     if (info->offset == info->length)
-        err = api_upload_finish(call, u, call->param, task_id, cap);
+        err = api_upload_finish(call, u, call->param, metadata_analysis_off(info->metadata),
+                                task_id, cap);
     return err;
 }
 

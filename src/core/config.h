@@ -42,6 +42,26 @@ struct config {
     long long fetch_low_speed_time_s;
     long long upload_simple_max;
     long long upload_expire_s;
+    char *models_dir;
+    long long analysis;
+    long long analysis_fps;
+    long long analysis_width;
+    long long analysis_threads;
+    long long analysis_objects_every_s;
+    long long analysis_identity_every_s;
+    long long face_min_score_pct;
+    long long face_absent_min_s;
+    long long multiple_faces_min_s;
+    long long look_away_yaw_deg;
+    long long look_away_pitch_deg;
+    long long look_away_min_s;
+    long long gaze_away_pct;
+    long long object_min_score_pct;
+    long long face_match_min_pct;
+    long long silence_min_s;
+    long long alert_suspicious_score;
+    long long alert_cheating_score;
+    long long review_video;
 };
 
 /* A lookup of a name in an environment: returns NULL when unset. */

@@ -39,7 +39,8 @@ struct run {
     const struct proc_opts *opts;
     struct proc_result *res;
     pid_t pid;
-    int out_fd, err_fd;
+    int in_fd, out_fd, err_fd; /* the parent's ends; in_fd only for a stream with stdin */
+    bool want_in;
     struct capbuf out, err;
     char line[PROC_LINE_MAX];
     size_t line_len;
@@ -124,8 +125,8 @@ static void child_close_fds(int from)
 
 /* Runs in the forked child: only async-signal-safe calls until execv. Never returns. */
 static _Noreturn void child_exec(const char *path, const char *const argv[],
-                                 const struct proc_opts *o, int out_w, int err_w, int exec_w,
-                                 pid_t parent)
+                                 const struct proc_opts *o, int in_r, int out_w, int err_w,
+                                 int exec_w, pid_t parent)
 {
     /* A worker killed with SIGKILL takes its ffmpeg with it (no orphan keeps running). */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
@@ -137,7 +138,8 @@ static _Noreturn void child_exec(const char *path, const char *const argv[],
     (void)sigaction(SIGPIPE, &sa, NULL);
     (void)setpgid(0, 0);
     int devnull = open("/dev/null", O_RDWR);
-    if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_w >= 0 ? out_w : devnull, 1) < 0 ||
+    if (devnull < 0 || dup2(in_r >= 0 ? in_r : devnull, 0) < 0 ||
+        dup2(out_w >= 0 ? out_w : devnull, 1) < 0 ||
         dup2(err_w, 2) < 0 || (exec_w != 3 && dup3(exec_w, 3, O_CLOEXEC) < 0))
         _exit(126);
     child_close_fds(4);
@@ -165,9 +167,10 @@ static void close_fd(int *fd)
 static enum ia_err spawn(struct run *r, const char *path, const char *const argv[], char *detail,
                          size_t detaillen)
 {
-    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, execp[2] = {-1, -1};
+    int inp[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1}, execp[2] = {-1, -1};
     enum ia_err result = IA_ERR_INTERNAL;
-    if ((r->opts->out_mode != PROC_STDOUT_DISCARD && pipe2(outp, O_CLOEXEC) < 0) ||
+    if ((r->want_in && pipe2(inp, O_CLOEXEC) < 0) ||
+        (r->opts->out_mode != PROC_STDOUT_DISCARD && pipe2(outp, O_CLOEXEC) < 0) ||
         pipe2(errp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) {
         snprintf(detail, detaillen, "pipe: %s", strerror(errno));
         goto out;
@@ -179,7 +182,7 @@ static enum ia_err spawn(struct run *r, const char *path, const char *const argv
         goto out;
     }
     if (r->pid == 0)
-        child_exec(path, argv, r->opts, outp[1], errp[1], execp[1], parent);
+        child_exec(path, argv, r->opts, inp[0], outp[1], errp[1], execp[1], parent);
     (void)setpgid(r->pid, r->pid); /* also done in the child: whichever runs first wins */
     close_fd(&execp[1]);
     int child_errno = 0;
@@ -194,10 +197,12 @@ static enum ia_err spawn(struct run *r, const char *path, const char *const argv
         r->pid = -1;
         goto out;
     }
+    r->in_fd = inp[1], inp[1] = -1;
     r->out_fd = outp[0], outp[0] = -1;
     r->err_fd = errp[0], errp[0] = -1;
     result = IA_OK;
 out:
+    close_fd(&inp[0]), close_fd(&inp[1]);
     close_fd(&outp[0]), close_fd(&outp[1]), close_fd(&errp[0]), close_fd(&errp[1]);
     close_fd(&execp[0]), close_fd(&execp[1]);
     return result;
@@ -332,43 +337,167 @@ static void reap(struct run *r)
     }
 }
 
-enum ia_err proc_run(const char *const argv[], const struct proc_opts *opts,
-                     struct proc_result *res, char *detail, size_t detaillen)
+/* Resolves argv[0] and checks the deadline before a start; fills detail when it cannot start. */
+static enum ia_err proc_prepare(const char *const argv[], const struct proc_opts *opts,
+                                struct proc_result *res, char *path, size_t pathlen, char *detail,
+                                size_t detaillen)
 {
-    char path[PATH_MAX];
-    memset(res, 0, sizeof *res);
-    res->exit_code = -1;
-    struct run r = {.opts = opts, .res = res, .pid = -1, .out_fd = -1, .err_fd = -1};
-    r.out.limit = opts->stdout_cap ? opts->stdout_cap : PROC_STDOUT_CAP_DEFAULT;
-    r.err.limit = opts->stderr_keep ? opts->stderr_keep : PROC_STDERR_KEEP_DEFAULT;
-    r.err.keep_tail = true;
-    enum ia_err result = IA_ERR_INTERNAL;
-    if (!resolve_path(argv[0], path, sizeof path)) {
+    if (!resolve_path(argv[0], path, pathlen)) {
         snprintf(detail, detaillen, "%s: not found in PATH", argv[0]);
-        goto out;
+        return IA_ERR_INTERNAL;
     }
     if (opts->deadline_ms && media_now_ms() >= opts->deadline_ms) {
         snprintf(detail, detaillen, "%s not started: deadline passed", argv[0]);
         res->timed_out = true;
-        result = IA_ERR_TIMEOUT;
-        goto out;
+        return IA_ERR_TIMEOUT;
     }
-    result = spawn(&r, path, argv, detail, detaillen);
-    if (result)
-        goto out;
-    supervise(&r);
-    close_fd(&r.out_fd);
-    close_fd(&r.err_fd);
-    reap(&r);
-    if (res->timed_out || res->cancelled) {
-        snprintf(detail, detaillen, "%s killed: %s", argv[0],
-                 res->timed_out ? "deadline passed" : "cancelled");
-        result = IA_ERR_TIMEOUT;
+    return IA_OK;
+}
+
+static void run_init(struct run *r, const struct proc_opts *opts, struct proc_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->exit_code = -1;
+    *r = (struct run){.opts = opts, .res = res, .pid = -1, .in_fd = -1, .out_fd = -1, .err_fd = -1};
+    r->out.limit = opts->stdout_cap ? opts->stdout_cap : PROC_STDOUT_CAP_DEFAULT;
+    r->err.limit = opts->stderr_keep ? opts->stderr_keep : PROC_STDERR_KEEP_DEFAULT;
+    r->err.keep_tail = true;
+}
+
+/* Waits for the child's end, reaps it and says whether it was killed for a limit. */
+static enum ia_err run_finish(struct run *r, const char *name, char *detail, size_t detaillen)
+{
+    supervise(r);
+    close_fd(&r->in_fd);
+    close_fd(&r->out_fd);
+    close_fd(&r->err_fd);
+    reap(r);
+    if (r->res->timed_out || r->res->cancelled) {
+        snprintf(detail, detaillen, "%s killed: %s", name,
+                 r->res->timed_out ? "deadline passed" : "cancelled");
+        return IA_ERR_TIMEOUT;
     }
-out:
-    res->stdout_truncated = r.out.truncated;
-    res->out = capbuf_take(&r.out, &res->out_len);
-    res->err = capbuf_take(&r.err, &res->err_len);
+    return IA_OK;
+}
+
+static void run_take_output(struct run *r)
+{
+    r->res->stdout_truncated = r->out.truncated;
+    r->res->out = capbuf_take(&r->out, &r->res->out_len);
+    r->res->err = capbuf_take(&r->err, &r->res->err_len);
+}
+
+enum ia_err proc_run(const char *const argv[], const struct proc_opts *opts,
+                     struct proc_result *res, char *detail, size_t detaillen)
+{
+    char path[PATH_MAX];
+    struct run r;
+    run_init(&r, opts, res);
+    enum ia_err result = proc_prepare(argv, opts, res, path, sizeof path, detail, detaillen);
+    if (!result)
+        result = spawn(&r, path, argv, detail, detaillen);
+    if (!result)
+        result = run_finish(&r, argv[0], detail, detaillen);
+    run_take_output(&r);
+    return result;
+}
+
+struct proc_stream {
+    struct run r;
+    struct proc_opts opts;
+    struct proc_result res;
+    char name[64];
+    bool killed;
+};
+
+enum ia_err proc_stream_start(const char *const argv[], const struct proc_opts *opts,
+                              bool with_stdin, struct proc_stream **out, char *detail,
+                              size_t detaillen)
+{
+    char path[PATH_MAX];
+    struct proc_stream *s = xcalloc(1, sizeof *s);
+    s->opts = *opts;
+    s->opts.out_mode = PROC_STDOUT_STREAM;
+    snprintf(s->name, sizeof s->name, "%s", argv[0]);
+    run_init(&s->r, &s->opts, &s->res);
+    s->r.want_in = with_stdin;
+    enum ia_err result = proc_prepare(argv, &s->opts, &s->res, path, sizeof path, detail,
+                                      detaillen);
+    if (!result)
+        result = spawn(&s->r, path, argv, detail, detaillen);
+    if (result) {
+        run_take_output(&s->r);
+        proc_result_cleanup(&s->res);
+        free(s);
+        return result;
+    }
+    if (s->r.in_fd >= 0)
+        (void)fcntl(s->r.in_fd, F_SETFL, O_NONBLOCK);
+    *out = s;
+    return IA_OK;
+}
+
+/* Polls fd for events and stderr for output; false once a limit killed the child. */
+static bool stream_wait(struct proc_stream *s, int fd, short events)
+{
+    check_limits(&s->r, media_now_ms(), &s->killed);
+    if (s->killed)
+        return false;
+    struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = s->r.err_fd, .events = POLLIN}};
+    if (poll(pfd, s->r.err_fd >= 0 ? 2 : 1, poll_timeout(&s->opts, media_now_ms())) > 0 &&
+        pfd[1].revents && s->r.err_fd >= 0)
+        pump(&s->r, &s->r.err_fd, false);
+    return true;
+}
+
+ssize_t proc_stream_read(struct proc_stream *s, void *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n && s->r.out_fd >= 0) {
+        ssize_t k = read(s->r.out_fd, (char *)buf + got, n - got);
+        if (k > 0) {
+            got += (size_t)k;
+        } else if (k == 0 || (errno != EINTR && errno != EAGAIN)) {
+            close_fd(&s->r.out_fd);
+        } else if (!stream_wait(s, s->r.out_fd, POLLIN)) {
+            return -1;
+        }
+    }
+    return (ssize_t)got;
+}
+
+int proc_stream_write(struct proc_stream *s, const void *buf, size_t n)
+{
+    size_t put = 0;
+    while (put < n) {
+        if (s->r.in_fd < 0)
+            return -1;
+        ssize_t k = write(s->r.in_fd, (const char *)buf + put, n - put);
+        if (k > 0) {
+            put += (size_t)k;
+        } else if (k < 0 && errno != EINTR && errno != EAGAIN) {
+            close_fd(&s->r.in_fd); /* the child closed its end (EPIPE) */
+            return -1;
+        } else if (!stream_wait(s, s->r.in_fd, POLLOUT)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+enum ia_err proc_stream_finish(struct proc_stream *s, bool kill_first, struct proc_result *res,
+                               char *detail, size_t detaillen)
+{
+    close_fd(&s->r.in_fd);
+    if (kill_first) {
+        (void)killpg(s->r.pid, SIGKILL);
+        (void)kill(s->r.pid, SIGKILL);
+    }
+    close_fd(&s->r.out_fd); /* whatever else it writes is not wanted */
+    enum ia_err result = run_finish(&s->r, s->name, detail, detaillen);
+    run_take_output(&s->r);
+    *res = s->res;
+    free(s);
     return result;
 }
 

@@ -17,7 +17,8 @@
 /* Called with one stdout line (without '\n', NUL-terminated; long lines truncated). */
 typedef void (*proc_line_fn)(const char *line, size_t len, void *ctx);
 
-enum proc_stdout { PROC_STDOUT_DISCARD, PROC_STDOUT_CAPTURE, PROC_STDOUT_LINES };
+/* STREAM is for proc_stream_start(): the caller reads stdout itself. */
+enum proc_stdout { PROC_STDOUT_DISCARD, PROC_STDOUT_CAPTURE, PROC_STDOUT_LINES, PROC_STDOUT_STREAM };
 
 struct proc_opts {
     int64_t deadline_ms;       /* media_now_ms() time to kill the group; 0: none */
@@ -53,6 +54,31 @@ struct proc_result {
 enum ia_err proc_run(const char *const argv[], const struct proc_opts *opts,
                      struct proc_result *res, char *detail, size_t detaillen);
 void proc_result_cleanup(struct proc_result *res);
+
+/*
+ * A child whose stdout the caller reads (and whose stdin it may write) as it goes: a decoder
+ * feeding frames, an encoder eating them. Same rules as proc_run (no shell, own process group,
+ * limits, stderr kept, always reaped); the deadline and cancel flag are checked while the caller
+ * waits on a pipe. Returns IA_OK with *out set, or proc_run's errors.
+ */
+#include <sys/types.h>
+struct proc_stream;
+enum ia_err proc_stream_start(const char *const argv[], const struct proc_opts *opts,
+                              bool with_stdin, struct proc_stream **out, char *detail,
+                              size_t detaillen);
+/*
+ * Reads up to n bytes of stdout, waiting until n arrived or stdout ended. Returns the bytes read
+ * (fewer than n only at the end), or -1 when the deadline or cancel killed the child.
+ */
+ssize_t proc_stream_read(struct proc_stream *s, void *buf, size_t n);
+/* Writes all n bytes to stdin. Returns 0, or -1 when the child is gone or was killed. */
+int proc_stream_write(struct proc_stream *s, const void *buf, size_t n);
+/*
+ * Closes stdin and stdout, kills the child first when kill_first, waits for its end and fills
+ * res as proc_run does. Frees s. Returns IA_OK, or IA_ERR_TIMEOUT when a limit killed it.
+ */
+enum ia_err proc_stream_finish(struct proc_stream *s, bool kill_first, struct proc_result *res,
+                               char *detail, size_t detaillen);
 
 /* True when the child exited with status 0. */
 bool proc_result_ok(const struct proc_result *res);

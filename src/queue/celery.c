@@ -203,14 +203,39 @@ char *celery_argsrepr(const json_t *args)
     return b.p;
 }
 
+/* saferepr of a dict: "{", then "'key'", ": ", value, joined by ", ", then "}". */
+char *celery_kwargsrepr(json_t *kwargs)
+{
+    struct repr_buf b = {xmalloc(64), 64, 0, CELERY_ARGSREPR_MAX, false};
+    b.p[0] = '\0';
+    const char *key;
+    json_t *v;
+    bool first = true;
+    repr_token(&b, "{", 1, REPR_LITERAL);
+    json_object_foreach(kwargs, key, v)
+    {
+        if (!first)
+            repr_token(&b, ", ", 2, REPR_LITERAL);
+        first = false;
+        repr_token(&b, key, strlen(key), REPR_QUOTED);
+        repr_token(&b, ": ", 2, REPR_LITERAL);
+        repr_value(&b, v);
+    }
+    bool open = b.stopped;
+    repr_token(&b, "}", 1, REPR_LITERAL);
+    if (open)
+        rb_put(&b, "}", 1);
+    return b.p;
+}
+
 static bool id_ok(const char *s) { return s && s[0] && strlen(s) <= CELERY_MAX_ID_LEN; }
 
-/* The base64 of json([args, {}, {"callbacks": null, ...}]). */
-static char *encode_body(const json_t *args)
+/* The base64 of json([args, kwargs, {"callbacks": null, ...}]); takes kwargs. */
+static char *encode_body(const json_t *args, json_t *kwargs)
 {
     json_t *embed = json_pack("{s:n, s:n, s:n, s:n}", "callbacks", "errbacks", "chain", "chord");
-    /* "o" steals the references: to a private copy of args and to embed. */
-    json_t *body = json_pack("[o, {}, o]", json_deep_copy(args), embed);
+    /* "o" steals the references: to a private copy of args, to kwargs and to embed. */
+    json_t *body = json_pack("[o, o, o]", json_deep_copy(args), kwargs, embed);
     char *text = json_dumps(body, CELERY_JSON_FLAGS);
     json_decref(body);
     if (!text)
@@ -221,16 +246,17 @@ static char *encode_body(const json_t *args)
 }
 
 static json_t *encode_headers(const char *task_id, const char *task_name, const json_t *args,
-                              const char *origin, int retries)
+                              json_t *kwargs, const char *origin, int retries)
 {
-    char *argsrepr = celery_argsrepr(args);
+    char *argsrepr = celery_argsrepr(args), *kwargsrepr = celery_kwargsrepr(kwargs);
     json_t *h = json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:n, s:i, s:[n, n], s:s, s:n, "
                           "s:s, s:s, s:s, s:b}",
                           "lang", "py", "task", task_name, "id", task_id, "shadow", "eta",
                           "expires", "group", "group_index", "retries", retries, "timelimit",
-                          "root_id", task_id, "parent_id", "argsrepr", argsrepr, "kwargsrepr", "{}",
-                          "origin", origin, "ignore_result", 0);
+                          "root_id", task_id, "parent_id", "argsrepr", argsrepr, "kwargsrepr",
+                          kwargsrepr, "origin", origin, "ignore_result", 0);
     free(argsrepr);
+    free(kwargsrepr);
     return h;
 }
 
@@ -245,7 +271,9 @@ static json_t *encode_properties(const char *task_id, const char *tag)
 char *celery_message_encode(const char *task_id, const char *task_name, const json_t *args,
                             const struct celery_msg_opts *opts)
 {
-    if (!id_ok(task_id) || !task_name || !task_name[0] || !json_is_array(args))
+    const json_t *kwargs_in = opts ? opts->kwargs : NULL;
+    if (!id_ok(task_id) || !task_name || !task_name[0] || !json_is_array(args) ||
+        (kwargs_in && !json_is_object(kwargs_in)))
         return NULL;
     char tag[UUID_STR_LEN + 1], host[256] = "localhost", origin[320];
     const char *tag_in = opts ? opts->delivery_tag : NULL;
@@ -260,12 +288,13 @@ char *celery_message_encode(const char *task_id, const char *task_name, const js
         host[sizeof(host) - 1] = '\0';
         snprintf(origin, sizeof(origin), "interview-api%ld@%s", (long)getpid(), host);
     }
-    char *body = encode_body(args);
-    json_t *env =
-        json_pack("{s:s, s:s, s:s, s:o, s:o}", "body", body, "content-encoding", "utf-8",
-                  "content-type", "application/json", "headers",
-                  encode_headers(task_id, task_name, args, origin, opts ? opts->retries : 0),
-                  "properties", encode_properties(task_id, tag_in ? tag_in : tag));
+    json_t *kwargs = kwargs_in ? json_deep_copy(kwargs_in) : json_object();
+    json_t *headers =
+        encode_headers(task_id, task_name, args, kwargs, origin, opts ? opts->retries : 0);
+    char *body = encode_body(args, kwargs);
+    json_t *env = json_pack("{s:s, s:s, s:s, s:o, s:o}", "body", body, "content-encoding", "utf-8",
+                            "content-type", "application/json", "headers", headers, "properties",
+                            encode_properties(task_id, tag_in ? tag_in : tag));
     free(body);
     char *text = json_dumps(env, CELERY_JSON_FLAGS);
     json_decref(env);

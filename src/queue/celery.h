@@ -24,6 +24,7 @@ struct celery_msg_opts {
     const char *delivery_tag; /* default: a new random UUID */
     const char *origin;       /* default: "interview-api@<hostname>" */
     int retries;              /* headers.retries */
+    const json_t *kwargs;     /* the keyword arguments, an object (borrowed); default: {} */
 };
 
 /* A decoded message. Strings are owned; free with celery_message_cleanup(). */
@@ -37,9 +38,10 @@ struct celery_message {
 };
 
 /*
- * Builds the kombu envelope (JSON text) for a protocol v2 call of task_name(*args) with id
- * task_id; args must be a JSON array (borrowed). Returns a heap string, or NULL when args is
- * not an array or an id is empty or longer than CELERY_MAX_ID_LEN.
+ * Builds the kombu envelope (JSON text) for a protocol v2 call of task_name(*args, **kwargs)
+ * with id task_id; args must be a JSON array (borrowed), opts->kwargs an object or NULL.
+ * Returns a heap string, or NULL when args is not an array, kwargs not an object, or an id is
+ * empty or longer than CELERY_MAX_ID_LEN.
  */
 char *celery_message_encode(const char *task_id, const char *task_name, const json_t *args,
                             const struct celery_msg_opts *opts);
@@ -81,5 +83,10 @@ unsigned char *celery_base64_decode(const char *in, size_t len, size_t *outlen);
 
 /* Python's repr() of a JSON array of strings, numbers, booleans and null, capped like saferepr. */
 char *celery_argsrepr(const json_t *args);
+/*
+ * The same for a JSON object of such values (kwargsrepr): "{'analysis': False}". kwargs is not
+ * changed (jansson iterates objects through non-const pointers only).
+ */
+char *celery_kwargsrepr(json_t *kwargs);
 
 #endif

@@ -104,12 +104,14 @@ static enum ia_err publish(struct queue *q, const char *task_id, const char *msg
     return rc;
 }
 
-enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url)
+enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url,
+                         const json_t *kwargs)
 {
     if (!task_id_ok(task_id) || !video_url)
         return IA_ERR_INVALID;
     json_t *args = json_pack("[s]", video_url);
-    char *msg = args ? celery_message_encode(task_id, QUEUE_TASK_NAME, args, NULL) : NULL;
+    struct celery_msg_opts opts = {.kwargs = kwargs};
+    char *msg = args ? celery_message_encode(task_id, QUEUE_TASK_NAME, args, &opts) : NULL;
     json_decref(args);
     if (!msg)
         return IA_ERR_INVALID;

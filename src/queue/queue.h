@@ -44,6 +44,7 @@ struct claimed_task {
     char delivery_tag[64];
     char *task_name;      /* owned */
     json_t *args;         /* owned; the positional arguments array */
+    json_t *kwargs;       /* owned; the keyword arguments object ({} when none) */
     int retries;          /* from the message headers */
     char *raw;            /* owned; the message exactly as it was on the queue */
     char lease_token[40]; /* who holds the lease: renew/ack/requeue/retry check it */
@@ -58,17 +59,20 @@ bool queue_ping(struct queue *q);
 
 /*
  * API side: records that task_id was accepted (so /status knows it) and publishes a
- * process_video(video_url) message. IA_ERR_BROKER when Redis is unreachable (within ~1 s),
+ * process_video(video_url, **kwargs) message; kwargs is a JSON object (borrowed) or NULL for
+ * none, e.g. {"analysis": false}. IA_ERR_BROKER when Redis is unreachable (within ~1 s),
  * IA_ERR_TOO_LARGE (nothing recorded) when MAX_QUEUED messages already wait.
  */
-enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url);
+enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url,
+                         const json_t *kwargs);
 /* The argument prefix that names a direct upload instead of a URL: "upload:<upload_id>". */
 #define QUEUE_UPLOAD_PREFIX "upload:"
 /*
  * As queue_submit() for a complete direct upload: the message's one argument is
  * "upload:<upload_id>" (upload_id a canonical UUID, else IA_ERR_INVALID). Same record, same queue.
  */
-enum ia_err queue_submit_upload(struct queue *q, const char *task_id, const char *upload_id);
+enum ia_err queue_submit_upload(struct queue *q, const char *task_id, const char *upload_id,
+                                const json_t *kwargs);
 /* The upload id when video_arg is "upload:<canonical UUID>", else NULL. Borrowed from video_arg. */
 const char *queue_upload_id(const char *video_arg);
 /* Number of messages waiting on the queue, or -1 when Redis is unreachable. */

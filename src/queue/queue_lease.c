@@ -26,6 +26,7 @@ void claimed_task_free(struct claimed_task *t)
         return;
     free(t->task_name);
     json_decref(t->args);
+    json_decref(t->kwargs);
     free(t->raw);
     free(t);
 }
@@ -67,10 +68,12 @@ static struct claimed_task *task_from(struct celery_message *m, const char *raw,
     snprintf(t->lease_token, sizeof(t->lease_token), "%s", token);
     t->task_name = m->task_name;
     t->args = m->args;
+    t->kwargs = m->kwargs;
     t->retries = m->retries;
     t->raw = xstrndup(raw, len);
     m->task_name = NULL;
     m->args = NULL;
+    m->kwargs = NULL;
     celery_message_cleanup(m);
     return t;
 }
@@ -200,7 +203,7 @@ enum ia_err queue_requeue(struct queue *q, const struct claimed_task *t)
 
 enum ia_err queue_retry(struct queue *q, const struct claimed_task *t)
 {
-    struct celery_msg_opts opts = {.retries = t->retries + 1};
+    struct celery_msg_opts opts = {.retries = t->retries + 1, .kwargs = t->kwargs};
     char *msg = celery_message_encode(t->task_id, t->task_name, t->args, &opts);
     if (!msg)
         return IA_ERR_INVALID;

@@ -10,13 +10,14 @@
 
 #include "util/uuid.h"
 
-enum ia_err queue_submit_upload(struct queue *q, const char *task_id, const char *upload_id)
+enum ia_err queue_submit_upload(struct queue *q, const char *task_id, const char *upload_id,
+                                const json_t *kwargs)
 {
     if (!upload_id || !uuid_is_canonical(upload_id, strlen(upload_id)))
         return IA_ERR_INVALID;
     char arg[sizeof(QUEUE_UPLOAD_PREFIX) + UUID_STR_LEN];
     snprintf(arg, sizeof(arg), "%s%s", QUEUE_UPLOAD_PREFIX, upload_id);
-    return queue_submit(q, task_id, arg);
+    return queue_submit(q, task_id, arg, kwargs);
 }
 
 const char *queue_upload_id(const char *video_arg)

@@ -151,26 +151,58 @@ static enum ia_err publish_all(struct task_run *run, const struct outputs *out)
     return err;
 }
 
+/* True unless the request asked for no analysis, or ANALYSIS=0 and it did not ask for one. */
+static bool analysis_wanted(const struct task_run *run)
+{
+    const json_t *flag = json_object_get(run->t->kwargs, "analysis");
+    return json_is_boolean(flag) ? json_is_true(flag) : run->env->cfg->analysis != 0;
+}
+
 /*
- * Adds the analysis and its events to the report. Only a time limit or a stop fails the task:
- * a video that could not be analysed is still worth publishing, with the reason recorded.
+ * Adds the analysis to the report and lists its files in *aout. Only a time limit or a stop fails
+ * the task: a video that could not be analysed is still worth publishing, with the reason recorded.
  */
 static enum ia_err task_analyse(struct task_run *run, const struct media_opts *opts,
-                                const char *mp4, json_t *report)
+                                const char *mp4, json_t *report, struct analysis_outputs *aout)
 {
     char detail[256] = "";
+    if (!analysis_wanted(run)) {
+        json_object_set_new(report, "analysis", json_pack("{s:b}", "skipped", 1));
+        return IA_OK;
+    }
     task_progress("analysing", 0.0, run);
-    double duration = json_number_value(json_object_get(json_object_get(report, "output"),
-                                                        "duration"));
-    enum ia_err err = analysis_run(opts, mp4, duration, report, detail, sizeof(detail));
+    struct analysis_opts ao;
+    analysis_opts_from_config(&ao, run->env->cfg);
+    ao.work_dir = run->work_dir;
+    int64_t t0 = media_now_ms();
+    enum ia_err err = analysis_run(&ao, opts, mp4, report, aout, detail, sizeof(detail));
     if (err == IA_ERR_TIMEOUT)
         return err;
     if (err) {
         log_msg(LOG_WARN, "worker", "task=%s analysis failed: %s", run->t->task_id, detail);
         json_object_set_new(report, "analysis", json_pack("{s:s}", "error", ia_err_code(err)));
-        json_object_set_new(report, "events", json_array());
     }
+    json_t *timings = json_object_get(json_object_get(report, "processing"), "timings_ms");
+    if (json_is_object(timings))
+        json_object_set_new(timings, "analysis", json_integer(media_now_ms() - t0));
     return IA_OK;
+}
+
+/* Publishes the analysis files (events, review rendition, evidence) before the metadata. */
+static enum ia_err publish_analysis(struct task_run *run, const struct analysis_outputs *a)
+{
+    const struct store *store = run->env->store;
+    enum ia_err err = IA_OK;
+    for (size_t i = 0; i < a->nevidence && !err; i++) {
+        char ext[48];
+        snprintf(ext, sizeof ext, "evidence-%s.jpg", a->evidence[i].id);
+        err = store_publish(store, a->evidence[i].path, run->video_id, ext);
+    }
+    if (!err && a->vtt_path)
+        err = store_publish(store, a->vtt_path, run->video_id, "vtt");
+    if (!err && a->review_path)
+        err = store_publish(store, a->review_path, run->video_id, "review.mp4");
+    return err;
 }
 
 /*
@@ -206,6 +238,7 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
     struct outputs out;
     struct fetch_result fetched;
     json_t *report = NULL;
+    struct analysis_outputs aout = {0};
     memset(&fetched, 0, sizeof(fetched));
     media_opts_init(&opts, run);
     outputs_init(&out, run->work_dir);
@@ -214,7 +247,7 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
     if (!err)
         err = media_process(&opts, out.input, out.mp4, out.jpg, &report, detail, len);
     if (!err)
-        err = task_analyse(run, &opts, out.mp4, report);
+        err = task_analyse(run, &opts, out.mp4, report, &aout);
     if (!err) {
         json_t *doc = metadata_build(run, report, facts);
         facts = NULL;
@@ -222,7 +255,10 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
         json_decref(doc);
     }
     if (!err)
+        err = publish_analysis(run, &aout);
+    if (!err)
         err = publish_all(run, &out);
+    analysis_outputs_cleanup(&aout);
     json_decref(facts);
     fetch_result_cleanup(&fetched);
     outputs_cleanup(&out);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "analysis/analysis.h"
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -95,6 +96,7 @@ static void *slot_main(void *arg)
         }
     }
     queue_free(q);
+    analysis_thread_cleanup();
     atomic_fetch_sub(&s->w->running, 1);
     return NULL;
 }

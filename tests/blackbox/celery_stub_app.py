@@ -7,8 +7,9 @@ Run a Python worker that consumes what interview-api publishes:
 (with tests/blackbox on PYTHONPATH). Or use it as a client: app.send_task('process_video', ...)
 and app.AsyncResult(task_id).get(timeout=...).
 
-The task returns {"echo": video_url, "worker": "python-stub"} so that a test can see that the
-Python worker received exactly the arguments interview-api sent. A URL containing "fail" makes it
+The task returns {"echo": video_url, "worker": "python-stub"} (plus "analysis" when the message
+has that keyword argument) so that a test can see that the Python worker received exactly the
+arguments interview-api sent. A URL containing "fail" makes it
 raise RuntimeError, to check FAILURE records written by Celery itself.
 """
 import os
@@ -34,10 +35,13 @@ if os.environ.get("CELERY_VISIBILITY_TIMEOUT"):
 
 
 @app.task(name="process_video", bind=True)
-def process_video(self, video_url):
-    """Echoes its argument, after one PROGRESS update like the real worker sends."""
+def process_video(self, video_url, analysis=None):
+    """Echoes its arguments, after one PROGRESS update like the real worker sends."""
     self.update_state(state="PROGRESS", meta={"stage": "fetching", "progress": 0.1})
     if "fail" in video_url:
         raise RuntimeError("stub failure for " + video_url)
-    return {"echo": video_url, "worker": "python-stub",
-            "retries": self.request.retries, "task_id": self.request.id}
+    result = {"echo": video_url, "worker": "python-stub",
+              "retries": self.request.retries, "task_id": self.request.id}
+    if analysis is not None:  # the "analysis" keyword argument, when the message has one
+        result["analysis"] = analysis
+    return result

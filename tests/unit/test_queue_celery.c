@@ -27,6 +27,20 @@ static const char PY_MESSAGE[] =
     "\"delivery_info\": {\"exchange\": \"\", \"routing_key\": \"celery\"}, \"priority\": 0, "
     "\"body_encoding\": \"base64\", \"delivery_tag\": \"5c513db3-cd0d-4edc-bb56-7481590b1b44\"}}";
 
+/* The same call with kwargs={"analysis": False}, as celery 5.2.6 LPUSHed it. */
+static const char PY_MESSAGE_KWARGS[] =
+    "{\"body\": \"W1siaHR0cDovL3giXSwgeyJhbmFseXNpcyI6IGZhbHNlfSwgeyJjYWxsYmFja3MiOiBudWxsLCAiZXJ"
+    "yYmFja3MiOiBudWxsLCAiY2hhaW4iOiBudWxsLCAiY2hvcmQiOiBudWxsfV0=\", \"content-encoding\": "
+    "\"utf-8\", \"content-type\": \"application/json\", \"headers\": {\"lang\": \"py\", \"task\": "
+    "\"process_video\", \"id\": \"f8f4745c-fbe6-4ae0-b5e3-a241419cd2ab\", \"shadow\": null, "
+    "\"eta\": null, \"expires\": null, \"group\": null, \"group_index\": null, \"retries\": 0, "
+    "\"timelimit\": [null, null], \"root_id\": \"f8f4745c-fbe6-4ae0-b5e3-a241419cd2ab\", "
+    "\"parent_id\": null, \"argsrepr\": \"['http://x']\", \"kwargsrepr\": \"{'analysis': False}\", "
+    "\"origin\": \"gen14678@vm\", \"ignore_result\": false}, \"properties\": {\"correlation_id\": "
+    "\"f8f4745c-fbe6-4ae0-b5e3-a241419cd2ab\", \"reply_to\": \"\", \"delivery_mode\": 2, "
+    "\"delivery_info\": {\"exchange\": \"\", \"routing_key\": \"celery\"}, \"priority\": 0, "
+    "\"body_encoding\": \"base64\", \"delivery_tag\": \"6c0e8d1c-2f75-4eb2-b08f-7b2036d6034d\"}}";
+
 static char *encode_url(const char *url, const struct celery_msg_opts *opts)
 {
     json_t *args = json_pack("[s]", url);
@@ -70,6 +84,45 @@ static void test_encoder_matches_python_bytes(void **state)
     assert_string_equal(m, expect);
     free(expect);
     free(m);
+}
+
+/* kwargs={"analysis": False}: the same bytes as Python's (reply_to aside), and back. */
+static void test_kwargs_match_python_bytes(void **state)
+{
+    (void)state;
+    json_t *kwargs = json_pack("{s:b}", "analysis", 0);
+    struct celery_msg_opts opts = {.delivery_tag = "6c0e8d1c-2f75-4eb2-b08f-7b2036d6034d",
+                                   .origin = "gen14678@vm",
+                                   .kwargs = kwargs};
+    char *m = encode_url("http://x", &opts);
+    assert_non_null(m);
+    assert_string_equal(m, PY_MESSAGE_KWARGS);
+    struct celery_message d;
+    assert_int_equal(celery_message_decode(m, strlen(m), &d, NULL, 0), IA_OK);
+    assert_int_equal(json_object_size(d.kwargs), 1);
+    assert_true(json_is_false(json_object_get(d.kwargs, "analysis")));
+    celery_message_cleanup(&d);
+    free(m);
+    json_t *arr = json_array();
+    opts.kwargs = arr; /* kwargs must be an object */
+    assert_null(encode_url("http://x", &opts));
+    json_decref(arr);
+    json_decref(kwargs);
+}
+
+static void test_kwargsrepr(void **state)
+{
+    (void)state;
+    json_t *k = json_object();
+    char *r = celery_kwargsrepr(k);
+    assert_string_equal(r, "{}");
+    free(r);
+    json_decref(k);
+    k = json_pack("{s:b, s:s, s:i}", "analysis", 0, "who", "it's", "n", 2);
+    r = celery_kwargsrepr(k);
+    assert_string_equal(r, "{'analysis': False, 'who': 'it\\'s', 'n': 2}");
+    free(r);
+    json_decref(k);
 }
 
 static void test_round_trip(void **state)
@@ -344,6 +397,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_python_message_decodes),
         cmocka_unit_test(test_encoder_matches_python_bytes),
+        cmocka_unit_test(test_kwargs_match_python_bytes),
+        cmocka_unit_test(test_kwargsrepr),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_encoder_refuses_bad_input),
         cmocka_unit_test(test_decoder_rejects_hostile),

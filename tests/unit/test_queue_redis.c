@@ -171,7 +171,7 @@ static void test_submit_and_claim(void **state)
 {
     struct queue *q = *state;
     assert_true(queue_ping(q));
-    assert_int_equal(queue_submit(q, "task-1", "http://example.test/v.mp4"), IA_OK);
+    assert_int_equal(queue_submit(q, "task-1", "http://example.test/v.mp4", NULL), IA_OK);
     assert_int_equal(queue_length(q), 1);
     struct task_status st;
     assert_int_equal(queue_status(q, "task-1", &st), IA_OK);
@@ -211,8 +211,8 @@ static void test_submit_and_claim(void **state)
 static void test_fifo_and_empty_wait(void **state)
 {
     struct queue *q = *state;
-    assert_int_equal(queue_submit(q, "a", "http://x/a"), IA_OK);
-    assert_int_equal(queue_submit(q, "b", "http://x/b"), IA_OK);
+    assert_int_equal(queue_submit(q, "a", "http://x/a", NULL), IA_OK);
+    assert_int_equal(queue_submit(q, "b", "http://x/b", NULL), IA_OK);
     struct claimed_task *t = claim(q, 30);
     assert_string_equal(t->task_id, "a");
     claimed_task_free(t);
@@ -230,7 +230,7 @@ static void test_fifo_and_empty_wait(void **state)
 static void test_renew_and_foreign_token(void **state)
 {
     struct queue *q = *state;
-    assert_int_equal(queue_submit(q, "r", "http://x/r"), IA_OK);
+    assert_int_equal(queue_submit(q, "r", "http://x/r", NULL), IA_OK);
     struct claimed_task *t = claim(q, 5);
     double before = zscore(t->delivery_tag);
     assert_int_equal(queue_lease_renew(q, t, 100), IA_OK);
@@ -249,8 +249,8 @@ static void test_renew_and_foreign_token(void **state)
 static void test_requeue_goes_first(void **state)
 {
     struct queue *q = *state;
-    assert_int_equal(queue_submit(q, "first", "http://x/1"), IA_OK);
-    assert_int_equal(queue_submit(q, "second", "http://x/2"), IA_OK);
+    assert_int_equal(queue_submit(q, "first", "http://x/1", NULL), IA_OK);
+    assert_int_equal(queue_submit(q, "second", "http://x/2", NULL), IA_OK);
     struct claimed_task *t = claim(q, 30);
     assert_string_equal(t->task_id, "first");
     assert_int_equal(queue_requeue(q, t), IA_OK);
@@ -266,8 +266,8 @@ static void test_requeue_goes_first(void **state)
 static void test_retry_increments_in_headers(void **state)
 {
     struct queue *q = *state;
-    assert_int_equal(queue_submit(q, "x1", "http://x/r"), IA_OK);
-    assert_int_equal(queue_submit(q, "x2", "http://x/r2"), IA_OK);
+    assert_int_equal(queue_submit(q, "x1", "http://x/r", NULL), IA_OK);
+    assert_int_equal(queue_submit(q, "x2", "http://x/r2", NULL), IA_OK);
     struct claimed_task *t = claim(q, 30);
     assert_int_equal(queue_retry(q, t), IA_OK);
     assert_int_equal(queue_retry(q, t), IA_ERR_NOT_FOUND); /* the lease is gone */
@@ -283,11 +283,37 @@ static void test_retry_increments_in_headers(void **state)
     claimed_task_free(t);
 }
 
+/* A task's kwargs reach the worker, and a retry publishes them again. */
+static void test_kwargs_survive_claim_and_retry(void **state)
+{
+    struct queue *q = *state;
+    json_t *kwargs = json_pack("{s:b}", "analysis", 0);
+    assert_int_equal(queue_submit(q, "k1", "http://x/k", kwargs), IA_OK);
+    json_decref(kwargs);
+    assert_int_equal(queue_submit(q, "k2", "http://x/k2", NULL), IA_OK);
+    struct claimed_task *t = claim(q, 30);
+    assert_string_equal(t->task_id, "k1");
+    assert_int_equal(json_object_size(t->kwargs), 1);
+    assert_true(json_is_false(json_object_get(t->kwargs, "analysis")));
+    assert_int_equal(queue_retry(q, t), IA_OK);
+    claimed_task_free(t);
+    struct claimed_task *plain = claim(q, 30);
+    assert_string_equal(plain->task_id, "k2");
+    assert_true(json_is_object(plain->kwargs));
+    assert_int_equal(json_object_size(plain->kwargs), 0);
+    struct claimed_task *again = claim(q, 30);
+    assert_string_equal(again->task_id, "k1");
+    assert_int_equal(again->retries, 1);
+    assert_true(json_is_false(json_object_get(again->kwargs, "analysis")));
+    claimed_task_free(again);
+    claimed_task_free(plain);
+}
+
 static void test_restore_expired(void **state)
 {
     struct queue *q = *state;
-    assert_int_equal(queue_submit(q, "short", "http://x/s"), IA_OK);
-    assert_int_equal(queue_submit(q, "long", "http://x/l"), IA_OK);
+    assert_int_equal(queue_submit(q, "short", "http://x/s", NULL), IA_OK);
+    assert_int_equal(queue_submit(q, "long", "http://x/l", NULL), IA_OK);
     /* A live kombu delivery: scored with its delivery time, not ours: must be left alone. */
     redisReply *r = redisCommand(rc, "HSET unacked kombu-tag %s", "[{}, \"\", \"celery\"]");
     freeReplyObject(r);
@@ -320,7 +346,7 @@ static void test_malformed_go_to_dead_list(void **state)
     r = redisCommand(rc, "LPUSH celery %s",
                      "{\"properties\": {\"delivery_tag\": \"t-1\"}, \"body\": \"!!\"}");
     freeReplyObject(r);
-    assert_int_equal(queue_submit(q, "ok", "http://x/ok"), IA_OK);
+    assert_int_equal(queue_submit(q, "ok", "http://x/ok", NULL), IA_OK);
     struct claimed_task *t = &sentinel; /* queue_claim must set it to NULL */
     assert_int_equal(queue_claim(q, 30, 0, &t), IA_ERR_INVALID);
     assert_null(t);
@@ -361,7 +387,7 @@ static void test_concurrent_claims_take_each_once(void **state)
     for (int i = 0; i < N; i++) {
         char id[8];
         snprintf(id, sizeof(id), "c%03d", i);
-        assert_int_equal(queue_submit(q, id, "http://x/c"), IA_OK);
+        assert_int_equal(queue_submit(q, id, "http://x/c", NULL), IA_OK);
     }
     static struct claimer cs[W];
     pthread_t th[W];
@@ -470,7 +496,7 @@ static void test_submit_rolls_back_when_broker_down(void **state)
     char dead[64];
     snprintf(dead, sizeof(dead), "redis://127.0.0.1:%d/0", free_port());
     struct queue *q = new_queue(dead, backend_url);
-    assert_int_equal(queue_submit(q, "lost", "http://x/l"), IA_ERR_BROKER);
+    assert_int_equal(queue_submit(q, "lost", "http://x/l", NULL), IA_ERR_BROKER);
     struct task_status st;
     assert_int_equal(queue_status(q, "lost", &st), IA_OK);
     assert_int_equal(st.state, TASK_UNKNOWN); /* the accepted record was removed */
@@ -487,7 +513,7 @@ static void test_auth_and_db(void **state)
     snprintf(b, sizeof(b), "redis://tester:s3cr%%40t@127.0.0.1:%d/3", port);
     snprintf(bad, sizeof(bad), "redis://tester:wrong@127.0.0.1:%d/3", port);
     struct queue *q = new_queue(b, b);
-    assert_int_equal(queue_submit(q, "authed", "http://x/a"), IA_OK);
+    assert_int_equal(queue_submit(q, "authed", "http://x/a", NULL), IA_OK);
     queue_free(q);
     r = redisCommand(rc, "SELECT 3");
     freeReplyObject(r);
@@ -495,7 +521,7 @@ static void test_auth_and_db(void **state)
     r = redisCommand(rc, "SELECT 0");
     freeReplyObject(r);
     q = new_queue(bad, bad);
-    assert_int_equal(queue_submit(q, "denied", "http://x/a"), IA_ERR_BROKER);
+    assert_int_equal(queue_submit(q, "denied", "http://x/a", NULL), IA_ERR_BROKER);
     queue_free(q);
     r = redisCommand(rc, "ACL DELUSER tester");
     freeReplyObject(r);
@@ -504,10 +530,10 @@ static void test_auth_and_db(void **state)
 static void test_outage_and_recovery(void **state)
 {
     struct queue *q = *state;
-    assert_int_equal(queue_submit(q, "before", "http://x/b"), IA_OK);
+    assert_int_equal(queue_submit(q, "before", "http://x/b", NULL), IA_OK);
     redis_stop();
     double t0 = now_s();
-    assert_int_equal(queue_submit(q, "during", "http://x/d"), IA_ERR_BROKER);
+    assert_int_equal(queue_submit(q, "during", "http://x/d", NULL), IA_ERR_BROKER);
     struct claimed_task *t = NULL;
     assert_int_equal(queue_claim(q, 30, 0, &t), IA_ERR_BROKER);
     struct task_status st;
@@ -519,7 +545,7 @@ static void test_outage_and_recovery(void **state)
     redis_start();
     enum ia_err rc2 = IA_ERR_BROKER;
     for (int i = 0; i < 40 && rc2; i++) {
-        rc2 = queue_submit(q, "after", "http://x/a");
+        rc2 = queue_submit(q, "after", "http://x/a", NULL);
         if (rc2)
             usleep(100000);
     }
@@ -540,9 +566,9 @@ static void age_pending(void)
 static void test_lost_tasks_fail_with_task_lost(void **state)
 {
     struct queue *q = *state;
-    assert_int_equal(queue_submit(q, "claimed", "http://x/a"), IA_OK);
-    assert_int_equal(queue_submit(q, "waiting", "http://x/b"), IA_OK);
-    assert_int_equal(queue_submit(q, "purged", "http://x/c"), IA_OK);
+    assert_int_equal(queue_submit(q, "claimed", "http://x/a", NULL), IA_OK);
+    assert_int_equal(queue_submit(q, "waiting", "http://x/b", NULL), IA_OK);
+    assert_int_equal(queue_submit(q, "purged", "http://x/c", NULL), IA_OK);
     assert_int_equal(rint_cmd("ZCARD %s", "interview-pending"), 3);
     struct claimed_task *t = claim(q, 30); /* takes "claimed": no longer pending */
     assert_int_equal(rint_cmd("ZCARD %s", "interview-pending"), 2);
@@ -611,6 +637,7 @@ int main(void)
         T(test_renew_and_foreign_token),
         T(test_requeue_goes_first),
         T(test_retry_increments_in_headers),
+        T(test_kwargs_survive_claim_and_retry),
         T(test_restore_expired),
         T(test_malformed_go_to_dead_list),
         T(test_concurrent_claims_take_each_once),

@@ -1,6 +1,7 @@
 /* Tests for the direct-upload parsers of api/upload_parse.c: tus header values and multipart. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -42,6 +43,48 @@ static void test_metadata(void **state)
     memset(big, 'a', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     assert_false(upload_metadata_valid(big));
+}
+
+/* ?analysis= of POST /upload: exactly "true" or "false". */
+static void test_flag(void **state)
+{
+    (void)state;
+    bool off = true;
+    assert_true(upload_parse_flag("true", &off));
+    assert_false(off);
+    assert_true(upload_parse_flag("false", &off));
+    assert_true(off);
+    const char *bad[] = {"", "False", "FALSE", "0", "1", "no", "false ", " true", "truex", NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(upload_parse_flag(bad[i], &off));
+}
+
+/* The analysis key of Upload-Metadata; "ZmFsc2U=" is base64 of false, "dHJ1ZQ==" of true. */
+static void test_metadata_analysis(void **state)
+{
+    (void)state;
+    bool off = true;
+    assert_true(upload_metadata_analysis("", &off));
+    assert_false(off);
+    assert_true(upload_metadata_analysis("filename YS5tcDQ=,private", &off));
+    assert_false(off);
+    assert_true(upload_metadata_analysis("analysis ZmFsc2U=", &off));
+    assert_true(off);
+    assert_true(upload_metadata_analysis("filename YS5tcDQ=, analysis ZmFsc2U", &off));
+    assert_true(off); /* padding is optional */
+    assert_true(upload_metadata_analysis("analysis dHJ1ZQ==,filename YQ==", &off));
+    assert_false(off);
+    assert_true(upload_metadata_analysis("analysisx ZmFsc2U=,analyse ZmFsc2U=", &off));
+    assert_false(off); /* other keys */
+    assert_false(upload_metadata_analysis("analysis", &off));           /* no value */
+    assert_false(upload_metadata_analysis("analysis ", &off));          /* empty value */
+    assert_false(upload_metadata_analysis("analysis bm8=", &off));      /* "no" */
+    assert_false(upload_metadata_analysis("analysis RmFsc2U=", &off));  /* "False" */
+    assert_false(upload_metadata_analysis("analysis ZmFsc2UK", &off));  /* "false\n" */
+    assert_false(upload_metadata_analysis("analysis ZmFsc2VmYWxzZQ==", &off)); /* too long */
+    assert_false(upload_metadata_analysis("analysis ZmFsc2U=,analysis ZmFsc2U=", &off));
+    assert_false(upload_metadata_analysis("analysis dHJ1ZQ==,analysis ZmFsc2U=", &off));
+    assert_false(upload_metadata_analysis("analysis Zm", &off)); /* "f" */
 }
 
 static void test_boundary(void **state)
@@ -115,6 +158,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_u64),
         cmocka_unit_test(test_metadata),
+        cmocka_unit_test(test_flag),
+        cmocka_unit_test(test_metadata_analysis),
         cmocka_unit_test(test_boundary),
         cmocka_unit_test(test_multipart_file_part),
         cmocka_unit_test(test_multipart_refusals),

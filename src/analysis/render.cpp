@@ -1,0 +1,92 @@
+/* Drawing and JPEG writing for the review rendition and evidence frames, on OpenCV's imgproc. */
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <vector>
+
+extern "C" {
+#include "analysis/internal.h"
+}
+
+static cv::Mat wrap(const struct render_frame *f)
+{
+    return cv::Mat(f->height, f->width, CV_8UC3, f->bgr, f->stride);
+}
+
+static cv::Scalar bgr(uint32_t rgb)
+{
+    return cv::Scalar(rgb & 0xFF, (rgb >> 8) & 0xFF, (rgb >> 16) & 0xFF);
+}
+
+extern "C" void render_text(const struct render_frame *f, int x, int y, float scale,
+                            uint32_t color, const char *text)
+{
+    try {
+        cv::Mat m = wrap(f);
+        int base = 0;
+        double fs = 0.45 * scale;
+        cv::Size sz = cv::getTextSize(text, cv::FONT_HERSHEY_SIMPLEX, fs, 1, &base);
+        cv::Rect back(x, y, sz.width + 6, sz.height + base + 4);
+        back &= cv::Rect(0, 0, m.cols, m.rows);
+        if (back.area() > 0)
+            m(back) *= 0.35;
+        cv::putText(m, text, cv::Point(x + 3, y + sz.height + 2), cv::FONT_HERSHEY_SIMPLEX, fs,
+                    bgr(color), 1, cv::LINE_AA);
+    } catch (const cv::Exception &) {
+    }
+}
+
+extern "C" void render_box(const struct render_frame *f, const struct vision_box *b,
+                           uint32_t color, const char *label)
+{
+    try {
+        cv::Mat m = wrap(f);
+        cv::rectangle(m, cv::Rect2f(b->x, b->y, b->w, b->h), bgr(color), 2);
+        if (label)
+            render_text(f, (int)b->x, (int)b->y - 18 < 0 ? 0 : (int)b->y - 18, 0.8f, color, label);
+    } catch (const cv::Exception &) {
+    }
+}
+
+extern "C" void render_arrow(const struct render_frame *f, float x0, float y0, float x1, float y1,
+                             uint32_t color)
+{
+    try {
+        cv::Mat m = wrap(f);
+        cv::arrowedLine(m, cv::Point2f(x0, y0), cv::Point2f(x1, y1), bgr(color), 2, cv::LINE_AA,
+                        0, 0.2);
+    } catch (const cv::Exception &) {
+    }
+}
+
+extern "C" void render_dot(const struct render_frame *f, float x, float y, uint32_t color)
+{
+    try {
+        cv::Mat m = wrap(f);
+        cv::circle(m, cv::Point2f(x, y), 4, bgr(color), cv::FILLED, cv::LINE_AA);
+    } catch (const cv::Exception &) {
+    }
+}
+
+extern "C" void render_bar(const struct render_frame *f, int x, int y, int w, int h, float value,
+                           uint32_t color)
+{
+    try {
+        cv::Mat m = wrap(f);
+        float v = value < 0 ? 0 : value > 1 ? 1 : value;
+        cv::rectangle(m, cv::Rect(x, y, w, h), cv::Scalar(40, 40, 40), cv::FILLED);
+        cv::rectangle(m, cv::Rect(x, y, (int)(w * v), h), bgr(color), cv::FILLED);
+        cv::rectangle(m, cv::Rect(x, y, w, h), cv::Scalar(230, 230, 230), 1);
+    } catch (const cv::Exception &) {
+    }
+}
+
+extern "C" int render_write_jpeg(const struct render_frame *f, const char *path, int quality)
+{
+    try {
+        std::vector<int> params = {cv::IMWRITE_JPEG_QUALITY, quality};
+        return cv::imwrite(path, wrap(f), params) ? 0 : -1;
+    } catch (const cv::Exception &) {
+        return -1;
+    }
+}
