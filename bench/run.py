@@ -2,7 +2,9 @@
 """interview-api benchmarks: each figure side by side with its physical reference in the same run.
 
 HTTP figures against nginx (wrk), processing figures against bare ffmpeg and curl (hyperfine),
-memory from /proc. Everything runs on loopback and is stopped by PID at the end, also on errors.
+memory from /proc; then face detection and head pose on frames composed from real photographs,
+beside OpenCV's Haar cascade (vision_accuracy.py, with `vision-eval` from the binary's folder).
+Everything runs on loopback and is stopped by PID at the end, also on errors.
 Writes bench/results/<date>-<commit>.json and the table in docs/benchmarks.md; with --smoke, one
 short iteration of each into --out. Exit status: 0 when every benchmark ran (goals met or not),
 1 when a benchmark is broken (cannot run, or wrong answers).
@@ -24,6 +26,7 @@ from clips import ArgvCapture, make_clip, worker_commands
 from harness import BenchBroken, Nginx, Procs, Redis, Service, rss_kb
 from loadgen import hyperfine, lua_script, wrk
 import report
+import vision_accuracy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -376,6 +379,12 @@ def main(argv):
         bench.procs.stop_all()
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        vision = vision_accuracy.run(os.path.join(os.path.dirname(binary), "vision-eval"),
+                                     args.smoke, args.out, docs=not args.out)
+    except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as e:
+        print(f"bench: BROKEN: vision accuracy: {e}", file=sys.stderr)
+        return 1
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "mode": "smoke" if args.smoke else "full", "git": git,
@@ -385,6 +394,9 @@ def main(argv):
         "elapsed_s": time.monotonic() - t0, "memory_kb": bench.memory, "figures": bench.figures,
         "breakdown": [{k: m[k] for k in ("clip", "mode", "wall_s", "worker_ms", "bare_s")}
                       for m in bench.media.values()],
+        "vision_accuracy": {k: vision[k] for k in ("frames", "met", "elapsed_s")} | {
+            who: {k: vision[who][k] for k in ("found_pct", "count_pct", "false_faces",
+                                              "yaw_pct")} for who in ("ours", "haar")},
     }
     write_outputs(args, results)
     return 0

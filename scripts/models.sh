@@ -3,6 +3,7 @@
 # cached in ${IA_CACHE_DIR:-~/.cache/interview-api}/npm, converted, checked, manifest last.
 # Does nothing when models/ already matches the lock. Usage: scripts/models.sh
 set -euo pipefail
+shopt -s inherit_errexit
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 lock=$root/scripts/models.lock
@@ -41,36 +42,32 @@ up_to_date() {
     done < <(lock_lines model)
 }
 
-# Prints the cached tarball of a locked package, downloading it first when needed.
-tarball() {
-    local pkg=$1 ver sum base url tgz rc=0
+# The cache path of a locked package's tarball.
+tgz_path() { echo "$cache/${1//\//+}-$(pkg_field "$1" 3).tgz"; }
+
+# Puts the tarball of a locked package in the cache unless it is there and intact.
+fetch() {
+    local pkg=$1 ver sum url tgz rc=0
     ver=$(pkg_field "$pkg" 3)
     sum=$(pkg_field "$pkg" 4)
-    [ -n "$ver" ] || die "$pkg is not in $lock"
-    base=${pkg##*/}
-    tgz=$cache/${pkg//\//+}-$ver.tgz
-    if [ -f "$tgz" ] && [ "$(sha "$tgz")" = "$sum" ]; then
-        echo "$tgz"
-        return
-    fi
+    tgz=$(tgz_path "$pkg")
+    [ -f "$tgz" ] && [ "$(sha "$tgz")" = "$sum" ] && return 0
     mkdir -p "$cache"
-    url=$registry/$pkg/-/$base-$ver.tgz
+    url=$registry/$pkg/-/${pkg##*/}-$ver.tgz
     echo "models.sh: downloading $pkg@$ver" >&2
-    curl -fsSL --connect-timeout 15 --max-time 900 --retry 2 -o "$tgz.part" "$url" || rc=$?
+    curl -fsL --connect-timeout 15 --max-time 900 --retry 2 -o "$tgz.part" "$url" || rc=$?
     [ $rc -eq 0 ] || { rm -f "$tgz.part"; die "cannot download $url (curl exit $rc): is the npm registry reachable?"; }
     [ "$(sha "$tgz.part")" = "$sum" ] || { rm -f "$tgz.part"; die "$pkg@$ver: tarball sha256 differs from $lock"; }
     mv "$tgz.part" "$tgz"
-    echo "$tgz"
 }
 
-# Extracts members (paths under package/) of a locked package into $work/<pkg>.
+# Extracts members (paths under package/) of a fetched package; prints its package/ folder.
 extract() {
-    local pkg=$1 tgz dir
+    local pkg=$1 dir
     shift
-    tgz=$(tarball "$pkg")
     dir=$work/${pkg//\//+}
     mkdir -p "$dir"
-    tar -xzf "$tgz" -C "$dir" "${@/#/package/}"
+    tar -xzf "$(tgz_path "$pkg")" -C "$dir" "${@/#/package/}"
     echo "$dir/package"
 }
 
@@ -114,6 +111,9 @@ main() {
     mkdir -p "$stage"
     trap 'rm -rf "$work"' EXIT
     local name pkg file sum
+    while read -r _ pkg _ _; do
+        fetch "$pkg"
+    done < <(lock_lines package)
     while read -r _ name pkg file sum; do
         build_model "$name" "$pkg" "$file"
         [ "$(sha "$stage/$file")" = "$sum" ] ||

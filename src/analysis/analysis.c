@@ -221,9 +221,11 @@ static json_t *analysis_section(const struct analysis_opts *ao, struct scan *s,
 {
     json_t *fields = json_pack("[s,s,s,s,s,s,s,s,s]", "t", "faces", "yaw", "pitch", "roll",
                                "gaze_x", "gaze_y", "mouth", "score");
-    json_t *sampling = json_pack("{s:i, s:i, s:i, s:i, s:f, s:f}", "fps", ao->fps, "width", s->w,
-                                 "height", s->h, "samples", (int)s->samples, "objects_every_s",
-                                 ao->objects_every_s, "identity_every_s", ao->identity_every_s);
+    json_t *sampling = json_pack(
+        "{s:i, s:i, s:i, s:i, s:f, s:f, s:{s:i, s:i, s:i, s:i}}", "fps", ao->fps, "width", s->w,
+        "height", s->h, "samples", (int)s->samples, "objects_every_s", ao->objects_every_s,
+        "identity_every_s", ao->identity_every_s, "wall_ms", "faces", (int)s->ms_faces, "objects",
+        (int)s->ms_objects, "identity", (int)s->ms_identity, "judge_draw_encode", (int)s->ms_rest);
     json_t *baseline = json_pack("{s:f, s:f, s:f, s:f, s:i}", "yaw", round(s->tr.base_yaw * 10) / 10,
                                  "pitch", round(s->tr.base_pitch * 10) / 10, "gaze_x",
                                  round(s->tr.base_gx * 100) / 100, "gaze_y",

@@ -15,6 +15,10 @@
 
 typedef struct json_t json_t;
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Event kinds, in the order reports list them. */
 enum ev_kind {
     EV_FACE_ABSENT,
@@ -206,5 +210,9 @@ void tracker_learn(struct tracker *tr, const struct vision_face_detail *d);
  * Returns the similarity, or NAN while the reference is still being learnt.
  */
 float tracker_identity(struct tracker *tr, const float *embedding);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

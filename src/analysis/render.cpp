@@ -4,9 +4,7 @@
 
 #include <vector>
 
-extern "C" {
-#include "analysis/internal.h"
-}
+#include "analysis/vision_module.h"
 
 static cv::Mat wrap(const struct render_frame *f)
 {
@@ -89,4 +87,18 @@ extern "C" int render_write_jpeg(const struct render_frame *f, const char *path,
     } catch (const cv::Exception &) {
         return -1;
     }
+}
+
+/* The module's one export: the table vision_loader.c calls through (vision_module.h). */
+extern "C" __attribute__((visibility("default"))) const struct vision_ops *ia_vision_module_ops(void)
+{
+    static const struct vision_ops table = {
+        VISION_MODULE_ABI,     vision_new,           vision_free,
+        vision_detect_faces,   vision_describe_face, vision_detect_objects,
+        vision_face_embedding, vision_embedding_similarity,
+        vision_models_manifest, render_box,          render_arrow,
+        render_dot,            render_text,          render_bar,
+        render_write_jpeg,
+    };
+    return &table;
 }

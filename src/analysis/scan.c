@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "analysis/scan.h"
 #include "core/alloc.h"
@@ -20,7 +21,7 @@
 #define SMALL_H 36
 #define FROZEN_DIFF 0.35      /* mean |difference| (0-255) below which two frames are the same */
 #define BLACK_LUMA 16.0       /* mean luma below this: black */
-#define DARK_LUMA 50.0        /* below this: too dark to judge well */
+#define DARK_LUMA 50.0        /* a face (or picture) darker than this is hard to judge */
 #define FACE_SMALL_SHARE 0.08 /* a face shorter than this share of the frame is too small */
 #define MOUTH_STILL_RANGE 0.05
 #define PERSON_FACE_MARGIN 0.5 /* a person box this much wider than the candidate's face is theirs */
@@ -219,6 +220,22 @@ static void judge_held(struct scan *s)
                           "similarity", round2(s->similarity)), f);
 }
 
+/* Mean luma of the candidate's face (of the whole frame without one), on a coarse grid. */
+static double face_luma(const struct scan *s, const struct sample *sm)
+{
+    if (sm->cand < 0)
+        return sm->luma;
+    const struct vision_box *b = &sm->faces[sm->cand].box;
+    int x0 = (int)fmaxf(0, b->x), y0 = (int)fmaxf(0, b->y);
+    int x1 = (int)fminf((float)s->w, b->x + b->w), y1 = (int)fminf((float)s->h, b->y + b->h);
+    double sum = 0;
+    long n = 0;
+    for (int y = y0; y < y1; y += 4)
+        for (int x = x0; x < x1; x += 4, n++)
+            sum += luma_of(s->frame + ((size_t)y * (size_t)s->w + (size_t)x) * 3);
+    return n ? sum / (double)n : sm->luma;
+}
+
 static void judge_quality(struct scan *s, const struct sample *sm)
 {
     const uint8_t *f = s->drawn;
@@ -226,8 +243,11 @@ static void judge_quality(struct scan *s, const struct sample *sm)
     bool black = sm->luma < BLACK_LUMA;
     runs_update(&s->runs, EV_BLACK_VIDEO, t, t, black, 1, 1,
                 json_pack("{s:s}", "label", "the picture is black"), f);
-    runs_update(&s->runs, EV_DARK_VIDEO, t, t, !black && sm->luma < DARK_LUMA, DARK_LUMA - sm->luma,
-                1, json_pack("{s:s, s:f}", "label", "the picture is dark", "luma", round2(sm->luma)),
+    double lit = face_luma(s, sm);
+    runs_update(&s->runs, EV_DARK_VIDEO, t, t, !black && lit < DARK_LUMA, DARK_LUMA - lit, 1,
+                json_pack("{s:s, s:f}", "label", sm->cand >= 0 ? "the face is poorly lit"
+                                                                 : "the picture is dark",
+                          "luma", round2(lit)),
                 f);
     runs_update(&s->runs, EV_FROZEN_VIDEO, t, t, !black && sm->diff < FROZEN_DIFF, 1, 1,
                 json_pack("{s:s}", "label", "the picture does not change"), f);
@@ -275,16 +295,27 @@ static void tally(struct scan *s, const struct sample *sm)
     s->score_max = fmax(s->score_max, sm->score);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 void scan_sample(struct scan *s)
 {
     struct vision_image img = {s->frame, s->w, s->h, (size_t)s->w * 3};
     struct sample *sm = &s->cur;
     memset(sm, 0, sizeof *sm);
     sm->cand = -1;
+    double t0 = now_ms();
     measure_picture(s, sm);
     sample_faces(s, &img, sm);
+    double t1 = now_ms();
     check_objects(s, &img, sm);
+    double t2 = now_ms();
     check_identity(s, &img, sm);
+    double t3 = now_ms();
     memcpy(s->drawn, s->frame, s->bytes);
     scan_draw_marks(s, sm);
     judge_behaviour(s, sm);
@@ -297,4 +328,8 @@ void scan_sample(struct scan *s)
     tally(s, sm);
     if (s->enc && !s->enc_failed && proc_stream_write(s->enc, s->drawn, s->bytes))
         s->enc_failed = true; /* proc_stream_finish() tells a stop from a failed encoder */
+    s->ms_faces += t1 - t0;
+    s->ms_objects += t2 - t1;
+    s->ms_identity += t3 - t2;
+    s->ms_rest += now_ms() - t3;
 }

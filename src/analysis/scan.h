@@ -57,6 +57,8 @@ struct scan {
     json_t *rows;
     struct proc_stream *enc;
     bool enc_failed;
+    /* where the time goes (ms), for the report */
+    double ms_faces, ms_objects, ms_identity, ms_rest;
 };
 
 /* Judges the frame in s->frame at time s->t: runs, score, overlays, timeline, encoder. */

@@ -1,9 +1,5 @@
-/* The models behind vision.h, run by OpenCV's dnn module; the only file that includes OpenCV. */
-/* In C++ the function vision_face_detail shadows the struct of the same name: fine here. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wshadow"
+/* The models behind vision.h (faces, landmarks, pose, gaze, objects, identity) on OpenCV's dnn. */
 #include "analysis/vision.h"
-#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <cmath>
@@ -15,10 +11,10 @@
 #include <vector>
 
 #include <jansson.h>
+#include <malloc.h>
 #include <opencv2/calib3d.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/dnn.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 extern "C" {
@@ -242,6 +238,8 @@ float face_input(struct vision *v, const cv::Mat &img, cv::Mat &blob)
 void face_candidates(const struct vision *v, const std::vector<cv::Mat> &outs, float min_score,
                      std::vector<cand> &c)
 {
+    CV_Assert(outs.size() == 4 && outs[0].total() == 512 && outs[1].total() == 384 &&
+              outs[2].total() == 512 * 16 && outs[3].total() == 384 * 16);
     const float *scores[2] = {outs[0].ptr<float>(), outs[1].ptr<float>()};
     const float *boxes[2] = {outs[2].ptr<float>(), outs[3].ptr<float>()};
     for (int i = 0; i < ANCHORS; i++) {
@@ -277,7 +275,7 @@ std::vector<cand> suppress(std::vector<cand> c)
         cand sum = {c[i].score, {0}};
         float wsum = 0;
         for (size_t j = i; j < c.size(); j++) {
-            if (used[j] || iou(c[i].v, c[j].v) < FACE_NMS_IOU)
+            if (used[j] || (j != i && iou(c[i].v, c[j].v) < FACE_NMS_IOU))
                 continue;
             used[j] = true;
             wsum += c[j].score;
@@ -285,7 +283,7 @@ std::vector<cand> suppress(std::vector<cand> c)
                 sum.v[e] += c[j].v[e] * c[j].score;
         }
         for (int e = 0; e < 16; e++)
-            sum.v[e] /= wsum;
+            sum.v[e] = wsum > 0 ? sum.v[e] / wsum : c[i].v[e];
         kept.push_back(sum);
     }
     return kept;
@@ -306,7 +304,8 @@ void face_out(const cand &k, float scale, struct vision_face *f)
 }
 
 /* The affine map from a size x size crop to the image: a square of side `side` centred on c,
- * turned by angle (radians); mirrored horizontally when flip. */
+ * turned by angle (radians); mirrored horizontally when flip. Coordinates are continuous (a
+ * pixel's centre is at +0.5), as the models' outputs and the detector's boxes are. */
 cv::Matx23d crop_map(cv::Point2f c, float side, float angle, int size, bool flip)
 {
     double k = side / size, co = std::cos(angle) * k, si = std::sin(angle) * k, h = size / 2.0;
@@ -322,11 +321,15 @@ cv::Point2f apply(const cv::Matx23d &m, float x, float y)
                        (float)(m(1, 0) * x + m(1, 1) * y + m(1, 2)));
 }
 
-/* Crops through m into a size x size RGB blob (NCHW) with values scale * pixel + shift. */
+/* Crops through m into a size x size RGB blob (NCHW) with values scale * pixel. warpAffine
+ * works on pixel indices (centres at integers): shift the continuous map by half a pixel. */
 cv::Mat crop_blob(const cv::Mat &img, const cv::Matx23d &m, int size, double scale, int border)
 {
+    cv::Matx23d w = m;
+    w(0, 2) += 0.5 * (m(0, 0) + m(0, 1)) - 0.5;
+    w(1, 2) += 0.5 * (m(1, 0) + m(1, 1)) - 0.5;
     cv::Mat crop;
-    cv::warpAffine(img, crop, m, cv::Size(size, size), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP,
+    cv::warpAffine(img, crop, w, cv::Size(size, size), cv::INTER_LINEAR | cv::WARP_INVERSE_MAP,
                    border, cv::Scalar::all(0));
     return cv::dnn::blobFromImage(crop, scale, cv::Size(), cv::Scalar(), true, false, CV_32F);
 }
@@ -336,19 +339,25 @@ float dist(cv::Point2f a, cv::Point2f b)
     return std::hypot(a.x - b.x, a.y - b.y);
 }
 
+/* The crop map of a detected face as MediaPipe makes it: the square of its box, scale times
+ * larger, turned so that the detector's eye keypoints lie level. */
+cv::Matx23d face_map(const struct vision_face *f, float scale, int size)
+{
+    float angle = std::atan2(f->keypoints[1][1] - f->keypoints[0][1],
+                             f->keypoints[1][0] - f->keypoints[0][0]);
+    cv::Point2f c(f->box.x + f->box.w / 2, f->box.y + f->box.h / 2);
+    return crop_map(c, std::max(f->box.w, f->box.h) * scale, angle, size, false);
+}
+
 /* Runs FaceMesh on the face's rotated square; fills pts (image pixels) and the presence. */
 void run_mesh(struct vision *v, const cv::Mat &img, const struct vision_face *f,
               std::vector<cv::Point2f> &pts, float *presence)
 {
-    cv::Point2f re(f->keypoints[0][0], f->keypoints[0][1]), le(f->keypoints[1][0],
-                                                               f->keypoints[1][1]);
-    float angle = std::atan2(le.y - re.y, le.x - re.x);
-    cv::Point2f c(f->box.x + f->box.w / 2, f->box.y + f->box.h / 2);
-    cv::Matx23d m = crop_map(c, std::max(f->box.w, f->box.h) * FACE_ROI_SCALE, angle, MESH_IN,
-                             false);
+    cv::Matx23d m = face_map(f, FACE_ROI_SCALE, MESH_IN);
     v->net[M_MESH].setInput(crop_blob(img, m, MESH_IN, 1.0 / 255, cv::BORDER_CONSTANT));
     std::vector<cv::Mat> outs;
     v->net[M_MESH].forward(outs, std::vector<std::string>{"mesh", "presence"});
+    CV_Assert(outs[0].total() == MESH_POINTS * 3 && outs[1].total() == 1);
     const float *p = outs[0].ptr<float>();
     pts.resize(MESH_POINTS);
     for (int i = 0; i < MESH_POINTS; i++)
@@ -399,26 +408,26 @@ float opening(const std::vector<cv::Point2f> &p, const int gap[2], const int cor
     return w > 0 ? dist(p[gap[0]], p[gap[1]]) / w : 0;
 }
 
-/* Runs Iris on one eye; writes the iris centre's position within the eye (-1..1). */
+/* Runs Iris on one eye; writes the iris centre's offset from the midpoint of the eye corners,
+ * in half eye widths, along the eye (x) and across it (y, down), clamped to -1..1. */
 bool run_iris(struct vision *v, const cv::Mat &img, const std::vector<cv::Point2f> &pts,
-              const int corner[2], const int lid[2], bool flip, float gaze[2])
+              const int corner[2], bool flip, float gaze[2])
 {
     cv::Point2f a = pts[corner[0]], b = pts[corner[1]];
     float w = dist(a, b);
     if (w < MIN_EYE_PX)
         return false;
-    float angle = std::atan2(b.y - a.y, b.x - a.x);
     cv::Point2f mid = (a + b) * 0.5f;
-    cv::Matx23d m = crop_map(mid, w * EYE_ROI_SCALE, angle, IRIS_IN, flip);
+    cv::Matx23d m = crop_map(mid, w * EYE_ROI_SCALE, std::atan2(b.y - a.y, b.x - a.x), IRIS_IN,
+                             flip);
     v->net[M_IRIS].setInput(crop_blob(img, m, IRIS_IN, 1.0 / 255, cv::BORDER_REPLICATE));
     cv::Mat out = v->net[M_IRIS].forward();
+    CV_Assert(out.total() == (71 + 5) * 3);
     const float *o = out.ptr<float>() + 71 * 3; /* eye contour first, then 5 iris points */
-    cv::Point2f iris = apply(m, o[0], o[1]);
-    cv::Point2f ax((b.x - a.x) / w, (b.y - a.y) / w), down(-ax.y, ax.x);
-    cv::Point2f lids = (pts[lid[0]] + pts[lid[1]]) * 0.5f, d = iris - mid, dv = iris - lids;
-    float half_gap = std::max(dist(pts[lid[0]], pts[lid[1]]) / 2, w * 0.1f);
-    gaze[0] = std::max(-1.0f, std::min(1.0f, (d.x * ax.x + d.y * ax.y) / (w / 2)));
-    gaze[1] = std::max(-1.0f, std::min(1.0f, (dv.x * down.x + dv.y * down.y) / half_gap));
+    cv::Point2f d = apply(m, o[0], o[1]) - mid;
+    cv::Point2f along((b.x - a.x) / w, (b.y - a.y) / w), down(-along.y, along.x);
+    gaze[0] = std::max(-1.0f, std::min(1.0f, d.dot(along) / (w / 2)));
+    gaze[1] = std::max(-1.0f, std::min(1.0f, d.dot(down) / (w / 2)));
     return true;
 }
 
@@ -438,8 +447,8 @@ void eyes(struct vision *v, const cv::Mat &img, const std::vector<cv::Point2f> &
 {
     float gl[2], gr[2];
     /* The model knows the image-left eye; the other one is mirrored into that shape. */
-    out->has_iris = run_iris(v, img, pts, EYE_L, LID_L, false, gl) &&
-                    run_iris(v, img, pts, EYE_R, LID_R, true, gr);
+    out->has_iris =
+        run_iris(v, img, pts, EYE_L, false, gl) && run_iris(v, img, pts, EYE_R, true, gr);
     out->gaze_x = out->has_iris ? (gl[0] + gr[0]) / 2 : 0;
     out->gaze_y = out->has_iris ? (gl[1] + gr[1]) / 2 : 0;
     out->eye_open = (opening(pts, LID_L, EYE_L) + opening(pts, LID_R, EYE_R)) / 2;
@@ -451,6 +460,7 @@ void object_candidates(const cv::Mat &heat, const cv::Mat &wh, float min_score, 
                        float sy, std::vector<struct vision_object> &c)
 {
     const int g = OBJ_GRID, plane = g * g;
+    CV_Assert(heat.total() == (size_t)OBJ_CLASSES * plane && wh.total() == 4u * plane);
     const float *h = heat.ptr<float>(), *d = wh.ptr<float>();
     for (int k = 0; k < OBJ_CLASSES; k++) {
         const float *hk = h + (size_t)k * plane;
@@ -516,10 +526,15 @@ struct vision *vision_new(const char *models_dir, int threads, char *detail, siz
             return NULL;
         }
         make_anchors(v);
+        malloc_trim(0); /* hand back the parser's temporary memory: RSS counts it otherwise */
         v->face_outs = {"Identity:0", "Identity_1:0", "Identity_2:0", "Identity_3:0"};
         return v;
     } catch (const std::exception &e) {
         set_detail(detail, detaillen, std::string("loading models: ") + e.what());
+        delete v;
+        return NULL;
+    } catch (...) {
+        set_detail(detail, detaillen, "loading models: unknown exception");
         delete v;
         return NULL;
     }
@@ -547,13 +562,13 @@ int vision_detect_faces(struct vision *v, const struct vision_image *img, float 
         for (int i = 0; i < (int)kept.size() && i < max; i++)
             face_out(kept[i], scale, &out[i]);
         return (int)kept.size();
-    } catch (const std::exception &) {
+    } catch (...) { /* cv::Exception, std::bad_alloc: nothing may reach C */
         return -1;
     }
 }
 
 int vision_describe_face(struct vision *v, const struct vision_image *img,
-                       const struct vision_face *face, struct vision_face_detail *out)
+                         const struct vision_face *face, struct vision_face_detail *out)
 {
     if (!v || !image_ok(img) || !face || !out || face->box.w <= 0 || face->box.h <= 0)
         return -1;
@@ -567,7 +582,7 @@ int vision_describe_face(struct vision *v, const struct vision_image *img,
         eyes(v, m, pts, out);
         mesh_box(pts, out);
         return 0;
-    } catch (const std::exception &) {
+    } catch (...) { /* cv::Exception, std::bad_alloc: nothing may reach C */
         return -1;
     }
 }
@@ -590,7 +605,7 @@ int vision_detect_objects(struct vision *v, const struct vision_image *img, floa
         for (int i = 0; i < (int)kept.size() && i < max; i++)
             out[i] = kept[i];
         return (int)kept.size();
-    } catch (const std::exception &) {
+    } catch (...) { /* cv::Exception, std::bad_alloc: nothing may reach C */
         return -1;
     }
 }
@@ -601,11 +616,7 @@ int vision_face_embedding(struct vision *v, const struct vision_image *img,
     if (!v || !image_ok(img) || !face || !out || face->box.w <= 0 || face->box.h <= 0)
         return -1;
     try {
-        cv::Point2f re(face->keypoints[0][0], face->keypoints[0][1]);
-        cv::Point2f le(face->keypoints[1][0], face->keypoints[1][1]);
-        cv::Point2f c(face->box.x + face->box.w / 2, face->box.y + face->box.h / 2);
-        float side = std::max(face->box.w, face->box.h) * EMBED_ROI_SCALE;
-        cv::Matx23d m = crop_map(c, side, std::atan2(le.y - re.y, le.x - re.x), EMBED_IN, false);
+        cv::Matx23d m = face_map(face, EMBED_ROI_SCALE, EMBED_IN);
         v->net[M_EMBED].setInput(crop_blob(wrap(img), m, EMBED_IN, 1.0, /* raw 0..255 */
                                            cv::BORDER_REPLICATE));
         cv::Mat e = v->net[M_EMBED].forward();
@@ -616,7 +627,7 @@ int vision_face_embedding(struct vision *v, const struct vision_image *img,
         for (int i = 0; i < VISION_EMBED_DIM; i++)
             out[i] = n > 0 ? (float)(p[i] / n) : 0.0f;
         return 0;
-    } catch (const std::exception &) {
+    } catch (...) { /* cv::Exception, std::bad_alloc: nothing may reach C */
         return -1;
     }
 }
@@ -632,36 +643,6 @@ float vision_embedding_similarity(const float *a, const float *b)
 const char *vision_models_manifest(const struct vision *v)
 {
     return v ? v->manifest.c_str() : "";
-}
-
-int vision_image_load(const char *path, struct vision_image *out)
-{
-    try {
-        cv::Mat m = cv::imread(path, cv::IMREAD_COLOR);
-        if (m.empty())
-            return -1;
-        size_t len = m.total() * 3;
-        uint8_t *buf = (uint8_t *)malloc(len);
-        if (!buf)
-            abort();
-        CV_Assert(m.isContinuous());
-        memcpy(buf, m.data, len);
-        out->bgr = buf;
-        out->width = m.cols;
-        out->height = m.rows;
-        out->stride = (size_t)m.cols * 3;
-        return 0;
-    } catch (const std::exception &) {
-        return -1;
-    }
-}
-
-void vision_image_free(struct vision_image *img)
-{
-    if (img) {
-        free(const_cast<uint8_t *>(img->bgr));
-        img->bgr = NULL;
-    }
 }
 
 } /* extern "C" */

@@ -44,7 +44,8 @@ struct vision_face_detail {
     float yaw, pitch, roll;   /* degrees, 0 = facing the camera */
     int has_iris;             /* 0 when the eye crops were unusable; gaze is 0 then */
     float gaze_x, gaze_y;     /* iris centre within the eye, -1..1: x > 0 towards the picture's
-                                 right, y > 0 down; the mean of both eyes */
+                                 right, y > 0 down; the mean of both eyes (offset from the
+                                 middle of the eye corners, in half eye widths) */
     float eye_open;           /* eyelid gap / eye width, mean of both eyes (about 0.25-0.35 open) */
     float mouth_open;         /* inner lip gap / mouth width (about 0 closed, > 0.3 wide open) */
     struct vision_box box;    /* the face as the landmarks bound it */
@@ -100,14 +101,6 @@ float vision_embedding_similarity(const float *a, const float *b);
 
 /* The manifest of the loaded models as JSON text (name, version, package, sha256), owned by v. */
 const char *vision_models_manifest(const struct vision *v);
-
-/*
- * Reads an image file (JPEG, PNG, PPM...) into packed BGR, for tests and tools; the worker gets
- * its frames from ffmpeg. Returns 0, or -1 when the file cannot be read. Free with
- * vision_image_free.
- */
-int vision_image_load(const char *path, struct vision_image *out);
-void vision_image_free(struct vision_image *img);
 
 #ifdef __cplusplus
 }

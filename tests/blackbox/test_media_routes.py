@@ -185,10 +185,10 @@ def test_hostile_ids(svc, files):
                   "e1%2f..%2f..%2f..%2fsecret"]
     paths += [f"/evidence/{video_id}/{bad}.jpg" for bad in bad_events]
     paths += [f"/events/{video_id}", f"/events/{video_id}.VTT", f"/events/{video_id}.vtt/",
-              f"/events/.vtt", f"/review/{video_id}/", f"/review/{video_id}.mp4",
+              "/events/.vtt", f"/review/{video_id}/", f"/review/{video_id}.mp4",
               f"/evidence/{video_id}/e1", f"/evidence/{video_id}/e1.jpeg",
               f"/evidence/{video_id}/.jpg", f"/evidence/{video_id}/../{video_id}/e1.jpg",
-              f"/evidence//e1.jpg", f"/evidence/{video_id}/e1.jpg/x.jpg"]
+              "/evidence//e1.jpg", f"/evidence/{video_id}/e1.jpg/x.jpg"]
     for path in paths:
         status, ctype, body = get_raw(svc, path)
         assert status in (400, 404), (path, status)

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "analysis/vision.h"
+#include "ppm.h"
 
 #define EVAL_MAX_FACES 32
 #define EVAL_MAX_OBJECTS 64
@@ -74,10 +75,10 @@ static json_t *eval_objects(struct vision *v, const struct vision_image *img, js
     json_object_set_new(ms, "objects", json_real(now_ms() - t0));
     json_t *arr = json_array();
     for (int i = 0; i < n && i < EVAL_MAX_OBJECTS; i++) {
-        json_t *o = box_json(json_object(), &objs[i].box);
+        json_t *o = json_object();
         json_object_set_new(o, "label", json_string(objs[i].label));
         json_object_set_new(o, "score", json_real(objs[i].score));
-        json_array_append_new(arr, o);
+        json_array_append_new(arr, box_json(o, &objs[i].box));
     }
     return arr;
 }
@@ -85,8 +86,8 @@ static json_t *eval_objects(struct vision *v, const struct vision_image *img, js
 static int eval_file(struct vision *v, const char *path, float min_score)
 {
     struct vision_image img;
-    if (vision_image_load(path, &img) != 0) {
-        fprintf(stderr, "vision-eval: cannot read %s\n", path);
+    if (ppm_load(path, &img) != 0) {
+        fprintf(stderr, "vision-eval: %s is not a binary PPM (P6)\n", path);
         return -1;
     }
     json_t *line = json_object(), *ms = json_object();
@@ -99,7 +100,7 @@ static int eval_file(struct vision *v, const char *path, float min_score)
     fflush(stdout);
     free(text);
     json_decref(line);
-    vision_image_free(&img);
+    ppm_free(&img);
     return 0;
 }
 
