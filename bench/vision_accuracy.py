@@ -157,7 +157,7 @@ def compose_frames(folder, smoke, seed=20261129):
             s += 1
             fr.body(crop, s)
     for key in pick(sorted(CLEAR_YAW), 4):
-        for k in range(1 if smoke else 2):
+        for k in range(1 if smoke else 4):
             s += 1
             fr.mirrored(key, s)
     return fr.items
@@ -200,7 +200,7 @@ def score(items, found):
     """The four figures (and their counts) of one detector."""
     res = {"found": [0, 0], "found_small_src": [0, 0], "found_two": [0, 0], "count": [0, 0],
            "false_faces": 0, "false_frames": 0, "empty_frames": 0, "yaw": [0, 0],
-           "missed": [], "false_on": []}
+           "missed": [], "false_on": [], "yaw_wrong": []}
     pairs = {}
     for it in items:
         dets = found[it["file"]]
@@ -226,11 +226,15 @@ def score(items, found):
         elif it["kind"] == "mirror":
             face = it["faces"][0]
             match = [d for d in dets if iou(d["box"], face["box"]) >= 0.3 and d["yaw"] is not None]
-            ok = bool(match) and (match[0]["yaw"] > 0) == (it["yaw_sign"] > 0)
-            pairs.setdefault(it["pair"], []).append(ok)
-    for oks in pairs.values():
+            yaw = match[0]["yaw"] if match else None
+            ok = yaw is not None and (yaw > 0) == (it["yaw_sign"] > 0)
+            pairs.setdefault(it["pair"], []).append((ok, yaw))
+    for pair, runs in pairs.items():
         res["yaw"][1] += 1
-        res["yaw"][0] += all(oks)
+        res["yaw"][0] += all(ok for ok, _ in runs)
+        if not all(ok for ok, _ in runs):
+            yaws = ", ".join("none" if y is None else f"{y:+.1f}" for _, y in runs)
+            res["yaw_wrong"].append(f"{pair} (as is, mirrored: {yaws})")
     pct = lambda p: round(100.0 * p[0] / p[1], 1) if p[1] else None  # noqa: E731
     res.update(found_pct=pct(res["found"]), found_small_src_pct=pct(res["found_small_src"]),
                found_two_pct=pct(res["found_two"]), count_pct=pct(res["count"]),
@@ -296,6 +300,9 @@ def docs_section(results):
                      f"{' …' if len(ours['missed']) > 20 else ''}.")
     if ours["false_on"]:
         lines.append(f"False faces (ours) on: {', '.join(ours['false_on'][:20])}.")
+    if ours["yaw_wrong"]:
+        lines.append(f"Yaw sign wrong (ours; truth from dlib's landmarks): "
+                     f"{'; '.join(ours['yaw_wrong'][:20])}.")
     lines += ["", END]
     return "\n".join(lines)
 

@@ -3,7 +3,7 @@
 set -euo pipefail
 
 run_pkgs="build-essential cmake pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev
-  libjansson-dev libssl-dev ffmpeg redis-server libopencv-dev libwebrtc-audio-processing-dev
+  libjansson-dev libssl-dev ffmpeg redis-server libopencv-dev libwebrtc-audio-processing-dev libturbojpeg0-dev
   python3-onnx python3-numpy curl
   ca-certificates"
 test_pkgs="$run_pkgs libcmocka-dev nginx-light python3-pytest python3-requests python3-celery

@@ -1,8 +1,11 @@
-/* Drawing and JPEG writing for the review rendition and evidence frames, on OpenCV's imgproc. */
-#include <opencv2/imgcodecs.hpp>
+/*
+ * Drawing for the review rendition and evidence frames, on OpenCV's imgproc; JPEGs through
+ * libturbojpeg (OpenCV's imgcodecs would map ~38 MiB of image libraries into the worker).
+ */
 #include <opencv2/imgproc.hpp>
 
-#include <vector>
+#include <cstdio>
+#include <turbojpeg.h>
 
 #include "analysis/vision_module.h"
 
@@ -79,14 +82,29 @@ extern "C" void render_bar(const struct render_frame *f, int x, int y, int w, in
     }
 }
 
+static int write_all(const char *path, const unsigned char *data, unsigned long len)
+{
+    FILE *f = std::fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t n = std::fwrite(data, 1, len, f);
+    return std::fclose(f) == 0 && n == len ? 0 : -1;
+}
+
 extern "C" int render_write_jpeg(const struct render_frame *f, const char *path, int quality)
 {
-    try {
-        std::vector<int> params = {cv::IMWRITE_JPEG_QUALITY, quality};
-        return cv::imwrite(path, wrap(f), params) ? 0 : -1;
-    } catch (const cv::Exception &) {
+    tjhandle tj = tjInitCompress();
+    if (!tj)
         return -1;
-    }
+    unsigned char *jpeg = nullptr;
+    unsigned long len = 0;
+    int rc = tjCompress2(tj, f->bgr, f->width, (int)f->stride, f->height, TJPF_BGR, &jpeg, &len,
+                         TJSAMP_420, quality, TJFLAG_FASTDCT);
+    if (rc == 0)
+        rc = write_all(path, jpeg, len);
+    tjFree(jpeg);
+    tjDestroy(tj);
+    return rc == 0 ? 0 : -1;
 }
 
 /* The module's one export: the table vision_loader.c calls through (vision_module.h). */

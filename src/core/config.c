@@ -115,7 +115,7 @@ static const struct option options[] = {
      "iris off the eye's centre of the baseline by more than this (percent of half the eye) is away"},
     {"OBJECT_MIN_SCORE_PCT", INT(object_min_score_pct, 1, 100), "40", false,
      "object detector score (percent) from which a phone, book, screen or person counts"},
-    {"FACE_MATCH_MIN_PCT", INT(face_match_min_pct, 0, 100), "40", false,
+    {"FACE_MATCH_MIN_PCT", INT(face_match_min_pct, 0, 100), "55", false,
      "identity similarity (percent) below which the face in the candidate's place is someone else"},
     {"SILENCE_MIN_S", INT(silence_min_s, 1, 3600), "2", false,
      "shortest silence that is an event"},

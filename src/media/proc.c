@@ -433,15 +433,22 @@ enum ia_err proc_stream_start(const char *const argv[], const struct proc_opts *
     }
     if (s->r.in_fd >= 0)
         (void)fcntl(s->r.in_fd, F_SETFL, O_NONBLOCK);
+    (void)fcntl(s->r.out_fd, F_SETFL, O_NONBLOCK); /* a read never outwaits the limits */
     *out = s;
     return IA_OK;
+}
+
+/* Kills the child when the deadline passed or cancel is set; true once it was killed. */
+static bool stream_limited(struct proc_stream *s)
+{
+    check_limits(&s->r, media_now_ms(), &s->killed);
+    return s->killed;
 }
 
 /* Polls fd for events and stderr for output; false once a limit killed the child. */
 static bool stream_wait(struct proc_stream *s, int fd, short events)
 {
-    check_limits(&s->r, media_now_ms(), &s->killed);
-    if (s->killed)
+    if (stream_limited(s))
         return false;
     struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = s->r.err_fd, .events = POLLIN}};
     if (poll(pfd, s->r.err_fd >= 0 ? 2 : 1, poll_timeout(&s->opts, media_now_ms())) > 0 &&
@@ -453,6 +460,8 @@ static bool stream_wait(struct proc_stream *s, int fd, short events)
 ssize_t proc_stream_read(struct proc_stream *s, void *buf, size_t n)
 {
     size_t got = 0;
+    if (stream_limited(s))
+        return -1;
     while (got < n && s->r.out_fd >= 0) {
         ssize_t k = read(s->r.out_fd, (char *)buf + got, n - got);
         if (k > 0) {
@@ -469,6 +478,8 @@ ssize_t proc_stream_read(struct proc_stream *s, void *buf, size_t n)
 int proc_stream_write(struct proc_stream *s, const void *buf, size_t n)
 {
     size_t put = 0;
+    if (stream_limited(s))
+        return -1;
     while (put < n) {
         if (s->r.in_fd < 0)
             return -1;

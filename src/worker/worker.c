@@ -90,10 +90,11 @@ static void *slot_main(void *arg)
             continue;
         }
         backoff_ms = 100;
-        if (t) {
+        if (t && atomic_load(&s->w->draining))
+            slot_finish(q, t, TASK_OUTCOME_REQUEUE); /* claimed while the drain began */
+        else if (t)
             slot_run_one(s, q, t);
-            claimed_task_free(t);
-        }
+        claimed_task_free(t);
     }
     queue_free(q);
     analysis_thread_cleanup();

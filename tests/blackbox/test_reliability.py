@@ -102,8 +102,15 @@ def children_of(ppid):
     return kids
 
 
+ANALYSIS_OUTPUT = re.compile(r"^processed_[0-9a-f-]{36}\.(vtt|review\.mp4|evidence-e[0-9]+\.jpg)$")
+
+
 def published_files(svc):
-    return sorted(n for n in os.listdir(svc.processed) if n != ".work")
+    """The video, poster and metadata of each task; analysis outputs are checked by name only."""
+    names = [n for n in os.listdir(svc.processed) if n != ".work"]
+    odd = [n for n in names if not n.endswith((".jpg", ".json", ".mp4", ".vtt"))]
+    assert odd == [], odd  # no temporary names
+    return sorted(n for n in names if not ANALYSIS_OUTPUT.match(n))
 
 
 def work_files(svc):
