@@ -135,3 +135,33 @@ def worker_commands(capture, mode, input_path, output_path, poster_path):
     mirrored = {"probes": [], "convert": mirror_argv(mode, input_path, output_path),
                 "outprobes": [], "poster": None, "analysis": []}
     return mirrored, "mirrored"
+
+
+FACE_PHOTO = "/usr/share/doc/libdlib19.1/examples/faces/2008_001009.jpg"
+INTERVIEW_LINE = "I have worked on video services for five years, and I enjoy hard problems."
+
+
+def make_interview_clip(directory, width, height, seconds):
+    """A VP8/Opus WebM interview: a real photograph (dlib's examples) with camera noise, and
+    espeak-ng speech repeated with pauses; cached like make_clip. Returns its file name."""
+    name = f"interview-vp8_opus-{height}p-{seconds}s.webm"
+    path = os.path.join(directory, name)
+    if os.path.exists(path):
+        return name
+    speech = os.path.join(directory, "interview-speech.wav")
+    subprocess.run(["espeak-ng", "-w", speech, INTERVIEW_LINE], check=True, timeout=60)
+    part = f"{path}.part{os.getpid()}.webm"
+    args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+            "-loop", "1", "-framerate", "25", "-i", FACE_PHOTO,
+            "-stream_loop", "-1", "-i", speech, "-t", str(seconds),
+            "-vf", f"scale={width}:{height}:force_original_aspect_ratio=increase,"
+                   f"crop={width}:{height},noise=alls=6:allf=t,format=yuv420p",
+            "-af", "apad=pad_dur=2", "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8",
+            "-b:v", "2M", "-c:a", "libopus", "-b:a", "64k", "-ac", "2", "-shortest", part]
+    try:
+        subprocess.run(args, check=True, timeout=600)
+        os.rename(part, path)
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
+    return name

@@ -253,9 +253,11 @@ class Service:
                     out.append(f"==== {role}\n" + f.read()[-4000:].decode(errors="replace"))
         return "\n".join(out)
 
-    def submit(self, url):
-        """POST /submit; returns the task id."""
-        r = self.session.post(self.base + "/submit", json={"video_url": url}, timeout=10)
+    def submit(self, url, analysis=False):
+        """POST /submit; returns the task id. The media benchmarks compare the pipeline with bare
+        ffmpeg, so they skip the analysis; the interview benchmark turns it on."""
+        body = {"video_url": url} if analysis else {"video_url": url, "analysis": False}
+        r = self.session.post(self.base + "/submit", json=body, timeout=10)
         if r.status_code != 200 or "task_id" not in r.json():
             raise BenchBroken(f"/submit answered {r.status_code}: {r.text[:200]}")
         return r.json()["task_id"]

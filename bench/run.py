@@ -22,7 +22,7 @@ import uuid
 
 import requests
 
-from clips import ArgvCapture, make_clip, worker_commands
+from clips import ArgvCapture, make_clip, make_interview_clip, worker_commands
 from harness import BenchBroken, Nginx, Procs, Redis, Service, rss_kb
 from loadgen import hyperfine, lua_script, wrk
 import report
@@ -31,9 +31,9 @@ import vision_accuracy
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 FULL = {"runs": 3, "wrk_s": 5, "stream_mb": 200, "size": (1280, 720), "media_s": 10,
-        "overhead_s": [10, 60], "queue_n": 50, "queue_s": 10, "warmup": 1}
+        "overhead_s": [10, 60], "queue_n": 50, "queue_s": 10, "warmup": 1, "interview_s": 60}
 SMOKE = {"runs": 1, "wrk_s": 1, "stream_mb": 32, "size": (320, 240), "media_s": 2,
-         "overhead_s": [2, 4], "queue_n": 4, "queue_s": 2, "warmup": 0}
+         "overhead_s": [2, 4], "queue_n": 4, "queue_s": 2, "warmup": 0, "interview_s": 4}
 SLOTS = 2
 # Generated clips are kept between runs (bump the version when their recipe changes).
 CLIP_CACHE = os.path.join(tempfile.gettempdir(), "ia-bench-clips-v1")
@@ -69,6 +69,7 @@ class Bench:
         self.overhead_clips = [make_clip(self.clips, "h264_aac_mp4", w, h, n)
                                for n in self.s["overhead_s"]]
         self.queue_clip = make_clip(self.clips, "h264_aac_mp4", w, h, self.s["queue_s"])
+        self.interview_clip = make_interview_clip(self.clips, w, h, self.s["interview_s"])
 
     def start(self):
         self.redis = Redis(self.procs, self.tmp)
@@ -274,14 +275,40 @@ class Bench:
                  [one * n / SLOTS for one in ones], f"one task alone × {n / SLOTS:g}",
                  ("ratio_max", 1.1), {"one_task_s": ones})
 
+    # ---- the analysis of an interview ----
+
+    def bench_interview(self):
+        """A whole task with the analysis on, for a VP8/Opus WebM interview: the analysis stage
+        and the task against the video's duration (no bare reference does this work)."""
+        seconds = self.s["interview_s"]
+        self.log(f"{self.interview_clip}: a whole task with the analysis")
+        walls, analysis, wall_ms = [], [], []
+        for _ in range(self.s["runs"]):
+            t0 = time.monotonic()
+            task = self.svc.submit(self.nginx.origin_url(self.interview_clip), analysis=True)
+            body = self.svc.wait_success(task, timeout=600)
+            walls.append((time.monotonic() - t0) / seconds)
+            meta = self.svc.metadata(body["video_id"])
+            ms = meta["processing"]["timings_ms"].get("analysis")
+            if ms is None or "events" not in meta.get("analysis", {}):
+                raise BenchBroken(f"{self.interview_clip}: no analysis in the metadata")
+            analysis.append(ms / 1000 / seconds)
+            wall_ms.append(meta["analysis"]["sampling"].get("wall_ms"))
+        self.add("analysis_stage", f"analysis stage / duration, {self.interview_clip}", "×",
+                 analysis, None, None, ("max", 0.2), {"wall_ms_by_part": wall_ms})
+        self.add("interview_task", f"submit → success / duration, {self.interview_clip}", "×",
+                 walls, None, None, ("max", 0.6))
+        self.memory_sample("worker", "with_models")
+
     # ---- memory ----
 
     def memory_figures(self):
         goals = {"serve": 10, "worker": 16}
         for key, sample in self.memory.items():
             role, when = key.split("_", 1)
+            goal = 200 if when == "with_models" else goals[role]
             self.add(f"rss_{key}", f"RSS of `{role}`, {when.replace('_', ' ')}", "MiB",
-                     [sample["VmRSS"] / 1024], None, None, ("max", goals[role]),
+                     [sample["VmRSS"] / 1024], None, None, ("max", goal),
                      {k + "_MiB": v / 1024 for k, v in sample.items() if k != "VmRSS"})
 
     def add(self, fid, title, unit, runs, ref_runs, ref_name, goal, detail=None):
@@ -308,6 +335,7 @@ class Bench:
         self.bench_overhead()
         self.bench_queue()
         self.memory_sample("worker", "after_load")
+        self.bench_interview()
         self.memory_figures()
 
 

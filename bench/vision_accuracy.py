@@ -200,6 +200,7 @@ def score(items, found):
     """The four figures (and their counts) of one detector."""
     res = {"found": [0, 0], "found_small_src": [0, 0], "found_two": [0, 0], "count": [0, 0],
            "false_faces": 0, "false_frames": 0, "empty_frames": 0, "yaw": [0, 0],
+           "yaw_detected": [0, 0],
            "missed": [], "false_on": [], "yaw_wrong": []}
     pairs = {}
     for it in items:
@@ -232,13 +233,16 @@ def score(items, found):
     for pair, runs in pairs.items():
         res["yaw"][1] += 1
         res["yaw"][0] += all(ok for ok, _ in runs)
+        if all(y is not None for _, y in runs):
+            res["yaw_detected"][1] += 1
+            res["yaw_detected"][0] += all(ok for ok, _ in runs)
         if not all(ok for ok, _ in runs):
             yaws = ", ".join("none" if y is None else f"{y:+.1f}" for _, y in runs)
             res["yaw_wrong"].append(f"{pair} (as is, mirrored: {yaws})")
     pct = lambda p: round(100.0 * p[0] / p[1], 1) if p[1] else None  # noqa: E731
     res.update(found_pct=pct(res["found"]), found_small_src_pct=pct(res["found_small_src"]),
                found_two_pct=pct(res["found_two"]), count_pct=pct(res["count"]),
-               yaw_pct=pct(res["yaw"]))
+               yaw_pct=pct(res["yaw"]), yaw_detected_pct=pct(res["yaw_detected"]))
     return res
 
 
@@ -273,6 +277,7 @@ def table(results):
          f"{haar['false_faces']} in {haar['false_frames']} frames", "0", res("false_faces")),
         ("mirrored pairs with the yaw sign right", frac(ours, "yaw"), "— (no pose)", "≥ 95 %",
          res("yaw_sign_pct")),
+        ("… among pairs where both faces were found", frac(ours, "yaw_detected"), "—", "", ""),
     ]
     out = ["| measurement | ours (BlazeFace + FaceMesh) | OpenCV Haar cascade | goal | result |",
            "|---|---|---|---|---|"]
