@@ -61,16 +61,17 @@ function drawEvents(events, duration) {
   }
   for (const e of events) {
     const start = e.start ?? e.t ?? 0, end = e.end ?? start;
-    const kind = ["absent", "multiple_faces", "looking_away", "silence"].includes(e.kind) ? e.kind : "other";
+    const kind = ["face_absent", "multiple_faces", "looking_away", "silence"].includes(e.kind) ? e.kind : "other";
+    const label = `${e.kind.replaceAll("_", " ")}${e.details?.direction ? " (" + e.details.direction + ")" : ""}: ${e.details?.label || ""}`;
     const mark = document.createElement("div");
     mark.className = "event kind-" + kind;
     mark.style.left = (100 * start / duration) + "%";
     mark.style.width = (100 * Math.max(end - start, 0) / duration) + "%";
-    mark.title = `${clock(start)} ${e.label || e.kind}`;
+    mark.title = `${clock(start)} ${label}`;
     mark.onclick = (ev) => { ev.stopPropagation(); $("player").currentTime = start; };
     $("timeline").append(mark);
     const li = document.createElement("li");
-    li.textContent = `${clock(start)}–${clock(end)} ${e.label || e.kind}`;
+    li.textContent = `${clock(start)}–${clock(end)} ${label}`;
     li.onclick = () => { $("player").currentTime = start; $("player").play(); };
     $("events").append(li);
   }
@@ -95,7 +96,10 @@ async function review(videoId) {
   fact("Codecs", [out.video_codec, out.audio_codec || "no audio"].join(" / "));
   fact("Processing", proc.mode);
   fact("Source", src.url);
-  drawEvents(meta.events || [], duration);
+  const analysis = meta.analysis || {};
+  fact("Final level", analysis.summary?.final_level);
+  fact("Facing the screen", analysis.summary && `${analysis.summary.facing_screen_pct} %`);
+  drawEvents(analysis.events || [], duration);
   $("timeline").onclick = (ev) => {
     const box = $("timeline").getBoundingClientRect();
     $("player").currentTime = duration * (ev.clientX - box.left) / box.width;
