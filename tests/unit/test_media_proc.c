@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -254,6 +255,87 @@ static void test_fsize_limit_stops_writer(void **state)
     rmdir(dir);
 }
 
+/* A stream: what is written to stdin comes back on stdout, in pieces of any size. */
+static void test_stream_round_trip(void **state)
+{
+    (void)state;
+    const char *argv[] = {"cat", NULL};
+    struct proc_opts o = {0};
+    struct proc_stream *ps;
+    assert_int_equal(proc_stream_start(argv, &o, true, &ps, detail, sizeof detail), IA_OK);
+    static char out[300000], in[300000];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)(i * 7);
+    /* cat echoes while we write: write half, read it, then the rest */
+    assert_int_equal(proc_stream_write(ps, out, 50000), 0);
+    assert_int_equal(proc_stream_read(ps, in, 50000), 50000);
+    assert_int_equal(proc_stream_write(ps, out + 50000, 50000), 0);
+    assert_int_equal(proc_stream_read(ps, in + 50000, 50000), 50000);
+    assert_memory_equal(in, out, 100000);
+    struct proc_result r;
+    assert_int_equal(proc_stream_finish(ps, false, &r, detail, sizeof detail), IA_OK);
+    assert_true(proc_result_ok(&r));
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
+/* The end of stdout gives a short read, then 0. */
+static void test_stream_short_read_at_end(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sh", "-c", "printf abcde; echo err >&2", NULL};
+    struct proc_opts o = {0};
+    struct proc_stream *ps;
+    assert_int_equal(proc_stream_start(argv, &o, false, &ps, detail, sizeof detail), IA_OK);
+    char buf[16];
+    assert_int_equal(proc_stream_read(ps, buf, sizeof buf), 5);
+    assert_memory_equal(buf, "abcde", 5);
+    assert_int_equal(proc_stream_read(ps, buf, sizeof buf), 0);
+    struct proc_result r;
+    assert_int_equal(proc_stream_finish(ps, false, &r, detail, sizeof detail), IA_OK);
+    assert_string_equal(r.err, "err\n");
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
+/* Cancel stops a reader that is waiting for a child that never writes, and the child dies. */
+static void test_stream_cancel_while_reading(void **state)
+{
+    (void)state;
+    const char *argv[] = {"sleep", "30", NULL};
+    atomic_bool cancel = true;
+    struct proc_opts o = {.cancel = &cancel};
+    struct proc_stream *ps;
+    assert_int_equal(proc_stream_start(argv, &o, false, &ps, detail, sizeof detail), IA_OK);
+    char buf[4];
+    assert_int_equal(proc_stream_read(ps, buf, sizeof buf), -1);
+    struct proc_result r;
+    assert_int_equal(proc_stream_finish(ps, false, &r, detail, sizeof detail), IA_ERR_TIMEOUT);
+    assert_true(r.cancelled);
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
+/* Writing to a child that exited fails instead of killing us with SIGPIPE. */
+static void test_stream_write_to_gone_child(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    const char *argv[] = {"true", NULL};
+    struct proc_opts o = {0};
+    struct proc_stream *ps;
+    assert_int_equal(proc_stream_start(argv, &o, true, &ps, detail, sizeof detail), IA_OK);
+    static char big[1 << 20];
+    int rc = 0;
+    for (int i = 0; i < 8 && rc == 0; i++)
+        rc = proc_stream_write(ps, big, sizeof big);
+    assert_int_equal(rc, -1);
+    struct proc_result r;
+    assert_int_equal(proc_stream_finish(ps, false, &r, detail, sizeof detail), IA_OK);
+    proc_result_cleanup(&r);
+    assert_no_children();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +352,10 @@ int main(void)
         cmocka_unit_test(test_inherited_fds_closed),
         cmocka_unit_test(test_rlimits_applied),
         cmocka_unit_test(test_fsize_limit_stops_writer),
+        cmocka_unit_test(test_stream_round_trip),
+        cmocka_unit_test(test_stream_short_read_at_end),
+        cmocka_unit_test(test_stream_cancel_while_reading),
+        cmocka_unit_test(test_stream_write_to_gone_child),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
