@@ -22,7 +22,7 @@
 #define FROZEN_DIFF 0.35      /* mean |difference| (0-255) below which two frames are the same */
 #define BLACK_LUMA 16.0       /* mean luma below this: black */
 #define DARK_LUMA 50.0        /* a face (or picture) darker than this is hard to judge */
-#define FACE_SMALL_SHARE 0.08 /* a face shorter than this share of the frame is too small */
+#define FACE_SMALL_SHARE 0.10 /* a face shorter than this share of the frame is too small */
 #define MOUTH_STILL_RANGE 0.05
 #define PERSON_FACE_MARGIN 0.5 /* a person box this much wider than the candidate's face is theirs */
 
@@ -31,23 +31,23 @@ static double luma_of(const uint8_t *p)
     return 0.114 * p[0] + 0.587 * p[1] + 0.299 * p[2];
 }
 
-/* Mean luma, and the difference from the previous frame on a 64x36 grid. */
+/* Mean luma, and the mean difference from the previous frame, on a 64x36 grid. */
 static void measure_picture(struct scan *s, struct sample *sm)
 {
     uint8_t small[SMALL_W * SMALL_H];
-    double sum = 0, diff = 0;
+    long sum = 0, diff = 0;
     for (int y = 0; y < SMALL_H; y++) {
         for (int x = 0; x < SMALL_W; x++) {
             const uint8_t *p = s->frame + ((size_t)(y * s->h / SMALL_H) * (size_t)s->w +
                                            (size_t)(x * s->w / SMALL_W)) * 3;
-            double l = luma_of(p);
+            int l = (int)lround(luma_of(p));
             sum += l;
             small[y * SMALL_W + x] = (uint8_t)l;
-            diff += fabs(l - s->prev_small[y * SMALL_W + x]);
+            diff += labs((long)l - s->prev_small[y * SMALL_W + x]);
         }
     }
-    sm->luma = sum / (SMALL_W * SMALL_H);
-    sm->diff = s->has_prev ? diff / (SMALL_W * SMALL_H) : 255;
+    sm->luma = (double)sum / (SMALL_W * SMALL_H);
+    sm->diff = s->has_prev ? (double)diff / (SMALL_W * SMALL_H) : 255;
     memcpy(s->prev_small, small, sizeof small);
     s->has_prev = true;
 }
