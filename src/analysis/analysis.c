@@ -187,12 +187,16 @@ static void scan_init(struct scan *s, const struct analysis_opts *ao, struct vis
     s->rows = json_array();
     s->phone.checked = s->object.checked = s->person.checked = s->mismatch.checked = -1;
     s->similarity = 1;
+    double ring = ao->fps * ao->identity_every_s;
+    s->ring_cap = ring < 1 ? 1 : ring > SCAN_RING ? SCAN_RING : (int)ring;
     runs_init(&s->runs, ao, w, h, events);
     tracker_init(&s->tr, ao);
 }
 
 static void scan_cleanup(struct scan *s)
 {
+    for (int i = 0; i < SCAN_RING; i++)
+        free(s->ring[i].frame);
     runs_cleanup(&s->runs);
     free(s->frame);
     free(s->drawn);

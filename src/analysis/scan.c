@@ -79,12 +79,14 @@ static bool person_has_face(const struct sample *sm, const struct vision_box *p)
     return false;
 }
 
-static void held_change(struct scan *s, enum ev_kind k, struct held *h, bool now, double t)
+/* A held condition's new verdict at check time t; `at` dates the change (when it changed). */
+static void held_change(struct scan *s, enum ev_kind k, struct held *h, bool now, double t,
+                        double at)
 {
     if (h->on && !now)
-        runs_end(&s->runs, k, changed_at(h->checked, t));
+        runs_end(&s->runs, k, at);
     if (!h->on && now)
-        h->since = changed_at(h->checked, t);
+        h->since = at;
     h->on = now;
     h->checked = t;
 }
@@ -111,24 +113,84 @@ static void check_objects(struct scan *s, const struct vision_image *img, struct
             person = person || *flag;
         }
     }
-    held_change(s, EV_PHONE, &s->phone, phone, s->t);
-    held_change(s, EV_OBJECT, &s->object, object, s->t);
-    held_change(s, EV_OTHER_PERSON, &s->person, person, s->t);
+    held_change(s, EV_PHONE, &s->phone, phone, s->t, changed_at(s->phone.checked, s->t));
+    held_change(s, EV_OBJECT, &s->object, object, s->t, changed_at(s->object.checked, s->t));
+    held_change(s, EV_OTHER_PERSON, &s->person, person, s->t,
+                changed_at(s->person.checked, s->t));
+}
+
+/* Keeps this sample's frame and candidate face, for dating an identity change afterwards. */
+static void ring_push(struct scan *s, const struct sample *sm)
+{
+    struct recent *r = &s->ring[s->ring_next];
+    s->ring_next = (s->ring_next + 1) % s->ring_cap;
+    s->ring_count += s->ring_count < s->ring_cap;
+    if (!r->frame)
+        r->frame = xmalloc(s->bytes);
+    memcpy(r->frame, s->frame, s->bytes);
+    r->t = s->t;
+    r->has_face = sm->cand >= 0;
+    if (r->has_face)
+        r->face = sm->faces[sm->cand];
+}
+
+/* The mismatch verdict of a kept sample, or -1 when it cannot be judged. */
+static int recent_mismatch(struct scan *s, const struct recent *r)
+{
+    struct vision_image img = {r->frame, s->w, s->h, (size_t)s->w * 3};
+    float emb[VISION_EMBED_DIM];
+    if (!r->has_face || vision_face_embedding(s->vis, &img, &r->face, emb))
+        return -1;
+    return vision_embedding_similarity(s->tr.ref, emb) < s->ao->face_match_min;
+}
+
+/*
+ * The identity changed between the previous check and now: bisects the kept samples in between
+ * for the first one with the new verdict, and dates the change just before it.
+ */
+static double identity_changed_at(struct scan *s, bool now)
+{
+    const struct recent *in[SCAN_RING];
+    int n = 0;
+    for (int i = 0; i < s->ring_count; i++) {
+        const struct recent *r =
+            &s->ring[(s->ring_next - s->ring_count + i + s->ring_cap) % s->ring_cap];
+        if (r->t > s->mismatch.checked && r->t < s->t)
+            in[n++] = r;
+    }
+    int lo = 0, hi = n; /* in[hi] (or now) has the new verdict; before lo, the old one */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2, v = recent_mismatch(s, in[mid]);
+        if (v == (int)now)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    double before = lo > 0 ? in[lo - 1]->t : s->mismatch.checked;
+    double after = lo < n ? in[lo]->t : s->t;
+    return changed_at(before, after);
 }
 
 static void check_identity(struct scan *s, const struct vision_image *img, struct sample *sm)
 {
-    if (s->ao->identity_every_s <= 0 || sm->cand < 0 || s->t < s->next_identity)
+    if (s->ao->identity_every_s <= 0)
         return;
-    s->next_identity = s->t + s->ao->identity_every_s;
+    bool due = sm->cand >= 0 && s->t >= s->next_identity;
     float emb[VISION_EMBED_DIM];
-    if (vision_face_embedding(s->vis, img, &sm->faces[sm->cand], emb))
-        return;
-    float sim = tracker_identity(&s->tr, emb);
-    if (isnan(sim))
-        return;
-    s->similarity = sim;
-    held_change(s, EV_FACE_MISMATCH, &s->mismatch, sim < s->ao->face_match_min, s->t);
+    if (due) {
+        s->next_identity = s->t + s->ao->identity_every_s;
+        float sim = vision_face_embedding(s->vis, img, &sm->faces[sm->cand], emb)
+                        ? NAN : tracker_identity(&s->tr, emb);
+        if (!isnan(sim)) {
+            bool now = sim < s->ao->face_match_min;
+            s->similarity = sim;
+            double at = now != s->mismatch.on && s->mismatch.checked >= 0
+                            ? identity_changed_at(s, now)
+                            : s->t;
+            held_change(s, EV_FACE_MISMATCH, &s->mismatch, now, s->t, at);
+        }
+    }
+    ring_push(s, sm);
 }
 
 static bool mouth_still(struct scan *s, const struct sample *sm)

@@ -22,6 +22,15 @@ struct sample {
     double score;
 };
 
+/* A recent sample kept to date an identity change between two checks. */
+#define SCAN_RING 16 /* at most; ANALYSIS_FPS x ANALYSIS_IDENTITY_EVERY_S are needed */
+struct recent {
+    double t;
+    bool has_face;
+    struct vision_face face;
+    uint8_t *frame;
+};
+
 /* A condition checked now and then (objects, identity), held between checks. */
 struct held {
     bool on;
@@ -49,6 +58,8 @@ struct scan {
     int nobjects;
     bool object_flagged[SCAN_MAX_OBJECTS]; /* a phone, book, screen or faceless person */
     struct held phone, object, person, mismatch;
+    struct recent ring[SCAN_RING]; /* the samples since the last identity check */
+    int ring_cap, ring_next, ring_count;
     float similarity;
     float mouth[30];
     int nmouth, mouth_pos;

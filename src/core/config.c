@@ -97,7 +97,7 @@ static const struct option options[] = {
      "threads the models use per task (0: number of cores)"},
     {"ANALYSIS_OBJECTS_EVERY_S", INT(analysis_objects_every_s, 0, 3600), "3", false,
      "seconds between object (phone, book, person) searches; 0: never"},
-    {"ANALYSIS_IDENTITY_EVERY_S", INT(analysis_identity_every_s, 0, 3600), "1", false,
+    {"ANALYSIS_IDENTITY_EVERY_S", INT(analysis_identity_every_s, 0, 3600), "2", false,
      "seconds between identity checks of the candidate's face; 0: never"},
     {"FACE_MIN_SCORE_PCT", INT(face_min_score_pct, 1, 100), "75", false,
      "detector score (percent) from which a face counts"},
