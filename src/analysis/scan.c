@@ -106,6 +106,8 @@ static void check_objects(struct scan *s, const struct vision_image *img, struct
             phone = *flag = true;
         } else if (strcmp(o->label, "book") == 0 || strcmp(o->label, "laptop") == 0 ||
                    strcmp(o->label, "tv") == 0) {
+            if (!object)
+                s->object_label = o->label;
             object = *flag = true;
         } else {
             *flag = strcmp(o->label, "person") == 0 && !person_has_face(sm, &o->box) &&
@@ -273,7 +275,9 @@ static void judge_held(struct scan *s)
     runs_update(&s->runs, EV_PHONE, t, s->phone.since, s->phone.on, 1, 0.7,
                 json_pack("{s:s}", "label", "a phone in view"), f);
     runs_update(&s->runs, EV_OBJECT, t, s->object.since, s->object.on, 1, 0.5,
-                json_pack("{s:s}", "label", "a book or a second screen in view"), f);
+                json_pack("{s:s, s:s}", "label", "a book or a second screen in view", "object",
+                          s->object_label ? s->object_label : ""),
+                f);
     runs_update(&s->runs, EV_OTHER_PERSON, t, s->person.since, s->person.on, 1, 0.6,
                 json_pack("{s:s}", "label", "a person without a visible face"), f);
     runs_update(&s->runs, EV_FACE_MISMATCH, t, s->mismatch.since, s->mismatch.on,

@@ -57,6 +57,7 @@ struct scan {
     struct vision_object objects[SCAN_MAX_OBJECTS];
     int nobjects;
     bool object_flagged[SCAN_MAX_OBJECTS]; /* a phone, book, screen or faceless person */
+    const char *object_label;              /* the first book or screen of the last search */
     struct held phone, object, person, mismatch;
     struct recent ring[SCAN_RING]; /* the samples since the last identity check */
     int ring_cap, ring_next, ring_count;

@@ -154,6 +154,14 @@ bool api_auth_check(const struct api_auth *a, struct http_request *req, enum rou
     return true;
 }
 
+const char *api_auth_request_key(const struct api_auth *a, struct http_request *req)
+{
+    const char *header = http_request_header(req, "Authorization");
+    if (a->nkeys == 0 || !header || strncasecmp(header, "Bearer ", 7) != 0)
+        return NULL;
+    return header + 7;
+}
+
 char *api_auth_media_url(const struct api_auth *a, const char *base, const char *path)
 {
     if (!a->signing_key)

@@ -20,6 +20,12 @@ struct api_auth *api_auth_new(const struct config *cfg, char *err, size_t errlen
 void api_auth_free(struct api_auth *a);
 /* True when the request may proceed; otherwise it has been answered with 401 or 403. */
 bool api_auth_check(const struct api_auth *a, struct http_request *req, enum route_access access);
+/*
+ * The bearer key a request was admitted with (api_auth_check() passed), borrowed from its
+ * Authorization header; NULL when API keys are off. Names the client: per-client state (rate
+ * limits, Idempotency-Key) is kept per key.
+ */
+const char *api_auth_request_key(const struct api_auth *a, struct http_request *req);
 /* base + path, with "?expires=E&sig=S" appended when signing is on; the caller frees it. */
 char *api_auth_media_url(const struct api_auth *a, const char *base, const char *path);
 /* The signature of path valid until expires, as 64 hex digits in out (65 bytes). */

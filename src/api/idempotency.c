@@ -1,7 +1,8 @@
 /*
  * Idempotency-Key on POST /submit: the same key with the same body returns the same task id
  * for IDEMPOTENCY_TTL_S; the same key with another body is refused with 409. The binding lives
- * in Redis (queue_idempotency_bind), so it holds across API processes.
+ * in Redis (queue_idempotency_bind), so it holds across API processes, and belongs to the API
+ * key that made it: another client's same key is another key.
  */
 #include "api/idempotency.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/auth.h"
 #include "api/internal.h"
 #include "core/log.h"
 #include "http/http.h"
@@ -73,8 +75,9 @@ bool api_idempotency_begin(struct api_call *call, const unsigned char *body, siz
     crypto_sha256(body, len, md);
     str_hex(sha, md, SHA256_LEN);
     enum queue_idem_result res;
-    enum ia_err err = queue_idempotency_bind(call->t->queue, key, sha, task_id, IDEMPOTENCY_TTL_S,
-                                             &res, prior, sizeof(prior));
+    const char *scope = api_auth_request_key(call->t->app->auth, call->req);
+    enum ia_err err = queue_idempotency_bind(call->t->queue, scope, key, sha, task_id,
+                                             IDEMPOTENCY_TTL_S, &res, prior, sizeof(prior));
     if (err) {
         api_reply_ia_error(call->req, err);
         return true;
@@ -87,5 +90,6 @@ void api_idempotency_abandon(struct api_call *call)
 {
     const char *key = http_request_header(call->req, IDEMPOTENCY_HEADER);
     if (key)
-        queue_idempotency_forget(call->t->queue, key);
+        queue_idempotency_forget(call->t->queue,
+                                 api_auth_request_key(call->t->app->auth, call->req), key);
 }

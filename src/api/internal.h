@@ -96,7 +96,8 @@ struct store_upload;
  * Makes the task of a complete upload, at most once however many requests finish it: fills
  * task_id with the new task's id, or with the one made before. analysis_off puts
  * "analysis": false into the new task's kwargs. IA_ERR_TOO_LARGE when the queue is full,
- * IA_ERR_BROKER when Redis is down (the upload stays complete and a later request may try again).
+ * IA_ERR_BROKER when Redis is down (the upload stays complete and a later request may try again),
+ * IA_ERR_BROKER_UNSURE when the task may have been queued (a later request answers with it).
  */
 enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, const char *upload_id,
                               bool analysis_off, char *task_id, size_t cap);

@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
+#include "api/auth.h"
 #include "api/internal.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -94,10 +94,9 @@ static int64_t monotonic_ms(void)
 /* "key:<bearer token>" when API keys are in force (the router checked it), else "ip:<peer>". */
 static void client_id(struct api_call *call, char *out, size_t outlen)
 {
-    const char *auth = http_request_header(call->req, "Authorization");
-    const char *keys = call->t->app->cfg->api_keys;
-    if (keys && keys[0] && auth && strncasecmp(auth, "Bearer ", 7) == 0)
-        snprintf(out, outlen, "key:%s", auth + 7);
+    const char *key = api_auth_request_key(call->t->app->auth, call->req);
+    if (key)
+        snprintf(out, outlen, "key:%s", key);
     else
         snprintf(out, outlen, "ip:%s", http_request_peer(call->req));
 }

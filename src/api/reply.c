@@ -34,6 +34,7 @@ static int status_for(enum ia_err err)
     case IA_ERR_NOT_FOUND:
         return 404;
     case IA_ERR_BROKER:
+    case IA_ERR_BROKER_UNSURE:
     case IA_ERR_STORAGE_FULL:
         return 503;
     case IA_ERR_TOO_LARGE:

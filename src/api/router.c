@@ -10,6 +10,7 @@
 #include "core/alloc.h"
 #include "http/http.h"
 #include "queue/queue.h"
+#include "util/uuid.h"
 
 struct route {
     const char *pattern; /* segments; "*" captures one segment, "*.ext" one without ".ext" */
@@ -51,10 +52,21 @@ static const struct route routes[] = {
 #define MAX_PARAM 128
 #define MAX_PARAMS 2
 
+/* Ids are UUIDs in lower case (uuid_v4_new); one written in upper case names the same thing. */
+static void id_normalize(char *param, size_t len)
+{
+    if (!uuid_is_canonical(param, len))
+        return;
+    for (size_t i = 0; i < len; i++)
+        if (param[i] >= 'A' && param[i] <= 'F')
+            param[i] = (char)(param[i] - 'A' + 'a');
+}
+
 /*
  * Matches path against pattern; on a match copies what each "*" captured into params, in order
- * (the others are ""). A "*" takes a whole non-empty segment, or, when literal text follows it
- * in the pattern ("*.vtt"), the non-empty part of the segment before that text, which must end it.
+ * (the others are ""), with ids in lower case. A "*" takes a whole non-empty segment, or, when
+ * literal text follows it in the pattern ("*.vtt"), the non-empty part of the segment before
+ * that text, which must end it.
  */
 static bool route_match(const char *pattern, const char *path, char params[MAX_PARAMS][MAX_PARAM])
 {
@@ -68,7 +80,8 @@ static bool route_match(const char *pattern, const char *path, char params[MAX_P
                 memcmp(path + seg - lit, pattern + 1, lit) != 0)
                 return false;
             memcpy(params[n_params], path, seg - lit);
-            params[n_params++][seg - lit] = '\0';
+            params[n_params][seg - lit] = '\0';
+            id_normalize(params[n_params++], seg - lit);
             path += seg;
             pattern += 1 + lit;
         } else if (*pattern++ != *path++) {

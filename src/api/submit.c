@@ -39,7 +39,7 @@ void api_submit(struct api_call *call)
     enum ia_err err = queue_submit(call->t->queue, task_id, url, kwargs);
     json_decref(kwargs);
     free(url);
-    if (err && keyed)
+    if (err && err != IA_ERR_BROKER_UNSURE && keyed) /* unsure: the task may run; keep the key */
         api_idempotency_abandon(call);
     if (err == IA_ERR_TOO_LARGE) {
         http_reply_header(call->req, "Retry-After", "30");

@@ -39,7 +39,8 @@ enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, con
     err = queue_submit_upload(call->t->queue, fresh, upload_id, kwargs);
     json_decref(kwargs);
     if (err) {
-        store_upload_clear_task(u);
+        if (err != IA_ERR_BROKER_UNSURE) /* unsure: the task may run; a retry answers it */
+            store_upload_clear_task(u);
         log_msg(LOG_WARN, "api", "upload=%s task not queued: %s", upload_id, ia_err_code(err));
         return err;
     }

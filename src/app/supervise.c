@@ -1,12 +1,18 @@
-/* `interview-api run`: API, worker and (when needed) a private redis-server, stopped together. */
+/*
+ * `interview-api run`: API, worker and (when needed) a private redis-server, stopped together.
+ * The children run in process groups of their own, so a terminal's Ctrl-C reaches only this
+ * supervisor, which passes each Ctrl-C on once: the first drains the worker, a second stops it.
+ */
 #include "app/app.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -23,11 +29,16 @@
 struct child {
     const char *name;
     pid_t pid;
+    bool last; /* stopped after the others: the private redis-server they need to stop well */
 };
 
-/* Starts argv; own_group keeps Ctrl-C from reaching it (stopped last, by us). */
-static pid_t spawn(const char *const argv[], int own_group)
+/*
+ * Starts argv in a process group of its own, so that a terminal's Ctrl-C reaches only us (we
+ * pass it on); SIGTERM reaches it if we die.
+ */
+static pid_t spawn(const char *const argv[])
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
         size_t n = 0;
@@ -36,8 +47,9 @@ static pid_t spawn(const char *const argv[], int own_group)
         char **copy = xcalloc(n + 1, sizeof(*copy));
         for (size_t i = 0; i < n; i++)
             copy[i] = xstrdup(argv[i]);
-        if (own_group)
-            setpgid(0, 0);
+        setpgid(0, 0);
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)
+            _exit(127);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -80,7 +92,7 @@ static pid_t start_private_redis(const struct config *cfg, int *port)
                     "--port", port_s, "--dir", dir,
                     "--appendonly", "yes", "--save", "",
                     "--loglevel", "warning", NULL};
-    pid_t pid = spawn(argv, 1);
+    pid_t pid = spawn(argv);
     free(dir);
     free(port_s);
     return pid;
@@ -100,21 +112,56 @@ static int redis_answers(const struct config *cfg, int tries)
     return ok;
 }
 
-static void stop_children(struct child *kids, int n)
+static void signal_children(const struct child *kids, int n, bool last, int sig)
 {
-    for (int i = n - 1; i >= 0; i--) {
-        if (kids[i].pid <= 0)
+    for (int i = 0; i < n; i++)
+        if (kids[i].pid > 0 && kids[i].last == last)
+            kill(kids[i].pid, sig);
+}
+
+/* Reaps the children of one kind (last or not) that exited; true when none is left. */
+static bool reap_children(struct child *kids, int n, bool last)
+{
+    bool left = false;
+    for (int i = 0; i < n; i++) {
+        if (kids[i].pid <= 0 || kids[i].last != last)
             continue;
-        kill(kids[i].pid, SIGTERM);
-        waitpid(kids[i].pid, NULL, 0);
-        kids[i].pid = 0;
+        if (waitpid(kids[i].pid, NULL, WNOHANG) == 0)
+            left = true;
+        else
+            kids[i].pid = 0;
     }
+    return !left;
+}
+
+/*
+ * SIGTERM to the children of one kind, then waits for them. A Ctrl-C or SIGTERM meanwhile is
+ * passed on: the worker's second signal stops its running tasks at once.
+ */
+static void stop_kind(struct child *kids, int n, bool last, const sigset_t *set)
+{
+    signal_children(kids, n, last, SIGTERM);
+    while (!reap_children(kids, n, last)) {
+        int sig = sigwaitinfo(set, NULL); /* SIGCHLD, or a signal to pass on */
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_msg(LOG_INFO, "run", "signal %d again: stopping running tasks now", sig);
+            signal_children(kids, n, last, sig);
+        }
+    }
+}
+
+/* Stops the API and the worker (which drains), then the private redis-server. */
+static void stop_children(struct child *kids, int n, const sigset_t *set)
+{
+    stop_kind(kids, n, false, set);
+    stop_kind(kids, n, true, set);
 }
 
 static int use_private_redis(struct config *cfg, struct child *redis)
 {
     int port;
     redis->name = "redis-server";
+    redis->last = true;
     redis->pid = start_private_redis(cfg, &port);
     if (redis->pid < 0)
         return -1;
@@ -142,8 +189,11 @@ static int supervise(struct child *kids, int n)
     sigaddset(&set, SIGCHLD);
     for (;;) {
         int sig = sigwaitinfo(&set, NULL);
-        if (sig == SIGINT || sig == SIGTERM)
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_msg(LOG_INFO, "run", "stopping: running tasks may finish (WORKER_SHUTDOWN_GRACE_S);"
+                    " Ctrl-C again stops them now");
             return 0;
+        }
         for (int i = 0; i < n; i++) {
             int status;
             if (kids[i].pid > 0 && waitpid(kids[i].pid, &status, WNOHANG) == kids[i].pid) {
@@ -170,13 +220,13 @@ int supervise_main(struct config *cfg, const char *self_exe, int broker_configur
         goto out;
     const char *serve_argv[] = {self_exe, "serve", NULL};
     const char *worker_argv[] = {self_exe, "worker", NULL};
-    kids[n++] = (struct child){"worker", spawn(worker_argv, 0)};
-    kids[n++] = (struct child){"serve", spawn(serve_argv, 0)};
+    kids[n++] = (struct child){"worker", spawn(worker_argv), false};
+    kids[n++] = (struct child){"serve", spawn(serve_argv), false};
     printf("interview-api is running: %s  (API docs in README.md; Ctrl-C stops it)\n",
            cfg->public_base_url);
     fflush(stdout);
     rc = supervise(kids, n);
 out:
-    stop_children(kids, n);
+    stop_children(kids, n, &set);
     return rc;
 }

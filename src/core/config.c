@@ -55,6 +55,8 @@ static const struct option options[] = {
      "retries of transient failures"},
     {"TASK_RETRY_BACKOFF_S", INT(task_retry_backoff_s, 0, 3600), "2", false,
      "first retry delay; doubles at each retry"},
+    {"TASK_MAX_DELIVERIES", INT(task_max_deliveries, 1, 1000), "5", false,
+     "deliveries whose worker died (crash, kill) after which a task fails as worker_lost"},
     {"TASK_LOST_AFTER_S", INT(task_lost_after_s, 1, 86400), "60", false,
      "an accepted task whose message vanished fails as task_lost after this"},
     {"WORKER_SHUTDOWN_GRACE_S", INT(worker_shutdown_grace_s, 0, 86400), "30", false,
@@ -62,9 +64,12 @@ static const struct option options[] = {
     {"RESULT_TTL", INT(result_ttl_s, 1, 31536000), "604800", false, "seconds results are kept"},
     {"MAX_QUEUED", INT(max_queued, 1, 100000000), "10000", false,
      "queue length above which /submit answers 503"},
-    {"PRESET", STR(preset), "veryfast", false, "libx264 preset"},
+    {"PRESET", STR(preset), "veryfast", false,
+     "libx264 preset: ultrafast, superfast, veryfast, faster, fast, medium, slow, slower, "
+     "veryslow or placebo"},
     {"CRF", INT(crf, 0, 51), "23", false, "libx264 quality"},
-    {"MAX_HEIGHT", INT(max_height, 16, 8640), "1080", false, "tallest output"},
+    {"MAX_HEIGHT", INT(max_height, 16, 8640), "1080", false,
+     "largest shorter side of the output (the width of a portrait video), aspect kept"},
     {"MAX_DURATION_S", INT(max_duration_s, 1, 86400), "14400", false, "longest input"},
     {"LOG_LEVEL", STR(log_level), "info", false, "debug, info, warn or error"},
     {"API_KEYS", STR(api_keys), "", true,
@@ -187,6 +192,18 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* True for one of libx264's preset names (x264 --fullhelp), which ffmpeg passes on as is. */
+static bool preset_valid(const char *preset)
+{
+    static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+                                          "medium",    "slow",      "slower",   "veryslow",
+                                          "placebo"};
+    for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
+        if (strcmp(preset, presets[i]) == 0)
+            return true;
+    return false;
+}
+
 static int validate(struct config *cfg, char *err, size_t errlen)
 {
     if (!has_prefix(cfg->broker_url, "redis://")) {
@@ -201,6 +218,11 @@ static int validate(struct config *cfg, char *err, size_t errlen)
     size_t scheme = has_prefix(base, "http://") ? 7 : has_prefix(base, "https://") ? 8 : 0;
     if (base[0] && (scheme == 0 || base[scheme] == '\0' || base[scheme] == '/')) {
         snprintf(err, errlen, "PUBLIC_BASE_URL: expected an http:// or https:// URL with a host");
+        return -1;
+    }
+    if (!preset_valid(cfg->preset)) {
+        snprintf(err, errlen, "PRESET: expected a libx264 preset (ultrafast, superfast, veryfast, "
+                              "faster, fast, medium, slow, slower, veryslow, placebo)");
         return -1;
     }
     int level = log_level_parse(cfg->log_level);

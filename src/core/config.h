@@ -24,6 +24,7 @@ struct config {
     long long task_max_retries;
     long long task_retry_backoff_s;
     long long task_lost_after_s;
+    long long task_max_deliveries;
     long long worker_shutdown_grace_s;
     long long result_ttl_s;
     long long max_queued;

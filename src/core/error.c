@@ -11,6 +11,7 @@ static const struct {
     [IA_ERR_NOT_FOUND] = {"not_found", "not found", false},
     [IA_ERR_IO] = {"storage_error", "the file could not be stored", true},
     [IA_ERR_BROKER] = {"broker_unavailable", "the task queue is unavailable", true},
+    [IA_ERR_BROKER_UNSURE] = {"broker_unavailable", "the task queue is unavailable", true},
     [IA_ERR_URL_NOT_ALLOWED] = {"url_not_allowed", "the video URL is not allowed", false},
     [IA_ERR_FETCH_NETWORK] = {"fetch_network_error", "the video could not be downloaded", true},
     [IA_ERR_FETCH_HTTP] = {"fetch_http_error", "the video server answered with an error", false},
@@ -23,6 +24,7 @@ static const struct {
     [IA_ERR_TRANSCODE] = {"transcode_error", "the video could not be converted", false},
     [IA_ERR_TIMEOUT] = {"timeout", "processing took longer than allowed", false},
     [IA_ERR_STORAGE_FULL] = {"storage_full", "there is no space left to store the video", false},
+    [IA_ERR_WORKER_LOST] = {"worker_lost", "the worker stopped too many times while processing the video", false},
     [IA_ERR_INTERNAL] = {"internal_error", "an internal error occurred", false},
 };
 

@@ -10,6 +10,7 @@ enum ia_err {
     IA_ERR_NOT_FOUND,        /* no such task, video or file */
     IA_ERR_IO,               /* local file-system failure */
     IA_ERR_BROKER,           /* Redis unreachable or answered with an error */
+    IA_ERR_BROKER_UNSURE,    /* Redis stopped answering a write it may have applied */
     IA_ERR_URL_NOT_ALLOWED,  /* scheme, port, user-info or address refused */
     IA_ERR_FETCH_NETWORK,    /* connect, DNS or transfer failure */
     IA_ERR_FETCH_HTTP,       /* the origin answered with an HTTP error */
@@ -21,6 +22,7 @@ enum ia_err {
     IA_ERR_TRANSCODE,        /* ffmpeg failed on a file that probed well */
     IA_ERR_TIMEOUT,          /* a time limit ran out */
     IA_ERR_STORAGE_FULL,     /* no space left on the output device */
+    IA_ERR_WORKER_LOST,      /* TASK_MAX_DELIVERIES deliveries each ended with their worker */
     IA_ERR_INTERNAL,         /* a bug or an impossible state */
     IA_ERR__COUNT
 };

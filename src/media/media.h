@@ -29,7 +29,7 @@ struct media_opts {
     long low_speed_time_s;          /* ... sustained this long (0: 30) */
     /* processing */
     long max_duration_s;
-    int max_height;
+    int max_height; /* largest shorter side: a landscape video's height, a portrait one's width */
     const char *preset;
     int crf;
     uint64_t max_output_bytes;     /* largest file ffmpeg may write (RLIMIT_FSIZE); 0: 8 GiB */

@@ -123,6 +123,23 @@ static void child_close_fds(int from)
         (void)close(fd);
 }
 
+/*
+ * Makes in, out, err and exec_w the child's fds 0, 1, 2 and 3 (3 close-on-exec). Each is first
+ * copied above 3: in a worker started with fds 0-2 closed the pipes get those numbers, and a
+ * dup2 onto 0-3 could close a pipe not yet moved, or, onto itself, keep its close-on-exec flag.
+ */
+static bool child_set_fds(int in, int out, int err, int exec_w)
+{
+    int src[4] = {in, out, err, exec_w};
+    for (int i = 0; i < 4; i++)
+        if ((src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 4)) < 0)
+            return false;
+    for (int i = 0; i < 3; i++)
+        if (dup2(src[i], i) < 0)
+            return false;
+    return dup3(src[3], 3, O_CLOEXEC) >= 0;
+}
+
 /* Runs in the forked child: only async-signal-safe calls until execv. Never returns. */
 static _Noreturn void child_exec(const char *path, const char *const argv[],
                                  const struct proc_opts *o, int in_r, int out_w, int err_w,
@@ -137,10 +154,9 @@ static _Noreturn void child_exec(const char *path, const char *const argv[],
     struct sigaction sa = {.sa_handler = SIG_DFL};
     (void)sigaction(SIGPIPE, &sa, NULL);
     (void)setpgid(0, 0);
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull < 0 || dup2(in_r >= 0 ? in_r : devnull, 0) < 0 ||
-        dup2(out_w >= 0 ? out_w : devnull, 1) < 0 ||
-        dup2(err_w, 2) < 0 || (exec_w != 3 && dup3(exec_w, 3, O_CLOEXEC) < 0))
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0 ||
+        !child_set_fds(in_r >= 0 ? in_r : devnull, out_w >= 0 ? out_w : devnull, err_w, exec_w))
         _exit(126);
     child_close_fds(4);
     child_limit(RLIMIT_CORE, 0, 0);

@@ -121,6 +121,15 @@ static bool is_mp4_family(const char *format)
     return format && strncmp(format, "mov,mp4", 7) == 0;
 }
 
+/*
+ * True when the picture is larger than max_height allows: max_height caps the shorter side, as
+ * "1080p" does for a portrait phone recording (1080x1920) as much as for a landscape one.
+ */
+static bool over_max_height(const struct media_video_info *v, int max_height)
+{
+    return max_height > 0 && (v->width < v->height ? v->width : v->height) > max_height;
+}
+
 /* Remux only what browsers play as is: 8-bit 4:2:0 H.264, AAC or no audio, upright, CFR. */
 static bool can_remux(const struct media_info *in, int max_height)
 {
@@ -128,7 +137,7 @@ static bool can_remux(const struct media_info *in, int max_height)
     return is_mp4_family(in->format_name) && v->codec && strcmp(v->codec, "h264") == 0 &&
            v->pix_fmt && strcmp(v->pix_fmt, "yuv420p") == 0 && v->rotation == 0 &&
            fabs(v->sar - 1.0) < 0.01 && !media_is_vfr(v) && v->width % 2 == 0 &&
-           v->height % 2 == 0 && (max_height <= 0 || v->height <= max_height) &&
+           v->height % 2 == 0 && !over_max_height(v, max_height) &&
            (!in->has_audio || (in->audio.codec && strcmp(in->audio.codec, "aac") == 0));
 }
 
@@ -146,7 +155,7 @@ static void plan_normalizations(struct media_plan *p, const struct media_info *i
             json_array_append_new(n, json_string("rotate"));
         if (fabs(v->sar - 1.0) >= 0.01)
             json_array_append_new(n, json_string("square_pixels"));
-        if ((o->max_height > 0 && v->height > o->max_height) || v->width % 2 || v->height % 2)
+        if (over_max_height(v, o->max_height) || v->width % 2 || v->height % 2)
             json_array_append_new(n, json_string("scale"));
         if (media_is_vfr(v))
             json_array_append_new(n, json_string("cfr"));
@@ -177,9 +186,12 @@ void media_plan_init(struct media_plan *p, const struct media_info *in, const st
 }
 
 /*
- * Square pixels first (when the source's are not), then even dimensions at most max_height high.
- * The scale filter keeps the display aspect by changing the sample aspect ratio (321x241 scaled
- * to 320x240 gets 963:964), so the chain ends with setsar=1: the output has square pixels.
+ * Square pixels first (when the source's are not), then even dimensions whose shorter side is
+ * at most max_height (the height of a landscape picture, the width of a portrait one; the other
+ * side keeps the aspect: -2). ffmpeg has turned the picture upright before the filters run, so
+ * iw and ih are the displayed sides. The scale filter keeps the display aspect by changing the
+ * sample aspect ratio (321x241 scaled to 320x240 gets 963:964), so the chain ends with setsar=1:
+ * the output has square pixels.
  */
 static void args_video_filter(struct args *a, const struct media_info *in, int max_height)
 {
@@ -187,8 +199,9 @@ static void args_video_filter(struct args *a, const struct media_info *in, int m
         fabs(in->video.sar - 1.0) >= 0.01 ? "scale=w='trunc(iw*sar/2)*2':h=ih," : "";
     args_add(a, "-vf");
     if (max_height > 0)
-        args_own(a,
-                 xasprintf("%sscale=w=-2:h='trunc(min(%d,ih)/2)*2',setsar=1", square, max_height));
+        args_own(a, xasprintf("%sscale=w='if(lt(iw,ih),trunc(min(%d,iw)/2)*2,-2)'"
+                              ":h='if(lt(iw,ih),-2,trunc(min(%d,ih)/2)*2)',setsar=1",
+                              square, max_height, max_height));
     else
         args_own(a, xasprintf("%sscale=w=-2:h='trunc(ih/2)*2',setsar=1", square));
 }

@@ -83,7 +83,7 @@ static enum ia_err record_accepted(struct queue *q, const char *task_id, const c
 /*
  * LPUSHes an encoded message (kombu's _put) and records the task as pending, in one step, unless
  * MAX_QUEUED messages already wait (IA_ERR_TOO_LARGE); declares kombu's binding once per
- * connection.
+ * connection. IA_ERR_BROKER_UNSURE when the script was sent but no answer came.
  */
 static enum ia_err publish(struct queue *q, const char *task_id, const char *msg)
 {
@@ -98,6 +98,8 @@ static enum ia_err publish(struct queue *q, const char *task_id, const char *msg
     const char *argv[] = {QUEUE_NAME, QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, msg, task_id, max};
     redisReply *r = queue_eval(q, &q->broker, SCRIPT_PUBLISH, 3, 6, argv, NULL);
     enum ia_err rc = queue_reply_failed(&q->broker, r, "publish") ? IA_ERR_BROKER : IA_OK;
+    if (!r && q->broker.unsure)
+        rc = IA_ERR_BROKER_UNSURE;
     if (rc == IA_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
         rc = IA_ERR_TOO_LARGE;
     freeReplyObject(r);
@@ -118,7 +120,9 @@ enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video
     enum ia_err rc = record_accepted(q, task_id, video_url);
     if (!rc) {
         rc = publish(q, task_id, msg);
-        if (rc) { /* not published: forget the record so /status does not say queued */
+        if (rc == IA_ERR_BROKER_UNSURE) { /* it may run: /status must know it */
+            log_msg(LOG_WARN, "queue", "task=%s publish unanswered; its record is kept", task_id);
+        } else if (rc) { /* not published: forget the record so /status does not say queued */
             redisReply *r = queue_conn_cmd(&q->backend, "DEL %s%s", QUEUE_ACCEPTED_PREFIX, task_id);
             freeReplyObject(r);
         }
@@ -257,17 +261,25 @@ enum ia_err queue_status(struct queue *q, const char *task_id, struct task_statu
     return rc;
 }
 
-/* Writes an encoded record with the SET-EX-PUBLISH script. */
-static enum ia_err store_meta(struct queue *q, const char *task_id, const char *value)
+/*
+ * Writes an encoded record with the set-result script. fence is "" for a write by no delivery
+ * (task_lost), else the writer's: IA_ERR_NOT_FOUND when it no longer holds the task.
+ */
+static enum ia_err store_meta(struct queue *q, const char *task_id, const char *fence,
+                              bool final, const char *value)
 {
     char key[sizeof(QUEUE_META_PREFIX) + CELERY_MAX_ID_LEN + 1], ttl[24];
+    char fence_key[sizeof(QUEUE_FENCE_PREFIX) + CELERY_MAX_ID_LEN + 1];
     snprintf(key, sizeof(key), "%s%s", QUEUE_META_PREFIX, task_id);
+    snprintf(fence_key, sizeof(fence_key), "%s%s", QUEUE_FENCE_PREFIX, task_id);
     snprintf(ttl, sizeof(ttl), "%lld", q->result_ttl_s);
-    const char *argv[] = {key, value, ttl};
-    redisReply *r = queue_eval(q, &q->backend, SCRIPT_SET_RESULT, 1, 3, argv, NULL);
+    const char *argv[] = {key, fence_key, value, ttl, fence, final ? "1" : "0"};
+    redisReply *r = queue_eval(q, &q->backend, SCRIPT_SET_RESULT, 2, 6, argv, NULL);
     enum ia_err rc = queue_reply_failed(&q->backend, r, "set result") ? IA_ERR_BROKER : IA_OK;
     if (!rc && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-        log_msg(LOG_INFO, "queue", "task=%s already SUCCESS; record kept", task_id);
+        log_msg(LOG_INFO, "queue", "task=%s already final; record kept", task_id);
+    if (!rc && r->type == REDIS_REPLY_INTEGER && r->integer < 0)
+        rc = IA_ERR_NOT_FOUND;
     freeReplyObject(r);
     return rc;
 }
@@ -305,8 +317,9 @@ static json_t *exception_from(const char *status, json_t *meta)
     return exc;
 }
 
-enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *status,
-                            json_t *result)
+/* Writes a record for task_id; fence as for store_meta(). */
+static enum ia_err set_state(struct queue *q, const char *task_id, const char *fence,
+                             const char *status, json_t *result)
 {
     if (!task_id_ok(task_id) || !status || !status_known(status))
         return IA_ERR_INVALID;
@@ -319,19 +332,32 @@ enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *st
     json_decref(own);
     if (!value)
         return IA_ERR_INVALID;
-    enum ia_err rc = store_meta(q, task_id, value);
+    bool final = !strcmp(status, "SUCCESS") || !strcmp(status, "FAILURE");
+    enum ia_err rc = store_meta(q, task_id, fence, final, value);
     free(value);
     return rc;
 }
 
+enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *status,
+                            json_t *result)
+{
+    return set_state(q, task_id, "", status, result);
+}
+
+enum ia_err queue_task_set_state(struct queue *q, const struct claimed_task *t,
+                                 const char *status, json_t *result)
+{
+    return set_state(q, t->task_id, t->fence, status, result);
+}
+
 /* Writes a FAILURE or RETRY record: Celery's exception shape, carrying our code. */
-static enum ia_err set_exception(struct queue *q, const char *task_id, const char *status,
-                                 const char *code, const char *message)
+static enum ia_err set_exception(struct queue *q, const char *task_id, const char *fence,
+                                 const char *status, const char *code, const char *message)
 {
     json_t *exc = celery_exception_new(code, message);
     if (!exc)
         return IA_ERR_INVALID;
-    enum ia_err rc = queue_set_state(q, task_id, status, exc);
+    enum ia_err rc = set_state(q, task_id, fence, status, exc);
     json_decref(exc);
     return rc;
 }
@@ -339,13 +365,25 @@ static enum ia_err set_exception(struct queue *q, const char *task_id, const cha
 enum ia_err queue_set_failure(struct queue *q, const char *task_id, const char *code,
                               const char *message)
 {
-    return set_exception(q, task_id, "FAILURE", code, message);
+    return set_exception(q, task_id, "", "FAILURE", code, message);
 }
 
 enum ia_err queue_set_retry(struct queue *q, const char *task_id, const char *code,
                             const char *message)
 {
-    return set_exception(q, task_id, "RETRY", code, message);
+    return set_exception(q, task_id, "", "RETRY", code, message);
+}
+
+enum ia_err queue_task_set_failure(struct queue *q, const struct claimed_task *t,
+                                   const char *code, const char *message)
+{
+    return set_exception(q, t->task_id, t->fence, "FAILURE", code, message);
+}
+
+enum ia_err queue_task_set_retry(struct queue *q, const struct claimed_task *t, const char *code,
+                                 const char *message)
+{
+    return set_exception(q, t->task_id, t->fence, "RETRY", code, message);
 }
 
 enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *buf, size_t buflen)

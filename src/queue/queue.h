@@ -6,6 +6,7 @@
 #ifndef IA_QUEUE_QUEUE_H
 #define IA_QUEUE_QUEUE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,6 +49,8 @@ struct claimed_task {
     int retries;          /* from the message headers */
     char *raw;            /* owned; the message exactly as it was on the queue */
     char lease_token[40]; /* who holds the lease: renew/ack/requeue/retry check it */
+    int deliveries;       /* 1 + earlier deliveries whose worker stopped without settling them */
+    char fence[64];       /* "<claims> <lease_token>": the state writes of this delivery check it */
 };
 
 /* Connects lazily on first use. Never returns NULL. */
@@ -60,8 +63,10 @@ bool queue_ping(struct queue *q);
 /*
  * API side: records that task_id was accepted (so /status knows it) and publishes a
  * process_video(video_url, **kwargs) message; kwargs is a JSON object (borrowed) or NULL for
- * none, e.g. {"analysis": false}. IA_ERR_BROKER when Redis is unreachable (within ~1 s),
- * IA_ERR_TOO_LARGE (nothing recorded) when MAX_QUEUED messages already wait.
+ * none, e.g. {"analysis": false}. IA_ERR_BROKER when Redis is unreachable (within ~1 s; nothing
+ * recorded), IA_ERR_BROKER_UNSURE when the publish went unanswered (the message may be on the
+ * queue, so the accepted record is kept), IA_ERR_TOO_LARGE (nothing recorded) when MAX_QUEUED
+ * messages already wait.
  */
 enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url,
                          const json_t *kwargs);
@@ -83,12 +88,18 @@ void task_status_cleanup(struct task_status *st);
 
 /*
  * Worker side: atomically moves one message from the queue into kombu's unacked bookkeeping
- * under a lease of lease_s seconds. Waits up to wait_ms for one. *out is NULL when none came.
+ * under a lease of lease_s seconds, counts the delivery, and takes the task's fence in the
+ * backend (only this delivery's state writes pass it from then on). Waits up to wait_ms for one,
+ * and stops waiting as soon as *stop (may be NULL) is true. *out is NULL when none came.
  * A malformed message is moved to the list "interview-dead" and IA_ERR_INVALID returned (*out
  * NULL): log it and call again.
  */
-enum ia_err queue_claim(struct queue *q, int lease_s, int wait_ms, struct claimed_task **out);
-/* Extends the lease of a claimed task; IA_ERR_NOT_FOUND when it was lost to another worker. */
+enum ia_err queue_claim(struct queue *q, int lease_s, int wait_ms, const atomic_bool *stop,
+                        struct claimed_task **out);
+/*
+ * Extends the lease of a claimed task and its fence; IA_ERR_NOT_FOUND when either was lost to
+ * another delivery (or ran out): the task must stop, it can no longer write its state.
+ */
 enum ia_err queue_lease_renew(struct queue *q, const struct claimed_task *t, int lease_s);
 /* Removes the message for good (after SUCCESS or FAILURE was written). */
 enum ia_err queue_ack(struct queue *q, const struct claimed_task *t);
@@ -119,17 +130,20 @@ enum queue_idem_result {
 
 /*
  * Binds an Idempotency-Key to (body_sha256, task_id) for ttl_s seconds unless it is bound
- * already (atomic SET NX EX). On IA_OK *res says what happened and prior_id holds the task id
- * the key is bound to (NEW, REPLAY). IA_ERR_BROKER when Redis is unreachable.
+ * already (atomic SET NX EX). Keys live per scope (the client's API key; NULL or "" for the one
+ * scope of a service without keys): the same key in another scope is another key. On IA_OK *res
+ * says what happened and prior_id holds the task id the key is bound to (NEW, REPLAY).
+ * IA_ERR_BROKER when Redis is unreachable.
  */
-enum ia_err queue_idempotency_bind(struct queue *q, const char *key, const char *body_sha256,
-                                   const char *task_id, long long ttl_s,
+enum ia_err queue_idempotency_bind(struct queue *q, const char *scope, const char *key,
+                                   const char *body_sha256, const char *task_id, long long ttl_s,
                                    enum queue_idem_result *res, char *prior_id, size_t prior_len);
-/* Unbinds a key this request bound, when its task could not be queued after all. */
-enum ia_err queue_idempotency_forget(struct queue *q, const char *key);
+/* Unbinds a key this request bound in scope, when its task could not be queued after all. */
+enum ia_err queue_idempotency_forget(struct queue *q, const char *scope, const char *key);
 
 /*
- * Writes celery-task-meta-<task_id> (and publishes it, as Celery's Redis backend does).
+ * Writes celery-task-meta-<task_id> (and publishes it, as Celery's Redis backend does), unless
+ * a final state (SUCCESS, FAILURE, REVOKED) is there already: that one is kept (IA_OK).
  * status: "STARTED", "PROGRESS", "RETRY", "SUCCESS" or "FAILURE".
  * result: for SUCCESS the result dict; for PROGRESS/STARTED the meta dict; borrowed.
  * For FAILURE use queue_set_failure().
@@ -141,6 +155,18 @@ enum ia_err queue_set_failure(struct queue *q, const char *task_id, const char *
 /* Writes a RETRY record whose exception carries our code and message (shown while retrying). */
 enum ia_err queue_set_retry(struct queue *q, const char *task_id, const char *code,
                             const char *message);
+/*
+ * The same three, written by the delivery that holds t: the script that writes checks t's fence,
+ * so nothing is written once another delivery took the task over or the lease ran out
+ * (IA_ERR_NOT_FOUND: stop, and do not acknowledge). A final state (SUCCESS, FAILURE) ends the
+ * fence. As for every write, a final state already there is kept (IA_OK).
+ */
+enum ia_err queue_task_set_state(struct queue *q, const struct claimed_task *t,
+                                 const char *status, json_t *result);
+enum ia_err queue_task_set_failure(struct queue *q, const struct claimed_task *t,
+                                   const char *code, const char *message);
+enum ia_err queue_task_set_retry(struct queue *q, const struct claimed_task *t, const char *code,
+                                 const char *message);
 /* The stored Celery status of a task ("SUCCESS", ...) into buf, or "" when none. */
 enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *buf, size_t buflen);
 

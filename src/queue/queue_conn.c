@@ -1,11 +1,16 @@
 /*
  * Blocking Redis connections with short timeouts: opened on first use, AUTH and SELECT from the
  * URL, dropped after any I/O error and reopened lazily (no sooner than QUEUE_RETRY_MS later), so
- * an outage answers quickly and the queue recovers by itself. Also runs the Lua scripts.
+ * an outage answers quickly and the queue recovers by itself. A connection the server closed
+ * while it was idle (Redis restarted) is noticed before it is used, and a command whose
+ * connection the server dropped is sent once more on a new one, so that no caller sees the
+ * restart. Also runs the Lua scripts.
  */
 #include "queue/queue_int.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,26 +113,91 @@ static bool conn_open(struct queue_conn *qc)
     return true;
 }
 
-redisReply *queue_conn_cmd(struct queue_conn *qc, const char *fmt, ...)
+/*
+ * True when the connection is still usable: nothing may be readable on an idle connection, so
+ * readable means the server closed it (or sent what nobody asked for). Closes it otherwise.
+ */
+static bool conn_alive(struct queue_conn *qc)
 {
+    struct pollfd p = {.fd = qc->c->fd, .events = POLLIN};
+    if (poll(&p, 1, 0) == 0)
+        return true;
+    log_msg(LOG_DEBUG, "queue", "%s: the server closed the idle connection; reconnecting",
+            qc->name);
+    queue_conn_close(qc);
+    return false;
+}
+
+/*
+ * True when a command failed because the server dropped the connection (EOF, reset, broken
+ * pipe), not because it was slow: such a command is sent again once on a new connection.
+ */
+static bool conn_dropped(const redisContext *c, int err)
+{
+    return c->err == REDIS_ERR_EOF ||
+           (c->err == REDIS_ERR_IO && (err == ECONNRESET || err == EPIPE || err == ENOTCONN));
+}
+
+/* Sends one formatted command and reads its reply; NULL on any failure (c->err says which). */
+static redisReply *conn_exec(redisContext *c, const char *cmd, size_t len)
+{
+    void *reply = NULL;
+    if (redisAppendFormattedCommand(c, cmd, len) != REDIS_OK ||
+        redisGetReply(c, &reply) != REDIS_OK)
+        return NULL;
+    return reply;
+}
+
+/*
+ * Runs one formatted command. On a connection opened before this call that the server dropped,
+ * reconnects at once and sends it again, once. qc->unsure tells afterwards whether a failed
+ * command may have reached Redis.
+ */
+static redisReply *conn_run(struct queue_conn *qc, const char *cmd, size_t len)
+{
+    qc->unsure = false;
+    bool reused = qc->c && conn_alive(qc);
     if (!conn_open(qc))
         return NULL;
+    redisReply *r = conn_exec(qc->c, cmd, len);
+    if (!r && reused && conn_dropped(qc->c, errno)) {
+        log_msg(LOG_INFO, "queue", "%s: connection dropped by the server (%s); sending again",
+                qc->name, qc->c->errstr);
+        queue_conn_close(qc);
+        qc->unsure = true; /* the first copy may have run before the server went away */
+        if (!conn_open(qc))
+            return NULL;
+        r = conn_exec(qc->c, cmd, len);
+    }
+    if (!r) {
+        qc->unsure = true;
+        conn_fail(qc, "command", qc->c->errstr);
+    }
+    return r;
+}
+
+redisReply *queue_conn_cmd(struct queue_conn *qc, const char *fmt, ...)
+{
+    char *cmd = NULL;
     va_list ap;
     va_start(ap, fmt);
-    redisReply *r = redisvCommand(qc->c, fmt, ap);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
     va_end(ap);
-    if (!r)
-        conn_fail(qc, "command", qc->c->errstr);
+    if (len < 0)
+        abort(); /* out of memory, or a format string bug */
+    redisReply *r = conn_run(qc, cmd, (size_t)len);
+    redisFreeCommand(cmd);
     return r;
 }
 
 redisReply *queue_conn_argv(struct queue_conn *qc, int argc, const char **argv, const size_t *lens)
 {
-    if (!conn_open(qc))
-        return NULL;
-    redisReply *r = redisCommandArgv(qc->c, argc, argv, lens);
-    if (!r)
-        conn_fail(qc, "command", qc->c->errstr);
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len < 0)
+        abort(); /* out of memory */
+    redisReply *r = conn_run(qc, cmd, (size_t)len);
+    redisFreeCommand(cmd);
     return r;
 }
 

@@ -1,7 +1,8 @@
 /*
  * Idempotency keys for POST /submit: a client's key is bound to the SHA-256 of the request body
  * and the task id it produced, with SET NX EX in one script, so that a repeated request returns
- * the same task and a different body under the same key is refused.
+ * the same task and a different body under the same key is refused. Keys are scoped to the API
+ * key that sent them, so that one client can neither replay nor probe another's.
  */
 #include "queue/queue.h"
 
@@ -12,12 +13,18 @@
 #include "util/crypto.h"
 #include "util/str.h"
 
-/* "interview-idem-<hex sha256 of key>": the key is untrusted, so only its hash names a key. */
-static void idem_redis_key(const char *key, char *out, size_t outlen)
+/*
+ * "interview-idem-<hex digest>": the key is untrusted, so only a digest names a Redis key. The
+ * digest is HMAC-SHA256(scope, key) for a scoped key, SHA-256(key) for an unscoped one.
+ */
+static void idem_redis_key(const char *scope, const char *key, char *out, size_t outlen)
 {
     unsigned char md[SHA256_LEN];
     char hex[2 * SHA256_LEN + 1];
-    crypto_sha256(key, strlen(key), md);
+    if (scope && scope[0])
+        crypto_hmac_sha256(scope, strlen(scope), key, strlen(key), md);
+    else
+        crypto_sha256(key, strlen(key), md);
     str_hex(hex, md, SHA256_LEN);
     snprintf(out, outlen, "%s%s", QUEUE_IDEM_PREFIX, hex);
 }
@@ -46,14 +53,14 @@ static enum ia_err idem_answer(const redisReply *r, const char *body_sha256,
     return IA_OK;
 }
 
-enum ia_err queue_idempotency_bind(struct queue *q, const char *key, const char *body_sha256,
-                                   const char *task_id, long long ttl_s,
+enum ia_err queue_idempotency_bind(struct queue *q, const char *scope, const char *key,
+                                   const char *body_sha256, const char *task_id, long long ttl_s,
                                    enum queue_idem_result *res, char *prior_id, size_t prior_len)
 {
     char rkey[sizeof(QUEUE_IDEM_PREFIX) + 2 * SHA256_LEN + 1], ttl[24];
     if (!key || !key[0] || !body_sha256 || !task_id || ttl_s <= 0 || prior_len == 0)
         return IA_ERR_INVALID;
-    idem_redis_key(key, rkey, sizeof(rkey));
+    idem_redis_key(scope, key, rkey, sizeof(rkey));
     snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
     const char *argv[] = {rkey, body_sha256, task_id, ttl};
     redisReply *r = queue_eval(q, &q->backend, SCRIPT_IDEM, 1, 4, argv, NULL);
@@ -64,10 +71,10 @@ enum ia_err queue_idempotency_bind(struct queue *q, const char *key, const char 
     return rc;
 }
 
-enum ia_err queue_idempotency_forget(struct queue *q, const char *key)
+enum ia_err queue_idempotency_forget(struct queue *q, const char *scope, const char *key)
 {
     char rkey[sizeof(QUEUE_IDEM_PREFIX) + 2 * SHA256_LEN + 1];
-    idem_redis_key(key, rkey, sizeof(rkey));
+    idem_redis_key(scope, key, rkey, sizeof(rkey));
     redisReply *r = queue_conn_cmd(&q->backend, "DEL %s", rkey);
     enum ia_err rc =
         queue_reply_failed(&q->backend, r, "DEL idempotency key") ? IA_ERR_BROKER : IA_OK;

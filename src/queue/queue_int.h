@@ -27,7 +27,14 @@
 /* Broker: tasks published and not yet claimed (zset by time) and their messages (hash). */
 #define QUEUE_PENDING_KEY "interview-pending"
 #define QUEUE_PENDING_MSG_KEY "interview-pending-msg"
-/* Backend: interview-idem-<sha256 of the Idempotency-Key> = "<body sha256> <task id>". */
+/* Broker: claims of each task (field <id>) and deliveries handed back ("<id> returned"). */
+#define QUEUE_DELIVERIES_KEY "interview-deliveries"
+/* Backend: interview-fence-<id> = "<claims> <lease token>" of the delivery that may write. */
+#define QUEUE_FENCE_PREFIX "interview-fence-"
+/*
+ * Backend: interview-idem-<HMAC-SHA256(API key, Idempotency-Key)> (SHA-256 of the Idempotency-Key
+ * without API keys) = "<body sha256> <task id>".
+ */
 #define QUEUE_IDEM_PREFIX "interview-idem-"
 
 #define QUEUE_TIMEOUT_MS 1000 /* connect and command timeout */
@@ -42,6 +49,7 @@ enum queue_script {
     SCRIPT_PUBLISH,
     SCRIPT_LOST,
     SCRIPT_IDEM,
+    SCRIPT_FENCE,
     SCRIPT__COUNT
 };
 
@@ -57,6 +65,7 @@ struct queue_conn {
     double retry_after; /* monotonic seconds */
     bool down;          /* the last attempt failed; logged once per outage */
     bool bound;         /* broker: kombu's queue binding was declared on this connection */
+    bool unsure;        /* the last command failed after it was sent: Redis may have run it */
 };
 
 struct queue {
@@ -72,9 +81,13 @@ double queue_wall_now(void);
 
 void queue_conn_init(struct queue_conn *qc, const char *name, const char *url);
 void queue_conn_close(struct queue_conn *qc);
-/* Runs one command (hiredis format, %s and %b allowed); NULL when Redis is unreachable. */
+/*
+ * Runs one command (hiredis format, %s and %b allowed); NULL when Redis is unreachable, with
+ * qc->unsure set when the command was sent and may have run (a timeout, a lost connection).
+ * A command whose idle connection the server had dropped is sent again once on a new one.
+ */
 redisReply *queue_conn_cmd(struct queue_conn *qc, const char *fmt, ...);
-/* Runs a command given as argv; NULL when Redis is unreachable. */
+/* Runs a command given as argv, as queue_conn_cmd() does. */
 redisReply *queue_conn_argv(struct queue_conn *qc, int argc, const char **argv, const size_t *lens);
 /*
  * Runs one of the Lua scripts by EVALSHA, falling back to EVAL on NOSCRIPT. argv holds the

@@ -14,7 +14,8 @@
  *
  * A restored message goes back byte for byte (RPUSH: it is taken next, as kombu's restore does);
  * kombu also sets headers.redelivered, which we leave out so the message keeps its bytes. The
- * retry count lives in headers.retries and changes only through queue_retry().
+ * retry count lives in headers.retries and changes only through queue_retry(); deliveries are
+ * counted beside the message (claim_src).
  */
 #include "queue/queue_int.h"
 
@@ -36,22 +37,27 @@
     "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 
 /*
- * KEYS: queue, unacked, unacked_index, dead, leases, pending, pending_msg. ARGV: lease_s, token.
- * Returns nil (empty), {0, message} (malformed: moved to dead) or {1, message, tag}. A claimed
- * task is no longer pending (see lost_src).
+ * KEYS: queue, unacked, unacked_index, dead, leases, pending, pending_msg, deliveries.
+ * ARGV: lease_s, token. Returns nil (empty), {0, message} (malformed: moved to dead) or
+ * {1, message, tag, claims, lost}. A claimed task is no longer pending (see lost_src).
+ * Deliveries are counted beside the message (it goes back byte for byte): the hash field <id>
+ * counts claims (it never goes down, so it orders the claims of one task: the fence), and
+ * "<id> returned" counts deliveries handed back in order (release_src, head or tail); lost is
+ * the number of earlier deliveries that ended otherwise (their worker died: restore_src).
  */
 static const char claim_src[] =
     "local m = redis.call('RPOP', KEYS[1])\n"
     "if not m then return false end\n"
     "local ok, env = pcall(cjson.decode, m)\n"
-    "local tag\n"
+    "local tag, id\n"
     "if ok and type(env) == 'table' and type(env.properties) == 'table' then\n"
     "  tag = env.properties.delivery_tag\n"
     "end\n"
     "if ok and type(env) == 'table' and type(env.headers) == 'table'\n"
     "   and type(env.headers.id) == 'string' then\n"
-    "  redis.call('ZREM', KEYS[6], env.headers.id)\n"
-    "  redis.call('HDEL', KEYS[7], env.headers.id)\n"
+    "  id = env.headers.id\n"
+    "  redis.call('ZREM', KEYS[6], id)\n"
+    "  redis.call('HDEL', KEYS[7], id)\n"
     "end\n"
     "if type(tag) ~= 'string' or #tag == 0 or #tag > 63 or tag:find('[^%w%-%._:]')\n"
     "   or redis.call('HEXISTS', KEYS[2], tag) == 1 then\n"
@@ -61,7 +67,12 @@ static const char claim_src[] =
     "end\n" LUA_NOW "redis.call('HSET', KEYS[2], tag, '[' .. m .. ', \"\", \"celery\"]')\n"
     "redis.call('ZADD', KEYS[3], now + tonumber(ARGV[1]), tag)\n"
     "redis.call('HSET', KEYS[5], tag, ARGV[2])\n"
-    "return {1, m, tag}\n";
+    "local claims, lost = 0, 0\n"
+    "if id then\n"
+    "  claims = redis.call('HINCRBY', KEYS[8], id, 1)\n"
+    "  lost = claims - 1 - tonumber(redis.call('HGET', KEYS[8], id .. ' returned') or '0')\n"
+    "end\n"
+    "return {1, m, tag, claims, lost}\n";
 
 /* KEYS: unacked, unacked_index, leases. ARGV: tag, token, lease_s. Returns 1, or 0 if lost. */
 static const char renew_src[] =
@@ -72,9 +83,11 @@ static const char renew_src[] =
     "return 1\n";
 
 /*
- * KEYS: queue, unacked, unacked_index, leases, dead. ARGV: tag, token, mode, message.
- * Ends a lease we own and, by mode, pushes message: "head" (RPUSH, taken next), "tail" (LPUSH,
- * taken last), "dead" (to the dead list) or "none" (ack). Returns 1, or 0 if the lease was lost.
+ * KEYS: queue, unacked, unacked_index, leases, dead, deliveries. ARGV: tag, token, mode, message,
+ * task_id. Ends a lease we own and, by mode, pushes message: "head" (RPUSH, taken next), "tail"
+ * (LPUSH, taken last), "dead" (to the dead list) or "none" (ack). Head and tail count the
+ * delivery as handed back in order; dead and none end the task's counts (see claim_src).
+ * Returns 1, or 0 if the lease was lost.
  */
 static const char release_src[] =
     "if redis.call('HGET', KEYS[4], ARGV[1]) ~= ARGV[2] then return 0 end\n"
@@ -86,6 +99,11 @@ static const char release_src[] =
     "elseif ARGV[3] == 'dead' then\n"
     "  redis.call('LPUSH', KEYS[5], ARGV[4])\n"
     "  redis.call('LTRIM', KEYS[5], 0, 999)\n"
+    "end\n"
+    "if ARGV[5] ~= '' and (ARGV[3] == 'head' or ARGV[3] == 'tail') then\n"
+    "  redis.call('HINCRBY', KEYS[6], ARGV[5] .. ' returned', 1)\n"
+    "elseif ARGV[5] ~= '' then\n"
+    "  redis.call('HDEL', KEYS[6], ARGV[5], ARGV[5] .. ' returned')\n"
     "end\n"
     "return 1\n";
 
@@ -114,18 +132,44 @@ static const char restore_src[] =
                            "return n\n";
 
 /*
- * KEYS: celery-task-meta-<id>. ARGV: value, ttl_s. As Celery's backend: SET EX and PUBLISH on
- * the channel named by the key; like Celery's _store_result, never overwrites a SUCCESS.
- * Returns 1 when written, 0 when a SUCCESS was already there.
+ * KEYS: celery-task-meta-<id>, interview-fence-<id>. ARGV: value, ttl_s, fence, final.
+ * As Celery's backend: SET EX and PUBLISH on the channel named by the key. A final state
+ * (SUCCESS, FAILURE, REVOKED) is never replaced, by anything. With a fence (a worker's write),
+ * writes only while the fence key holds that fence, i.e. while this delivery is the task's
+ * newest and its lease has not run out (fence_src); a final state (final = "1") ends the fence.
+ * Returns 1 when written, 0 when a final state was already there, -1 when fenced out.
  */
 static const char set_result_src[] =
+    "if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end\n"
     "local cur = redis.call('GET', KEYS[1])\n"
     "if cur then\n"
     "  local ok, m = pcall(cjson.decode, cur)\n"
-    "  if ok and type(m) == 'table' and m.status == 'SUCCESS' then return 0 end\n"
+    "  if ok and type(m) == 'table' and (m.status == 'SUCCESS' or m.status == 'FAILURE'\n"
+    "     or m.status == 'REVOKED') then return 0 end\n"
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
     "redis.call('PUBLISH', KEYS[1], ARGV[1])\n"
+    "if ARGV[3] ~= '' and ARGV[4] == '1' then redis.call('DEL', KEYS[2]) end\n"
+    "return 1\n";
+
+/*
+ * KEYS: interview-fence-<id> (backend). ARGV: fence ("<claims> <token>"), ttl_ms, mode.
+ * The fence says which delivery of a task may write its states; it lives beside the results
+ * (the broker may be another server) and lasts as long as the lease. "take" (after a claim)
+ * sets it unless a later claim (more claims) holds it already; "keep" (with each lease renewal)
+ * extends it only while it is still ours. Returns 1, or 0 when another delivery holds it (or,
+ * for keep, it ran out).
+ */
+static const char fence_src[] =
+    "local cur = redis.call('GET', KEYS[1])\n"
+    "if ARGV[3] == 'keep' then\n"
+    "  if cur ~= ARGV[1] then return 0 end\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "  return 1\n"
+    "end\n"
+    "local function claims(f) return tonumber(f:match('^%d+')) or 0 end\n"
+    "if cur and claims(cur) > claims(ARGV[1]) then return 0 end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
     "return 1\n";
 
 /*
@@ -186,4 +230,5 @@ const char *const queue_script_src[SCRIPT__COUNT] = {
     [SCRIPT_RELEASE] = release_src,       [SCRIPT_RESTORE] = restore_src,
     [SCRIPT_SET_RESULT] = set_result_src, [SCRIPT_PUBLISH] = publish_src,
     [SCRIPT_LOST] = lost_src,             [SCRIPT_IDEM] = idem_src,
+    [SCRIPT_FENCE] = fence_src,
 };

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,19 +98,6 @@ bool store_exists(const struct store *s, const char *video_id, const char *ext)
     return true;
 }
 
-char *store_work_dir_new(const struct store *s, const char *task_id, char *err, size_t errlen)
-{
-    char nonce[UUID_STR_LEN + 1];
-    uuid_v4_new(nonce);
-    char *path = xasprintf("%s/%s.%.8s", s->work, task_id, nonce);
-    if (mkdir(path, 0700)) {
-        snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
-        free(path);
-        return NULL;
-    }
-    return path;
-}
-
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
@@ -119,9 +107,72 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;
 }
 
-void store_work_dir_remove(const char *work_dir)
+static void remove_tree(const char *path)
 {
-    nftw(work_dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    nftw(path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * Opens and locks a scratch directory (the lock ends with the process that holds it); -1 with
+ * errno EWOULDBLOCK when another process holds it, ENOENT when it is gone.
+ */
+static int work_dir_lock(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    int e = 0;
+    if (flock(fd, LOCK_EX | LOCK_NB))
+        e = errno;
+    else if (fstat(fd, &st) || st.st_nlink == 0)
+        e = ENOENT; /* removed between open and flock */
+    if (!e)
+        return fd;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+/* Removes a scratch entry unless a running attempt holds its lock; true when removed. */
+static bool remove_unless_locked(const char *path)
+{
+    int fd = work_dir_lock(path);
+    if (fd < 0 && (errno == EWOULDBLOCK || errno == ENOENT))
+        return false;
+    remove_tree(path); /* unlocked, or not a directory of ours */
+    if (fd >= 0)
+        close(fd);
+    return true;
+}
+
+char *store_work_dir_new(const struct store *s, const char *task_id, int *lock_fd, char *err,
+                         size_t errlen)
+{
+    char nonce[UUID_STR_LEN + 1];
+    uuid_v4_new(nonce);
+    char *path = xasprintf("%s/%s.%.8s", s->work, task_id, nonce);
+    *lock_fd = -1;
+    if (mkdir(path, 0700)) {
+        snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+        free(path);
+        return NULL;
+    }
+    *lock_fd = work_dir_lock(path);
+    if (*lock_fd < 0) { /* another delivery removed it before we locked it */
+        snprintf(err, errlen, "lock %s: %s", path, strerror(errno));
+        remove_tree(path);
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+void store_work_dir_remove(const char *work_dir, int lock_fd)
+{
+    remove_tree(work_dir);
+    if (lock_fd >= 0)
+        close(lock_fd);
 }
 
 void store_work_dir_remove_task(const struct store *s, const char *task_id)
@@ -133,8 +184,10 @@ void store_work_dir_remove_task(const struct store *s, const char *task_id)
         if (strncmp(e->d_name, task_id, n) != 0 || e->d_name[n] != '.')
             continue;
         char *path = xasprintf("%s/%s", s->work, e->d_name);
-        log_msg(LOG_INFO, "store", "task=%s removing scratch of an earlier run", task_id);
-        store_work_dir_remove(path);
+        if (remove_unless_locked(path))
+            log_msg(LOG_INFO, "store", "task=%s removed scratch of an earlier run", task_id);
+        else
+            log_msg(LOG_INFO, "store", "task=%s scratch of an earlier run in use; kept", task_id);
         free(path);
     }
     if (d)
@@ -153,10 +206,8 @@ void store_sweep_work(const struct store *s, long max_age_s)
             continue;
         char *path = xasprintf("%s/%s", s->work, e->d_name);
         struct stat st;
-        if (lstat(path, &st) == 0 && now - st.st_mtime > max_age_s) {
-            log_msg(LOG_INFO, "store", "removing stale scratch directory %s", e->d_name);
-            store_work_dir_remove(path);
-        }
+        if (lstat(path, &st) == 0 && now - st.st_mtime > max_age_s && remove_unless_locked(path))
+            log_msg(LOG_INFO, "store", "removed stale scratch directory %s", e->d_name);
         free(path);
     }
     closedir(d);

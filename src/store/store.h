@@ -24,13 +24,21 @@ char *store_path(const struct store *s, const char *video_id, const char *ext);
 int store_open(const struct store *s, const char *video_id, const char *ext, struct stat *st);
 bool store_exists(const struct store *s, const char *video_id, const char *ext);
 
-/* A fresh scratch directory for one task attempt; the caller frees the string. */
-char *store_work_dir_new(const struct store *s, const char *task_id, char *err, size_t errlen);
-/* Removes a scratch directory and everything in it. */
-void store_work_dir_remove(const char *work_dir);
-/* Removes every scratch directory of task_id (left by an earlier, killed delivery). */
+/*
+ * A fresh scratch directory for one task attempt; the caller frees the string. *lock_fd holds
+ * a lock on it (flock) until store_work_dir_remove(): while the attempt's process lives, no
+ * other delivery of the task removes the directory. NULL with a message in err on failure.
+ */
+char *store_work_dir_new(const struct store *s, const char *task_id, int *lock_fd, char *err,
+                         size_t errlen);
+/* Removes a scratch directory and everything in it, then releases its lock (-1: none). */
+void store_work_dir_remove(const char *work_dir, int lock_fd);
+/*
+ * Removes the scratch directories of task_id left by earlier deliveries whose process is gone
+ * (no lock held); one whose process still runs (a lease lost to a pause) is left to it.
+ */
 void store_work_dir_remove_task(const struct store *s, const char *task_id);
-/* Removes scratch directories not touched for max_age_s (left by killed workers). */
+/* Removes scratch directories not touched for max_age_s and no longer locked. */
 void store_sweep_work(const struct store *s, long max_age_s);
 
 /*

@@ -1,7 +1,9 @@
 /*
  * One process_video task: fetch, process, publish, report; in-slot retries of transient failures
  * with backoff (RETRY records), one hard time limit over all attempts, cleanup of scratch files
- * left by an earlier delivery, and no re-run of a task whose result already exists.
+ * left by an earlier delivery whose worker died, no re-run of a task whose result already exists,
+ * and worker_lost for a task that killed TASK_MAX_DELIVERIES workers. Every state is written
+ * through the delivery's fence, so a delivery that lost its lease writes nothing.
  */
 #include "worker/task.h"
 
@@ -29,6 +31,7 @@ struct task_run {
     const struct claimed_task *t;
     const char *video_id; /* the video is named after the task, so a re-run replaces nothing */
     char *work_dir;
+    int work_lock; /* held while work_dir is in use (store_work_dir_new) */
     char stage[32];
     int64_t deadline_ms; /* TASK_TIME_LIMIT_S from the start of the run, over all attempts */
     int64_t last_report_ms;
@@ -56,7 +59,7 @@ static void task_progress(const char *stage, double progress, void *ctx)
     snprintf(run->stage, sizeof(run->stage), "%s", stage);
     run->last_report_ms = now;
     json_t *meta = json_pack("{s:s, s:f}", "stage", stage, "progress", progress);
-    queue_set_state(run->env->queue, run->t->task_id, "PROGRESS", meta);
+    queue_task_set_state(run->env->queue, run->t, "PROGRESS", meta);
     json_decref(meta);
 }
 
@@ -280,13 +283,22 @@ static json_t *success_result(const struct task_run *run)
     return r;
 }
 
+/* After a final state could not be written: the task goes back (or to its new holder). */
+static enum task_outcome task_unsettled(const struct task_run *run, enum ia_err err)
+{
+    if (err == IA_ERR_NOT_FOUND)
+        log_msg(LOG_WARN, "worker", "task=%s another delivery holds it now; no state written",
+                run->t->task_id);
+    return TASK_OUTCOME_REQUEUE;
+}
+
 static enum task_outcome task_succeed(struct task_run *run)
 {
     json_t *result = success_result(run);
-    enum ia_err err = queue_set_state(run->env->queue, run->t->task_id, "SUCCESS", result);
+    enum ia_err err = queue_task_set_state(run->env->queue, run->t, "SUCCESS", result);
     json_decref(result);
-    if (err)
-        return TASK_OUTCOME_REQUEUE; /* the files are there; the next run only writes SUCCESS */
+    if (err) /* the files are there; the next run only writes SUCCESS */
+        return task_unsettled(run, err);
     log_msg(LOG_INFO, "worker", "task=%s success", run->t->task_id);
     return TASK_OUTCOME_ACK;
 }
@@ -297,9 +309,9 @@ static enum task_outcome task_fail(struct task_run *run, enum ia_err err, const 
     log_escape(escaped, sizeof(escaped), detail, strlen(detail));
     log_msg(LOG_WARN, "worker", "task=%s failed code=%s detail=\"%s\"", run->t->task_id,
             ia_err_code(err), escaped);
-    if (queue_set_failure(run->env->queue, run->t->task_id, ia_err_code(err), ia_strerror(err)))
-        return TASK_OUTCOME_REQUEUE;
-    return TASK_OUTCOME_ACK;
+    enum ia_err werr =
+        queue_task_set_failure(run->env->queue, run->t, ia_err_code(err), ia_strerror(err));
+    return werr ? task_unsettled(run, werr) : TASK_OUTCOME_ACK;
 }
 
 /* Sleeps up to seconds, waking early on cancel; false when cancelled. */
@@ -316,11 +328,12 @@ static bool backoff_sleep(const struct task_env *env, long long seconds)
 /* One attempt in a fresh scratch directory. */
 static enum ia_err task_attempt(struct task_run *run, const char *url, char *detail, size_t len)
 {
-    run->work_dir = store_work_dir_new(run->env->store, run->t->task_id, detail, len);
+    run->work_dir =
+        store_work_dir_new(run->env->store, run->t->task_id, &run->work_lock, detail, len);
     if (!run->work_dir)
         return IA_ERR_IO;
     enum ia_err err = task_pipeline(run, url, detail, len);
-    store_work_dir_remove(run->work_dir);
+    store_work_dir_remove(run->work_dir, run->work_lock);
     free(run->work_dir);
     run->work_dir = NULL;
     return err;
@@ -357,7 +370,7 @@ static enum task_outcome task_process(struct task_run *run, const char *url)
             return task_fail(run, err, detail);
         log_msg(LOG_INFO, "worker", "task=%s transient %s; retry %d in %lld s", run->t->task_id,
                 ia_err_code(err), retry, delay);
-        queue_set_retry(run->env->queue, run->t->task_id, ia_err_code(err), ia_strerror(err));
+        queue_task_set_retry(run->env->queue, run->t, ia_err_code(err), ia_strerror(err));
         if (!backoff_sleep(run->env, delay))
             return TASK_OUTCOME_REQUEUE;
     }
@@ -371,30 +384,53 @@ static const char *task_video_url(const struct claimed_task *t)
     return json_string_value(json_array_get(t->args, 0));
 }
 
+/* True when the task's record holds a final state already (a re-delivery after it). */
+static bool task_final(const char *status)
+{
+    return !strcmp(status, "SUCCESS") || !strcmp(status, "FAILURE") || !strcmp(status, "REVOKED");
+}
+
+/* Runs the task: scratch of dead deliveries removed, then STARTED and the stages. */
+static enum task_outcome task_start(struct task_run *run, const char *url)
+{
+    const struct task_env *env = run->env;
+    const struct claimed_task *t = run->t;
+    store_work_dir_remove_task(env->store, t->task_id);
+    if (store_exists(env->store, run->video_id, "json"))
+        return task_succeed(run);
+    run->deadline_ms = media_now_ms() + env->cfg->task_time_limit_s * 1000;
+    log_msg(LOG_INFO, "worker", "task=%s started (delivery %d, retries=%d)", t->task_id,
+            t->deliveries, t->retries);
+    json_t *meta = json_pack("{s:s, s:f, s:i}", "stage", "starting", "progress", 0.0, "pid",
+                             (int)getpid());
+    queue_task_set_state(env->queue, t, "STARTED", meta);
+    json_decref(meta);
+    return task_process(run, url);
+}
+
 enum task_outcome task_run(const struct task_env *env, const struct claimed_task *t)
 {
-    struct task_run run = {.env = env, .t = t, .video_id = t->task_id};
+    struct task_run run = {.env = env, .t = t, .video_id = t->task_id, .work_lock = -1};
     iso_now(run.submitted_at, sizeof(run.submitted_at));
     char status[16];
     if (queue_get_celery_status(env->queue, t->task_id, status, sizeof(status)))
         return TASK_OUTCOME_REQUEUE;
-    if (strcmp(status, "SUCCESS") == 0 || strcmp(status, "FAILURE") == 0) {
+    if (task_final(status)) {
         log_msg(LOG_INFO, "worker", "task=%s already %s; acknowledging", t->task_id, status);
         return TASK_OUTCOME_ACK;
     }
     const char *url = task_video_url(t);
     if (!uuid_is_canonical(t->task_id, strlen(t->task_id)) || !url)
         return task_fail(&run, IA_ERR_INVALID, "not a process_video(url) call with a UUID id");
-    store_work_dir_remove_task(env->store, t->task_id);
-    if (store_exists(env->store, run.video_id, "json"))
-        return task_succeed(&run);
-    run.deadline_ms = media_now_ms() + env->cfg->task_time_limit_s * 1000;
-    log_msg(LOG_INFO, "worker", "task=%s started (delivery retries=%d)", t->task_id, t->retries);
-    json_t *meta = json_pack("{s:s, s:f, s:i}", "stage", "starting", "progress", 0.0, "pid",
-                             (int)getpid());
-    queue_set_state(env->queue, t->task_id, "STARTED", meta);
-    json_decref(meta);
-    enum task_outcome outcome = task_process(&run, url);
+    enum task_outcome outcome;
+    if (t->deliveries > env->cfg->task_max_deliveries) { /* it keeps killing its workers */
+        char detail[96];
+        snprintf(detail, sizeof(detail), "delivery %d: the %d before it each lost their worker",
+                 t->deliveries, t->deliveries - 1);
+        outcome = task_fail(&run, IA_ERR_WORKER_LOST, detail);
+    } else {
+        outcome = task_start(&run, url);
+    }
     const char *upload_id = queue_upload_id(url);
     if (upload_id && outcome == TASK_OUTCOME_ACK) /* over for good: the staged file is spent */
         task_upload_release(env->store, upload_id, t->task_id);

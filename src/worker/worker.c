@@ -83,7 +83,8 @@ static void *slot_main(void *arg)
     int backoff_ms = 100;
     while (!atomic_load(&s->w->draining)) {
         struct claimed_task *t = NULL;
-        enum ia_err err = queue_claim(q, (int)cfg->task_lease_s, CLAIM_WAIT_MS, &t);
+        enum ia_err err =
+            queue_claim(q, (int)cfg->task_lease_s, CLAIM_WAIT_MS, &s->w->draining, &t);
         if (err == IA_ERR_BROKER) {
             usleep((useconds_t)backoff_ms * 1000);
             backoff_ms = backoff_ms < 5000 ? backoff_ms * 2 : 5000;

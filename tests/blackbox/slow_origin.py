@@ -8,6 +8,8 @@ known stage for a known time without burning CPU:
     /flaky/KEY/N/NAME                503 for the first N requests with this KEY, then the file;
                                      N = "always": 503 for ever
     /code/STATUS/NAME                always answers STATUS
+    /gate/KEY/NAME                   the Nth request with this KEY waits until the test calls
+                                     origin.open_gate(KEY, N, status): then the file, or status
 Hits are counted per path (origin.hits(path)). It runs in a thread of the test process.
 """
 import os
@@ -44,6 +46,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_file(parts[3])
             if parts[0] == "code" and len(parts) == 3:
                 return self._send_status(int(parts[1]))
+            if parts[0] == "gate" and len(parts) == 3:
+                status = origin.wait_gate(parts[1], origin.count("gate-key:" + parts[1]))
+                return self._send_status(status) if status else self._send_file(parts[2])
         except (BrokenPipeError, ConnectionResetError):
             return None  # the worker went away (killed, cancelled): nothing to do
         return self._send_status(404)
@@ -91,6 +96,8 @@ class Origin:
         self.port = free_port(ALLOWED_HOST)
         self._hits = {}
         self._lock = threading.Lock()
+        self._gates = {}  # (key, n) -> status to answer (0: the file), once opened
+        self._gate_opened = threading.Condition(self._lock)
         self.httpd = ThreadingHTTPServer((ALLOWED_HOST, self.port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.origin = self
@@ -101,6 +108,17 @@ class Origin:
         with self._lock:
             self._hits[key] = self._hits.get(key, 0) + 1
             return self._hits[key]
+
+    def open_gate(self, key, n, status=0):
+        """Lets the nth request of /gate/KEY/... go on: with the file, or with status."""
+        with self._lock:
+            self._gates[(key, n)] = status
+            self._gate_opened.notify_all()
+
+    def wait_gate(self, key, n, timeout=600):
+        with self._lock:
+            self._gate_opened.wait_for(lambda: (key, n) in self._gates, timeout)
+            return self._gates.get((key, n), 503)
 
     def hits(self, path):
         with self._lock:

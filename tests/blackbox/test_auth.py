@@ -71,3 +71,24 @@ def test_signed_media_urls(secured):
     later = f"{base}?expires={int(params['expires']) + 1000}&sig={params['sig']}"
     assert requests.get(later).status_code == 403
     assert requests.get(urls["video_url"], headers={"Range": "bytes=0-9"}).status_code == 206
+
+
+def test_idempotency_key_belongs_to_its_api_key(secured):
+    """Another client's use of the same Idempotency-Key is another key: it neither replays A's
+    task (same body) nor learns that A used the key (another body, no 409)."""
+    def submit(key, idem, url):
+        return requests.post(secured.base + "/submit", json={"video_url": url}, timeout=10,
+                             headers={**auth(key), "Idempotency-Key": idem})
+
+    url, other_url = "http://127.0.0.2:9/clip.mp4", "http://127.0.0.2:9/other.mp4"
+    a = submit(KEY, "order-17", url)
+    b = submit("other-key", "order-17", url)
+    assert a.status_code == b.status_code == 200, (a.text, b.text)
+    assert b.json()["task_id"] != a.json()["task_id"]
+    assert "Idempotent-Replayed" not in b.headers
+    assert submit(KEY, "order-18", url).status_code == 200
+    probe = submit("other-key", "order-18", other_url)
+    assert probe.status_code == 200, probe.text
+    again = submit(KEY, "order-17", url)
+    assert again.status_code == 200 and again.json()["task_id"] == a.json()["task_id"]
+    assert again.headers["Idempotent-Replayed"] == "true"

@@ -128,6 +128,24 @@ def test_unknown_ids_and_routes(service):
     assert r.status_code == 404
 
 
+def test_ids_in_upper_case_name_the_same_task_and_video(service, file_server):
+    """A UUID is the same id in either case: task and video ids are read in lower case."""
+    r = requests.post(service.base + "/submit", timeout=10,
+                      json={"video_url": file_server.url("clip.mp4"), "analysis": False})
+    task_id = r.json()["task_id"]
+    code, body = service.wait_done(task_id)
+    assert code == 200 and body["status"] == "success", service.dump_logs()
+    upper = requests.get(f"{service.base}/status/{task_id.upper()}", timeout=5)
+    assert upper.status_code == 200 and upper.json() == body
+    video_id = body["video_id"]
+    p = requests.get(f"{service.base}/processed/{video_id.upper()}", timeout=5)
+    assert p.status_code == 200 and p.json()["video_id"] == video_id
+    d = requests.get(f"{service.base}/download/{video_id.upper()}", timeout=5)
+    assert d.status_code == 200
+    assert d.content == requests.get(body["video_url"], timeout=5).content
+    assert d.headers["Content-Disposition"] == f'attachment; filename="processed_{video_id}.mp4"'
+
+
 def test_failed_tasks_carry_stable_codes(service, file_server):
     cases = {
         file_server.url("missing.mp4"): "fetch_http_error",

@@ -74,6 +74,10 @@ static void test_invalid_values_name_the_option(void **state)
         {"PUBLIC_BASE_URL", "https:///path", "PUBLIC_BASE_URL"},
         {"LOG_LEVEL", "loud", "LOG_LEVEL"},
         {"MAX_DOWNLOAD_BYTES", "99999999999999999999999", "MAX_DOWNLOAD_BYTES"},
+        {"PRESET", "turbo", "PRESET"},
+        {"PRESET", "", "PRESET"},
+        {"PRESET", "fast -y", "PRESET"},
+        {"PRESET", "VeryFast", "PRESET"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *const env[] = {cases[i][0], cases[i][1], NULL};
@@ -81,6 +85,22 @@ static void test_invalid_values_name_the_option(void **state)
         char err[256] = "";
         assert_int_equal(load(&cfg, env, NULL, err), -1);
         assert_non_null(strstr(err, cases[i][2]));
+    }
+}
+
+static void test_preset_accepts_every_libx264_preset(void **state)
+{
+    (void)state;
+    static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+                                          "medium",    "slow",      "slower",   "veryslow",
+                                          "placebo"};
+    for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
+        const char *const env[] = {"PRESET", presets[i], NULL};
+        struct config cfg;
+        char err[256] = "";
+        assert_int_equal(load(&cfg, env, NULL, err), 0);
+        assert_string_equal(cfg.preset, presets[i]);
+        config_cleanup(&cfg);
     }
 }
 
@@ -159,6 +179,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_env_wins_over_dotenv),
         cmocka_unit_test(test_invalid_values_name_the_option),
+        cmocka_unit_test(test_preset_accepts_every_libx264_preset),
         cmocka_unit_test(test_public_base_url_trailing_slash),
         cmocka_unit_test(test_print_redacts_secrets),
         cmocka_unit_test(test_dotenv_parse),

@@ -222,6 +222,67 @@ static void test_inherited_fds_closed(void **state)
     close(fd);
 }
 
+/* What children wrote while this process ran with fds 0-2 closed (a worker started so). */
+struct closed_std_run {
+    enum ia_err run_rc, stream_rc;
+    int exit_code;
+    char out[16], err[16], echo[8];
+    ssize_t echoed;
+};
+
+static void run_with_std_closed(struct closed_std_run *c)
+{
+    const char *argv[] = {"sh", "-c", "printf out; printf err >&2; cat", NULL};
+    int64_t deadline = media_now_ms() + 30000; /* a broken set-up fails instead of hanging */
+    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE, .deadline_ms = deadline};
+    struct proc_result r;
+    c->run_rc = proc_run(argv, &o, &r, detail, sizeof detail);
+    if (c->run_rc == IA_OK) {
+        c->exit_code = r.exit_code;
+        snprintf(c->out, sizeof c->out, "%s", r.out);
+        snprintf(c->err, sizeof c->err, "%s", r.err);
+    }
+    proc_result_cleanup(&r);
+    const char *cat[] = {"cat", NULL};
+    struct proc_opts so = {.deadline_ms = deadline};
+    struct proc_stream *ps;
+    c->stream_rc = proc_stream_start(cat, &so, true, &ps, detail, sizeof detail);
+    if (c->stream_rc == IA_OK) {
+        (void)proc_stream_write(ps, "ping", 4);
+        c->echoed = proc_stream_read(ps, c->echo, 4);
+        (void)proc_stream_finish(ps, false, &r, detail, sizeof detail);
+        proc_result_cleanup(&r);
+    }
+}
+
+/* With fds 0-2 closed, the pipes take those numbers; the child still gets each at its place. */
+static void test_parent_with_std_fds_closed(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN); /* as every command of the program does */
+    int saved[3];
+    for (int i = 0; i < 3; i++) {
+        saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 10);
+        assert_true(saved[i] >= 10);
+    }
+    for (int i = 0; i < 3; i++)
+        close(i);
+    struct closed_std_run c = {0};
+    run_with_std_closed(&c);
+    for (int i = 0; i < 3; i++) { /* back before any assertion prints */
+        dup2(saved[i], i);
+        close(saved[i]);
+    }
+    assert_int_equal(c.run_rc, IA_OK);
+    assert_string_equal(c.out, "out");
+    assert_string_equal(c.err, "err");
+    assert_int_equal(c.exit_code, 0);
+    assert_int_equal(c.stream_rc, IA_OK);
+    assert_int_equal(c.echoed, 4);
+    assert_memory_equal(c.echo, "ping", 4);
+    assert_no_children();
+}
+
 static void test_rlimits_applied(void **state)
 {
     (void)state;
@@ -350,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_deadline_already_passed),
         cmocka_unit_test(test_exec_failure),
         cmocka_unit_test(test_inherited_fds_closed),
+        cmocka_unit_test(test_parent_with_std_fds_closed),
         cmocka_unit_test(test_rlimits_applied),
         cmocka_unit_test(test_fsize_limit_stops_writer),
         cmocka_unit_test(test_stream_round_trip),

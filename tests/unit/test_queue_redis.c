@@ -162,7 +162,7 @@ static double redis_time(void)
 static struct claimed_task *claim(struct queue *q, int lease_s)
 {
     struct claimed_task *t = NULL;
-    assert_int_equal(queue_claim(q, lease_s, 0, &t), IA_OK);
+    assert_int_equal(queue_claim(q, lease_s, 0, NULL, &t), IA_OK);
     assert_non_null(t);
     return t;
 }
@@ -221,7 +221,7 @@ static void test_fifo_and_empty_wait(void **state)
     claimed_task_free(t);
     double t0 = now_s();
     t = NULL;
-    assert_int_equal(queue_claim(q, 30, 300, &t), IA_OK);
+    assert_int_equal(queue_claim(q, 30, 300, NULL, &t), IA_OK);
     double waited = now_s() - t0;
     assert_null(t);
     assert_true(waited >= 0.28 && waited < 1.0);
@@ -348,10 +348,10 @@ static void test_malformed_go_to_dead_list(void **state)
     freeReplyObject(r);
     assert_int_equal(queue_submit(q, "ok", "http://x/ok", NULL), IA_OK);
     struct claimed_task *t = &sentinel; /* queue_claim must set it to NULL */
-    assert_int_equal(queue_claim(q, 30, 0, &t), IA_ERR_INVALID);
+    assert_int_equal(queue_claim(q, 30, 0, NULL, &t), IA_ERR_INVALID);
     assert_null(t);
     t = &sentinel;
-    assert_int_equal(queue_claim(q, 30, 0, &t), IA_ERR_INVALID);
+    assert_int_equal(queue_claim(q, 30, 0, NULL, &t), IA_ERR_INVALID);
     assert_null(t);
     assert_int_equal(rint_cmd("LLEN %s", "interview-dead"), 2);
     assert_int_equal(rint_cmd("HLEN %s", "unacked"), 0);
@@ -371,7 +371,7 @@ static void *claimer_main(void *arg)
     struct claimer *c = arg;
     struct queue *q = new_queue(broker_url, backend_url);
     struct claimed_task *t;
-    while (queue_claim(q, 30, 0, &t) == IA_OK && t) {
+    while (queue_claim(q, 30, 0, NULL, &t) == IA_OK && t) {
         memcpy(c->ids[c->claimed++], t->task_id, 8);
         queue_ack(q, t);
         claimed_task_free(t);
@@ -535,7 +535,7 @@ static void test_outage_and_recovery(void **state)
     double t0 = now_s();
     assert_int_equal(queue_submit(q, "during", "http://x/d", NULL), IA_ERR_BROKER);
     struct claimed_task *t = NULL;
-    assert_int_equal(queue_claim(q, 30, 0, &t), IA_ERR_BROKER);
+    assert_int_equal(queue_claim(q, 30, 0, NULL, &t), IA_ERR_BROKER);
     struct task_status st;
     assert_int_equal(queue_status(q, "before", &st), IA_ERR_BROKER);
     assert_int_equal(queue_length(q), -1);
@@ -602,21 +602,34 @@ static void test_idempotency_keys(void **state)
     enum queue_idem_result res;
     char prior[64];
     const char *key = "order 17";
-    assert_int_equal(queue_idempotency_bind(q, key, "aa", "id-1", 86400, &res, prior,
+    assert_int_equal(queue_idempotency_bind(q, NULL, key, "aa", "id-1", 86400, &res, prior,
                                             sizeof(prior)), IA_OK);
     assert_int_equal(res, QUEUE_IDEM_NEW);
     assert_string_equal(prior, "id-1");
-    assert_int_equal(queue_idempotency_bind(q, key, "aa", "id-2", 86400, &res, prior,
+    assert_int_equal(queue_idempotency_bind(q, NULL, key, "aa", "id-2", 86400, &res, prior,
                                             sizeof(prior)), IA_OK);
     assert_int_equal(res, QUEUE_IDEM_REPLAY);
     assert_string_equal(prior, "id-1");
-    assert_int_equal(queue_idempotency_bind(q, key, "bb", "id-3", 86400, &res, prior,
+    assert_int_equal(queue_idempotency_bind(q, NULL, key, "bb", "id-3", 86400, &res, prior,
                                             sizeof(prior)), IA_OK);
     assert_int_equal(res, QUEUE_IDEM_CONFLICT);
-    assert_int_equal(queue_idempotency_forget(q, key), IA_OK);
-    assert_int_equal(queue_idempotency_bind(q, key, "bb", "id-3", 86400, &res, prior,
+    assert_int_equal(queue_idempotency_forget(q, NULL, key), IA_OK);
+    assert_int_equal(queue_idempotency_bind(q, NULL, key, "bb", "id-3", 86400, &res, prior,
                                             sizeof(prior)), IA_OK);
     assert_int_equal(res, QUEUE_IDEM_NEW);
+    /* The same key sent with an API key is another key: no replay, no conflict, either way. */
+    assert_int_equal(queue_idempotency_bind(q, "api-key-A", key, "bb", "id-4", 86400, &res, prior,
+                                            sizeof(prior)), IA_OK);
+    assert_int_equal(res, QUEUE_IDEM_NEW);
+    assert_int_equal(queue_idempotency_bind(q, "api-key-B", key, "cc", "id-5", 86400, &res, prior,
+                                            sizeof(prior)), IA_OK);
+    assert_int_equal(res, QUEUE_IDEM_NEW);
+    assert_int_equal(queue_idempotency_bind(q, "api-key-A", key, "bb", "id-6", 86400, &res, prior,
+                                            sizeof(prior)), IA_OK);
+    assert_int_equal(res, QUEUE_IDEM_REPLAY);
+    assert_string_equal(prior, "id-4");
+    assert_int_equal(queue_idempotency_forget(q, "api-key-A", key), IA_OK);
+    assert_int_equal(queue_idempotency_forget(q, "api-key-B", key), IA_OK);
     redisReply *r = redisCommand(rc, "SELECT 1");
     freeReplyObject(r);
     r = redisCommand(rc, "KEYS interview-idem-*");
@@ -626,6 +639,159 @@ static void test_idempotency_keys(void **state)
     r = redisCommand(rc, "SELECT 0");
     freeReplyObject(r);
     assert_true(ttl > 86000 && ttl <= 86400);
+}
+
+/* Runs one command on the backend (db 1) from the test's connection; returns the reply. */
+static redisReply *backend_cmd(const char *fmt, const char *arg)
+{
+    freeReplyObject(redisCommand(rc, "SELECT 1"));
+    redisReply *r = redisCommand(rc, fmt, arg);
+    freeReplyObject(redisCommand(rc, "SELECT 0"));
+    return r;
+}
+
+/* Makes t's lease look run out (as after a pause) and puts it back, as a heartbeat would. */
+static void expire_lease(struct queue *q, const struct claimed_task *t)
+{
+    freeReplyObject(redisCommand(rc, "ZADD unacked_index XX 0 %s", t->delivery_tag));
+    assert_int_equal(queue_restore_expired(q), 1);
+}
+
+static enum task_state state_of(struct queue *q, const char *id)
+{
+    struct task_status st;
+    status_of(q, id, &st);
+    task_status_cleanup(&st);
+    return st.state;
+}
+
+/* A final state stays: no later write (progress, retry, another final state) replaces it. */
+static void test_final_state_is_never_replaced(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_set_failure(q, "f", "decode_error", "corrupt"), IA_OK);
+    json_t *meta = json_pack("{s:s, s:f}", "stage", "fetching", "progress", 0.1);
+    assert_int_equal(queue_set_state(q, "f", "PROGRESS", meta), IA_OK); /* kept: no error */
+    assert_int_equal(queue_set_state(q, "f", "STARTED", NULL), IA_OK);
+    assert_int_equal(queue_set_retry(q, "f", "fetch_network_error", "again"), IA_OK);
+    json_t *res = json_pack("{s:s}", "video_id", "f");
+    assert_int_equal(queue_set_state(q, "f", "SUCCESS", res), IA_OK);
+    struct task_status st;
+    status_of(q, "f", &st);
+    assert_int_equal(st.state, TASK_FAILED);
+    assert_string_equal(st.error_code, "decode_error");
+    task_status_cleanup(&st);
+    assert_int_equal(queue_set_state(q, "s", "SUCCESS", res), IA_OK);
+    assert_int_equal(queue_set_state(q, "s", "PROGRESS", meta), IA_OK);
+    assert_int_equal(state_of(q, "s"), TASK_SUCCEEDED);
+    json_decref(res);
+    json_decref(meta);
+}
+
+/*
+ * A delivery whose lease ran out while it still ran (a pause, an outage) writes nothing once
+ * the task was delivered again, nor once its fence ran out with the lease; the new holder
+ * writes, and its final state ends the fence.
+ */
+static void test_stale_delivery_writes_nothing(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "u", "http://x/u", NULL), IA_OK);
+    struct claimed_task *first = claim(q, 30);
+    assert_int_equal(queue_task_set_state(q, first, "STARTED", NULL), IA_OK);
+    expire_lease(q, first);
+    struct claimed_task *second = claim(q, 30);
+    assert_string_equal(second->task_id, "u");
+    assert_string_not_equal(second->fence, first->fence);
+    assert_int_equal(queue_task_set_failure(q, first, "decode_error", "late"), IA_ERR_NOT_FOUND);
+    assert_int_equal(queue_task_set_state(q, first, "PROGRESS", NULL), IA_ERR_NOT_FOUND);
+    assert_int_equal(queue_lease_renew(q, first, 30), IA_ERR_NOT_FOUND);
+    assert_int_equal(state_of(q, "u"), TASK_RUNNING);
+    assert_int_equal(queue_lease_renew(q, second, 30), IA_OK);
+    json_t *res = json_pack("{s:s}", "video_id", "u");
+    assert_int_equal(queue_task_set_state(q, second, "SUCCESS", res), IA_OK);
+    json_decref(res);
+    assert_int_equal(state_of(q, "u"), TASK_SUCCEEDED);
+    redisReply *r = backend_cmd("EXISTS %s", "interview-fence-u");
+    assert_int_equal(r->integer, 0); /* ended by the final state */
+    freeReplyObject(r);
+    assert_int_equal(queue_ack(q, second), IA_OK);
+    claimed_task_free(first);
+    claimed_task_free(second);
+
+    assert_int_equal(queue_submit(q, "v", "http://x/v", NULL), IA_OK);
+    struct claimed_task *alone = claim(q, 30);
+    freeReplyObject(backend_cmd("PEXPIRE %s 1", "interview-fence-v")); /* as the lease runs out */
+    usleep(20000);
+    assert_int_equal(queue_task_set_failure(q, alone, "timeout", "late"), IA_ERR_NOT_FOUND);
+    assert_int_equal(queue_lease_renew(q, alone, 30), IA_ERR_NOT_FOUND);
+    assert_int_equal(state_of(q, "v"), TASK_QUEUED);
+    claimed_task_free(alone);
+}
+
+/* A claim older than the fence's holder (it paused between claim and fence) takes nothing. */
+static void test_older_claim_cannot_take_the_fence(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "w", "http://x/w", NULL), IA_OK);
+    struct claimed_task *t = claim(q, 30);
+    freeReplyObject(redisCommand(rc, "HSET interview-deliveries w 7"));
+    expire_lease(q, t);
+    struct claimed_task *later = claim(q, 30);
+    assert_int_equal(strncmp(later->fence, "8 ", 2), 0);
+    expire_lease(q, later);
+    freeReplyObject(redisCommand(rc, "HSET interview-deliveries w 3")); /* an older claim */
+    struct claimed_task *none = t;
+    assert_int_equal(queue_claim(q, 30, 0, NULL, &none), IA_OK);
+    assert_null(none); /* handed back */
+    assert_int_equal(queue_length(q), 1);
+    assert_int_equal(queue_task_set_state(q, later, "STARTED", NULL), IA_OK); /* still 8's */
+    claimed_task_free(later);
+    claimed_task_free(t);
+}
+
+/*
+ * Deliveries are counted beside the message: one that ends with its worker (lease restored)
+ * counts, one handed back in order (requeue, retry) does not, and an ack ends the counts.
+ */
+static void test_deliveries_are_counted(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "d", "http://x/d", NULL), IA_OK);
+    struct claimed_task *first = claim(q, 30);
+    assert_int_equal(first->deliveries, 1);
+    expire_lease(q, first); /* its worker died */
+    struct claimed_task *t = claim(q, 30);
+    assert_int_equal(t->deliveries, 2);
+    assert_string_equal(t->raw, first->raw); /* counted beside the message, not in it */
+    claimed_task_free(first);
+    assert_int_equal(queue_requeue(q, t), IA_OK); /* a shutdown hands it back */
+    claimed_task_free(t);
+    t = claim(q, 30);
+    assert_int_equal(t->deliveries, 2);
+    assert_int_equal(queue_retry(q, t), IA_OK);
+    claimed_task_free(t);
+    t = claim(q, 30);
+    assert_int_equal(t->deliveries, 2);
+    expire_lease(q, t);
+    claimed_task_free(t);
+    t = claim(q, 30);
+    assert_int_equal(t->deliveries, 3);
+    assert_int_equal(queue_ack(q, t), IA_OK);
+    assert_int_equal(rint_cmd("HLEN %s", "interview-deliveries"), 0);
+    claimed_task_free(t);
+}
+
+/* A claim told to stop waits for nothing and takes nothing. */
+static void test_claim_stops_when_told(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "n", "http://x/n", NULL), IA_OK);
+    atomic_bool stop = true;
+    struct claimed_task *t = NULL;
+    assert_int_equal(queue_claim(q, 30, 5000, &stop, &t), IA_OK);
+    assert_null(t);
+    assert_int_equal(queue_length(q), 1);
 }
 
 int main(void)
@@ -648,6 +814,11 @@ int main(void)
         T(test_outage_and_recovery),
         T(test_lost_tasks_fail_with_task_lost),
         T(test_idempotency_keys),
+        T(test_final_state_is_never_replaced),
+        T(test_stale_delivery_writes_nothing),
+        T(test_older_claim_cannot_take_the_fence),
+        T(test_deliveries_are_counted),
+        T(test_claim_stops_when_told),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
