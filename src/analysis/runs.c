@@ -140,31 +140,33 @@ void runs_cleanup(struct runs *rs)
 static const double kind_weight[EV__COUNT] = {
     [EV_FACE_ABSENT] = 60,   [EV_MULTIPLE_FACES] = 75, [EV_OTHER_PERSON] = 70,
     [EV_LOOKING_AWAY] = 50,  [EV_GAZE_AWAY] = 45,      [EV_PHONE] = 80,
-    [EV_OBJECT] = 40,        [EV_FACE_MISMATCH] = 90,  [EV_SPEECH_WITHOUT_CANDIDATE] = 45,
+    [EV_OBJECT] = 40,        [EV_FACE_MISMATCH] = 90,  [EV_SPEECH_WITHOUT_CANDIDATE] = 30,
 };
 
 #define SCORE_CONCURRENT_BONUS 10.0
+#define SCORE_BONUS_MIN_WEIGHT 40.0 /* a weaker kind (a heuristic) adds nothing to another */
 #define SCORE_RAMP_MIN_S 0.5
 
+/*
+ * The heaviest kind under way, ramped up over its minimum duration, plus a bonus for each other
+ * kind under way that weighs at least SCORE_BONUS_MIN_WEIGHT.
+ */
 double score_at(const struct runs *rs, double t)
 {
-    double top = 0, extra = 0;
+    double top = 0, top_bonus = 0, bonus = 0;
     for (int k = 0; k < EV__COUNT; k++) {
-        if (kind_weight[k] == 0)
-            continue;
-        double held = runs_active_for(rs, (enum ev_kind)k, t);
+        double held = kind_weight[k] > 0 ? runs_active_for(rs, (enum ev_kind)k, t) : 0;
         if (held <= 0)
             continue;
         double ramp = fmin(1.0, held / fmax(rs->min_s[k], SCORE_RAMP_MIN_S));
-        double s = kind_weight[k] * ramp;
-        if (s > top) {
-            extra += top > 0 ? SCORE_CONCURRENT_BONUS : 0;
-            top = s;
-        } else {
-            extra += SCORE_CONCURRENT_BONUS * ramp;
+        double own = kind_weight[k] >= SCORE_BONUS_MIN_WEIGHT ? SCORE_CONCURRENT_BONUS * ramp : 0;
+        bonus += own;
+        if (kind_weight[k] * ramp > top) {
+            top = kind_weight[k] * ramp;
+            top_bonus = own;
         }
     }
-    return fmin(100.0, top + extra);
+    return fmin(100.0, top + bonus - top_bonus);
 }
 
 int score_level_rank(const struct analysis_opts *ao, double score)

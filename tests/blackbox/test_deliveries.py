@@ -211,7 +211,7 @@ def test_run_second_ctrl_c_stops_the_running_task_at_once(tmp_path, redis_server
     finally:
         run.stop()
     text = run.text()  # the worker stopped the task when the second Ctrl-C was passed on
-    assert text.index("signal 2 again") < text.index("stopping running tasks now"), text
+    assert text.index("run: signal 2 again") < text.index("worker: stopping running tasks now")
     assert celery_status(redis_server, tid) != "SUCCESS"
     assert redis_server.cli("LLEN", "celery") == "1"  # returned to the queue, not lost
     assert redis_server.cli("HLEN", "unacked") == "0"

@@ -117,6 +117,35 @@ static void test_score_ramps_with_time_and_sets_levels(void **state)
     event_list_cleanup(&l);
 }
 
+static void test_a_heuristic_alone_raises_no_alert_but_adds_to_nothing(void **state)
+{
+    (void)state;
+    struct analysis_opts ao = opts();
+    struct event_list l = {0};
+    struct runs rs;
+    runs_init(&rs, &ao, 4, 4, &l);
+    double alone = 0, both = 0, three = 0;
+    for (int i = 0; i <= 40; i++) {
+        double t = i * 0.2;
+        runs_update(&rs, EV_SPEECH_WITHOUT_CANDIDATE, t, t, true, 1, 1, NULL, NULL);
+        runs_update(&rs, EV_FACE_ABSENT, t, t, t >= 3.0, 1, 1, NULL, NULL);
+        runs_update(&rs, EV_MULTIPLE_FACES, t, t, t >= 6.0, 1, 1, NULL, NULL);
+        double sc = score_at(&rs, t);
+        if (i == 10)
+            alone = sc;
+        if (i == 28)
+            both = sc;
+        if (i == 40)
+            three = sc;
+    }
+    assert_string_equal(score_level(&ao, alone), "NO_ALERT");
+    assert_true(fabs(both - 60) < 1e-9);  /* the heuristic adds nothing to face_absent */
+    assert_true(fabs(three - 85) < 1e-9); /* multiple_faces 75 + 10 for face_absent */
+    runs_finish(&rs, 8.0);
+    runs_cleanup(&rs);
+    event_list_cleanup(&l);
+}
+
 static void test_silences_are_the_gaps_between_speech(void **state)
 {
     (void)state;
@@ -187,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_one_missed_sample_does_not_split_a_run),
         cmocka_unit_test(test_a_run_open_at_the_end_is_closed),
         cmocka_unit_test(test_score_ramps_with_time_and_sets_levels),
+        cmocka_unit_test(test_a_heuristic_alone_raises_no_alert_but_adds_to_nothing),
         cmocka_unit_test(test_silences_are_the_gaps_between_speech),
         cmocka_unit_test(test_no_audio_and_silent_audio_are_flags),
         cmocka_unit_test(test_events_are_ordered_and_named_and_the_vtt_is_safe),

@@ -93,6 +93,11 @@ static void make_fixtures(void)
         FF,  "-i", in_dir("a.mp4"), "-c", "copy", "-metadata:s:v", "rotate=90", in_dir("rot.mp4"),
         NULL};
     run(rot);
+    const char *portrait[] = {FF,     "-f",      "lavfi",   "-i",      "testsrc2=s=120x160:r=25:d=2",
+                              SRC_A,  "-c:v",    "libx264", "-preset", "ultrafast",
+                              "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+                              "-movflags", "+faststart", in_dir("portrait.mp4"), NULL};
+    run(portrait);
     const char *audio[] = {FF, SRC_A, "-c:a", "aac", in_dir("audio.m4a"), NULL};
     run(audio);
     const char *png[] = {
@@ -294,6 +299,39 @@ static void test_scale_to_max_height(void **state)
     json_decref(report);
 }
 
+/* MAX_HEIGHT caps the shorter side: a portrait video within it keeps its size (remuxed). */
+static void test_portrait_within_max_height_keeps_its_size(void **state)
+{
+    (void)state;
+    struct media_opts o = default_opts();
+    o.max_height = 120; /* "120p": the portrait 120x160 is within it */
+    json_t *report = NULL;
+    assert_int_equal(process("portrait.mp4", &o, &report), IA_OK);
+    assert_string_equal(json_string_value(path(report, "processing", "mode")), "remux");
+    assert_false(has_normalization(report, "scale"));
+    assert_int_equal(json_integer_value(path(report, "output", "width")), 120);
+    assert_int_equal(json_integer_value(path(report, "output", "height")), 160);
+    json_decref(report);
+}
+
+/* A portrait video above MAX_HEIGHT gets MAX_HEIGHT as its width, upright or rotated. */
+static void test_portrait_above_max_height_is_scaled_by_its_width(void **state)
+{
+    (void)state;
+    static const char *const inputs[] = {"portrait.mp4", "rot.mp4"}; /* both show 120x160 */
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        struct media_opts o = default_opts();
+        o.max_height = 60;
+        json_t *report = NULL;
+        assert_int_equal(process(inputs[i], &o, &report), IA_OK);
+        assert_string_equal(json_string_value(path(report, "processing", "mode")), "transcode");
+        assert_true(has_normalization(report, "scale"));
+        assert_int_equal(json_integer_value(path(report, "output", "width")), 60);
+        assert_int_equal(json_integer_value(path(report, "output", "height")), 80);
+        json_decref(report);
+    }
+}
+
 static void test_animated_gif_is_a_video(void **state)
 {
     (void)state;
@@ -438,6 +476,8 @@ int main(void)
         cmocka_unit_test(test_live_webm_is_transcoded_with_computed_duration),
         cmocka_unit_test(test_rotated_mp4_swaps_display_dims),
         cmocka_unit_test(test_scale_to_max_height),
+        cmocka_unit_test(test_portrait_within_max_height_keeps_its_size),
+        cmocka_unit_test(test_portrait_above_max_height_is_scaled_by_its_width),
         cmocka_unit_test(test_animated_gif_is_a_video),
         cmocka_unit_test(test_not_a_video),
         cmocka_unit_test(test_truncated_is_decode_error),
