@@ -32,10 +32,15 @@ static double number_after(const char *text, const char *key)
     return end == p + strlen(key) ? NAN : v;
 }
 
-/* Reads the integrated loudness and true peak from ebur128's summary in ffmpeg's stderr. */
+/*
+ * Reads the integrated loudness and true peak from ebur128's summary in ffmpeg's stderr: the last
+ * "Summary:", since the file's own metadata (printed earlier) may contain the word.
+ */
 static void read_loudness(const char *log, struct audio_result *out)
 {
-    const char *summary = log ? strstr(log, "Summary:") : NULL;
+    const char *summary = NULL;
+    for (const char *p = log; p && (p = strstr(p, "Summary:")); p++)
+        summary = p;
     out->integrated_lufs = number_after(summary, "I:");
     out->true_peak_dbfs = number_after(summary, "Peak:");
     if (isinf(out->true_peak_dbfs))

@@ -390,12 +390,11 @@ static bool task_final(const char *status)
     return !strcmp(status, "SUCCESS") || !strcmp(status, "FAILURE") || !strcmp(status, "REVOKED");
 }
 
-/* Runs the task: scratch of dead deliveries removed, then STARTED and the stages. */
+/* Runs the task: STARTED, then the stages (or only SUCCESS when its files are there). */
 static enum task_outcome task_start(struct task_run *run, const char *url)
 {
     const struct task_env *env = run->env;
     const struct claimed_task *t = run->t;
-    store_work_dir_remove_task(env->store, t->task_id);
     if (store_exists(env->store, run->video_id, "json"))
         return task_succeed(run);
     run->deadline_ms = media_now_ms() + env->cfg->task_time_limit_s * 1000;
@@ -422,6 +421,7 @@ enum task_outcome task_run(const struct task_env *env, const struct claimed_task
     const char *url = task_video_url(t);
     if (!uuid_is_canonical(t->task_id, strlen(t->task_id)) || !url)
         return task_fail(&run, IA_ERR_INVALID, "not a process_video(url) call with a UUID id");
+    store_work_dir_remove_task(env->store, t->task_id); /* of deliveries whose worker died */
     enum task_outcome outcome;
     if (t->deliveries > env->cfg->task_max_deliveries) { /* it keeps killing its workers */
         char detail[96];

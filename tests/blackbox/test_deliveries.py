@@ -111,6 +111,7 @@ def test_task_that_kills_its_workers_fails_once_as_worker_lost(
     for key in ("unacked", "interview-leases", "interview-deliveries"):
         assert redis_server.cli("HLEN", key) == "0", key
     assert redis_server.cli("LLEN", "celery") == "0"
+    assert work_files(svc) == []  # the killed deliveries' scratch went with the last one
 
 
 def test_draining_worker_claims_nothing_new(tmp_path, redis_server, file_server, origin,
