@@ -51,7 +51,7 @@ function clock(seconds) {
   return `${m}:${String(s).padStart(2, "0")}`;
 }
 
-function drawEvents(events, duration) {
+function drawEvents(events, duration, videoId) {
   $("events").replaceChildren();
   for (const el of $("timeline").querySelectorAll(".event")) el.remove();
   if (!events.length) {
@@ -72,9 +72,35 @@ function drawEvents(events, duration) {
     $("timeline").append(mark);
     const li = document.createElement("li");
     li.textContent = `${clock(start)}–${clock(end)} ${label}`;
+    if (e.evidence && videoId) {
+      const img = document.createElement("img");
+      img.className = "evidence";
+      img.loading = "lazy";
+      img.alt = `evidence frame of ${e.kind.replaceAll("_", " ")} at ${clock(start)}`;
+      img.src = `/evidence/${videoId}/${e.id}.jpg`;
+      li.append(img);
+    }
     li.onclick = () => { $("player").currentTime = start; $("player").play(); };
     $("events").append(li);
   }
+}
+
+// The events as captions on the player, and a switch to the review rendition.
+function showAnalysisOutputs(p) {
+  for (const t of $("player").querySelectorAll("track")) t.remove();
+  if (p.events_url) {
+    const track = document.createElement("track");
+    Object.assign(track, { kind: "captions", label: "Analysis events", srclang: "en",
+                           src: p.events_url, default: true });
+    $("player").append(track);
+  }
+  $("review-switch").hidden = !p.review_url;
+  $("show-review").checked = false;
+  $("show-review").onchange = () => {
+    const at = $("player").currentTime;
+    $("player").src = $("show-review").checked ? p.review_url : p.video_url;
+    $("player").currentTime = at;
+  };
 }
 
 async function review(videoId) {
@@ -99,7 +125,8 @@ async function review(videoId) {
   const analysis = meta.analysis || {};
   fact("Final level", analysis.summary?.final_level);
   fact("Facing the screen", analysis.summary && `${analysis.summary.facing_screen_pct} %`);
-  drawEvents(analysis.events || [], duration);
+  drawEvents(analysis.events || [], duration, videoId);
+  showAnalysisOutputs(p);
   $("timeline").onclick = (ev) => {
     const box = $("timeline").getBoundingClientRect();
     $("player").currentTime = duration * (ev.clientX - box.left) / box.width;

@@ -190,7 +190,8 @@ static int supervise(struct child *kids, int n)
     for (;;) {
         int sig = sigwaitinfo(&set, NULL);
         if (sig == SIGINT || sig == SIGTERM) {
-            log_msg(LOG_INFO, "run", "stopping: running tasks may finish (WORKER_SHUTDOWN_GRACE_S);"
+            log_msg(LOG_INFO, "run",
+                    "stopping: running tasks may finish (WORKER_SHUTDOWN_GRACE_S);"
                     " Ctrl-C again stops them now");
             return 0;
         }

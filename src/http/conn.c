@@ -1,12 +1,20 @@
 /*
- * Connection admission and request deadlines for one event loop. libevent 2.1 has neither a
- * connection cap nor a deadline for a whole request (its timeout restarts at every byte, so a
+ * Connection admission and head deadlines for one event loop. libevent 2.1 has neither a
+ * connection cap nor a deadline for a request's head (its timeout restarts at every byte, so a
  * client sending one byte at a time holds a connection forever). Every new connection's
  * bufferevent is made here (evhttp_set_bevcb); right after evhttp has wrapped it, an active event
  * finds the evhttp_connection through the bufferevent's callback argument, counts it, refuses it
- * when the process is at its cap, and arms its deadline: the client must deliver a whole request
- * within request_timeout_s of connecting, or within idle_timeout_s + request_timeout_s of the
- * previous response on a kept-alive connection (evhttp closes one idle for idle_timeout_s).
+ * when the process is at its cap, and arms its deadline: the client must deliver a request's head
+ * (request line and headers) within request_timeout_s of connecting, or within idle_timeout_s +
+ * request_timeout_s of the previous response on a kept-alive connection. The body is not under
+ * that deadline: like nginx's client_body_timeout, only the gaps between its reads are timed, by
+ * evhttp's own timeout (idle_timeout_s, which restarts at every read).
+ *
+ * libevent 2.1 tells nobody when a server request's head is complete (evhttp_request_set_header_cb
+ * needs the request before it is read; evhttp_set_newreqcb, which would give it, came in 2.2), so
+ * a callback on the connection's input buffer watches the bytes as they are read and ends the
+ * deadline at the first empty line, the end of the head as evhttp parses it (lines end in "\n" or
+ * "\r\n"). After a response the bytes already buffered (a pipelined request) are looked at too.
  */
 #include "http/internal.h"
 
@@ -27,6 +35,10 @@ struct http_conn {
     struct http_conns *owner;
     struct evhttp_connection *evcon;
     struct event *deadline;
+    struct evbuffer *input;           /* the connection's input buffer, watched while in_head */
+    struct evbuffer_cb_entry *watch;  /* our callback on it */
+    bool in_head;                     /* a head is arriving: its end stops the deadline */
+    unsigned char eol;                /* head scan: 0 in a line, 1 after "\n", 2 after "\n\r" */
     int fd;
 };
 
@@ -72,14 +84,66 @@ static void deadline_arm(struct http_conn *conn, int extra_s)
     event_add(conn->deadline, &tv);
 }
 
-/* The client took too long to send a request: drop the connection without an answer. */
+/* The client took too long to send a request's head: drop the connection without an answer. */
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what;
     struct http_conn *conn = arg;
-    log_msg(LOG_DEBUG, "http", "closing a connection that sent no complete request in %d s",
+    log_msg(LOG_DEBUG, "http", "closing a connection that sent no complete request head in %d s",
             conn->owner->request_timeout_s);
     evhttp_connection_free(conn->evcon); /* calls on_close, which frees conn */
+}
+
+/* Feeds n bytes to the head scan; true at the empty line that ends a head. */
+static bool head_scan(struct http_conn *conn, const char *p, size_t n)
+{
+    const char *end = p + n;
+    while (p < end) {
+        if (conn->eol == 0) {
+            p = memchr(p, '\n', (size_t)(end - p));
+            if (!p)
+                return false;
+            conn->eol = 1;
+            p++;
+            continue;
+        }
+        char ch = *p++;
+        if (ch == '\n')
+            return true;
+        conn->eol = ch == '\r' && conn->eol == 1 ? 2 : 0;
+    }
+    return false;
+}
+
+/* Looks for the end of the head in the input from offset on; ends the deadline there. */
+static void head_scan_input(struct http_conn *conn, size_t offset)
+{
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec v[8];
+    if (evbuffer_ptr_set(conn->input, &pos, offset, EVBUFFER_PTR_SET) < 0)
+        return;
+    while (conn->in_head) {
+        int n = evbuffer_peek(conn->input, -1, &pos, v, 8);
+        size_t seen = 0;
+        for (int i = 0; i < n && i < 8 && conn->in_head; i++) {
+            if (head_scan(conn, v[i].iov_base, v[i].iov_len)) {
+                conn->in_head = false;
+                event_del(conn->deadline); /* the body's gaps are evhttp's timeout */
+            }
+            seen += v[i].iov_len;
+        }
+        if (n <= 8 || evbuffer_ptr_set(conn->input, &pos, seen, EVBUFFER_PTR_ADD) < 0)
+            return;
+    }
+}
+
+/* The input buffer changed: bytes read while a head arrives are scanned for its end. */
+static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct http_conn *conn = arg;
+    size_t len = evbuffer_get_length(buf);
+    if (conn->in_head && info->n_added > 0)
+        head_scan_input(conn, info->n_added < len ? len - info->n_added : 0);
 }
 
 /* evhttp frees a connection: uncount it and release its state. */
@@ -87,6 +151,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
     struct http_conn *conn = arg;
+    evbuffer_remove_cb_entry(conn->input, conn->watch);
     atomic_fetch_sub(conn->owner->open, 1);
     if (by_fd_get(conn->owner, conn->fd) == conn)
         by_fd_set(conn->owner, conn->fd, NULL);
@@ -117,7 +182,9 @@ static void admit(struct http_conns *c, struct evhttp_connection *evcon, struct 
     int one = 1;
     (void)setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     conn->deadline = event_new(c->base, -1, 0, on_deadline, conn);
-    if (!conn->deadline)
+    conn->input = bufferevent_get_input(bev);
+    conn->watch = evbuffer_add_cb(conn->input, on_input, conn);
+    if (!conn->deadline || !conn->watch)
         abort();
     by_fd_set(c, conn->fd, conn);
     evhttp_connection_set_closecb(evcon, on_close, conn);
@@ -127,6 +194,8 @@ static void admit(struct http_conns *c, struct evhttp_connection *evcon, struct 
         return;
     }
     deadline_arm(conn, 0);
+    conn->in_head = true;
+    head_scan_input(conn, 0);
 }
 
 /* Runs right after evhttp wrapped the bufferevents made by http_conns_bevcb(). */
@@ -196,12 +265,18 @@ void http_conns_free(struct http_conns *c)
     free(c);
 }
 
-/* Re-arms the deadline once the response has been sent, allowing for keep-alive idleness. */
+/*
+ * The response has been sent: the next head is under the deadline again, allowing for keep-alive
+ * idleness. What is already buffered is the start of that next request (pipelined).
+ */
 static void on_complete(struct evhttp_request *ev, void *arg)
 {
     (void)ev;
     struct http_conn *conn = arg;
     deadline_arm(conn, conn->owner->keepalive_s);
+    conn->in_head = true;
+    conn->eol = 0;
+    head_scan_input(conn, 0);
 }
 
 void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev)
@@ -211,6 +286,7 @@ void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev)
     struct http_conn *conn = bev ? by_fd_get(c, (int)bufferevent_getfd(bev)) : NULL;
     if (!conn || conn->evcon != evcon)
         return;
+    conn->in_head = false;
     event_del(conn->deadline);
     evhttp_request_set_on_complete_cb(ev, on_complete, conn);
 }

@@ -40,10 +40,17 @@ void claimed_task_free(struct claimed_task *t)
 static enum ia_err release(struct queue *q, const char *tag, const char *token, const char *mode,
                            const char *msg, size_t len, const char *task_id)
 {
-    const char *argv[] = {QUEUE_NAME,   QUEUE_UNACKED_KEY, QUEUE_UNACKED_INDEX_KEY,
-                          QUEUE_LEASES_KEY, QUEUE_DEAD_KEY, QUEUE_DELIVERIES_KEY,
-                          tag,          token,             mode,
-                          msg ? msg : "", task_id};
+    const char *argv[] = {QUEUE_NAME,
+                          QUEUE_UNACKED_KEY,
+                          QUEUE_UNACKED_INDEX_KEY,
+                          QUEUE_LEASES_KEY,
+                          QUEUE_DEAD_KEY,
+                          QUEUE_DELIVERIES_KEY,
+                          tag,
+                          token,
+                          mode,
+                          msg ? msg : "",
+                          task_id};
     enum { NARGS = sizeof(argv) / sizeof(argv[0]), MSG_ARG = 9 };
     size_t lens[NARGS];
     for (int i = 0; i < NARGS; i++)
@@ -180,9 +187,15 @@ static enum ia_err claim_once(struct queue *q, int lease_s, struct claimed_task 
     char lease[16], token[UUID_STR_LEN + 1];
     snprintf(lease, sizeof(lease), "%d", lease_s);
     uuid_v4_new(token);
-    const char *argv[] = {QUEUE_NAME,       QUEUE_UNACKED_KEY,     QUEUE_UNACKED_INDEX_KEY,
-                          QUEUE_DEAD_KEY,   QUEUE_LEASES_KEY,      QUEUE_PENDING_KEY,
-                          QUEUE_PENDING_MSG_KEY, QUEUE_DELIVERIES_KEY, lease,
+    const char *argv[] = {QUEUE_NAME,
+                          QUEUE_UNACKED_KEY,
+                          QUEUE_UNACKED_INDEX_KEY,
+                          QUEUE_DEAD_KEY,
+                          QUEUE_LEASES_KEY,
+                          QUEUE_PENDING_KEY,
+                          QUEUE_PENDING_MSG_KEY,
+                          QUEUE_DELIVERIES_KEY,
+                          lease,
                           token};
     redisReply *r = queue_eval(q, &q->broker, SCRIPT_CLAIM, 8, 10, argv, NULL);
     enum ia_err rc = IA_OK;
