@@ -116,7 +116,8 @@ extern "C" __attribute__((visibility("default"))) const struct vision_ops *ia_vi
         vision_face_embedding, vision_embedding_similarity,
         vision_models_manifest, render_box,          render_arrow,
         render_dot,            render_text,          render_bar,
-        render_write_jpeg,
+        render_write_jpeg,     vad_new,              vad_feed,
+        vad_take,              vad_free,
     };
     return &table;
 }

@@ -1,5 +1,5 @@
 /*
- * vision.h and render_* for the rest of the program: each call goes through the table of
+ * vision.h, render_* and vad_* for the rest of the program: each call goes through the table of
  * interview-vision.so, loaded (once per process) from the directory of the running program.
  */
 #include <dlfcn.h>
@@ -131,4 +131,26 @@ void render_bar(const struct render_frame *f, int x, int y, int w, int h, float 
 int render_write_jpeg(const struct render_frame *f, const char *path, int quality)
 {
     return ops->render_write_jpeg(f, path, quality);
+}
+
+/* The analysis loads the models (vision_new) before it feeds any audio, so the module is there. */
+struct vad *vad_new(void)
+{
+    return ops->vad_new();
+}
+
+void vad_feed(struct vad *v, const int16_t *pcm, size_t n)
+{
+    ops->vad_feed(v, pcm, n);
+}
+
+struct span *vad_take(struct vad *v, size_t *n)
+{
+    return ops->vad_take(v, n);
+}
+
+void vad_free(struct vad *v)
+{
+    if (v)
+        ops->vad_free(v);
 }

@@ -1,7 +1,7 @@
 /*
- * The boundary of interview-vision.so, the module that holds everything linked with OpenCV
- * (vision.cpp, render.cpp). Only the worker loads it, on its first analysis, so that serve, run
- * and the CLI do not map OpenCV's hundred-odd libraries. The module exports one function that
+ * The boundary of interview-vision.so, the module that holds everything linked with OpenCV or
+ * WebRTC (vision.cpp, render.cpp, vad.c). Only the worker loads it, on its first analysis, so that
+ * serve, run and the CLI do not map those C++ libraries (OpenCV brings a hundred-odd). The module exports one function that
  * returns this table; vision_loader.c turns the table back into vision.h and render_* calls.
  */
 #ifndef IA_ANALYSIS_VISION_MODULE_H
@@ -11,7 +11,7 @@
 
 #define VISION_MODULE_FILE "interview-vision.so"
 #define VISION_MODULE_SYMBOL "ia_vision_module_ops"
-#define VISION_MODULE_ABI 1
+#define VISION_MODULE_ABI 2
 
 struct vision_ops {
     int abi; /* VISION_MODULE_ABI */
@@ -34,6 +34,10 @@ struct vision_ops {
     void (*render_text)(const struct render_frame *, int, int, float, uint32_t, const char *);
     void (*render_bar)(const struct render_frame *, int, int, int, int, float, uint32_t);
     int (*render_write_jpeg)(const struct render_frame *, const char *, int);
+    struct vad *(*vad_new)(void);
+    void (*vad_feed)(struct vad *, const int16_t *, size_t);
+    struct span *(*vad_take)(struct vad *, size_t *);
+    void (*vad_free)(struct vad *);
 };
 
 #ifdef __cplusplus

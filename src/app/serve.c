@@ -15,7 +15,6 @@
 #define HEADER_MAX (16 * 1024)
 #define URI_MAX (8 * 1024)
 #define HEADER_COUNT_MAX 100
-#define IDLE_TIMEOUT_S 30
 
 static void *signal_thread(void *arg)
 {
@@ -56,7 +55,7 @@ int serve_main(const struct config *cfg)
         .max_uri_bytes = URI_MAX,
         .max_header_count = HEADER_COUNT_MAX,
         .max_connections = (int)cfg->max_connections,
-        .idle_timeout_s = IDLE_TIMEOUT_S,
+        .idle_timeout_s = (int)cfg->idle_timeout_s,
         .request_timeout_s = (int)cfg->request_timeout_s,
         .handler = api_handle,
         .thread_init = api_thread_new,

@@ -5,7 +5,7 @@
  * file under $XDG_CACHE_HOME/interview-api/ (else ~/.cache/interview-api/), named after the API,
  * the file's path, size and mtime, so that running the same command again resumes the upload.
  * INTERVIEW_API_UPLOAD_RATE (bytes/s) caps the sending speed. After a failed chunk the chunk
- * size halves (down to 256 KiB), since the server wants each request within REQUEST_TIMEOUT_S.
+ * size halves (down to 256 KiB), so that a link that keeps dropping loses less each time.
  */
 #include "client/internal.h"
 
@@ -351,8 +351,7 @@ static bool upload_all(struct upload *u)
         }
         if (++failures > MAX_ATTEMPTS)
             break;
-        if (u->chunk > CHUNK_MIN) /* a slow link may not carry a big chunk within the server's
-                                     REQUEST_TIMEOUT_S: try smaller ones */
+        if (u->chunk > CHUNK_MIN) /* a link that drops a big chunk may carry smaller ones */
             u->chunk /= 2;
         sleep(failures < 4 ? 1u << (failures - 1) : 8u);
         if (!tus_head(u))

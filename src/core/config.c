@@ -80,7 +80,11 @@ static const struct option options[] = {
     {"MAX_CONNECTIONS", INT(max_connections, 0, 1000000), "4096", false,
      "open client connections per serve process; more are closed at once (0: no cap)"},
     {"REQUEST_TIMEOUT_S", INT(request_timeout_s, 1, 3600), "15", false,
-     "a client must send a whole request (head and body) within this of connecting"},
+     "a client must send a request's head (request line and headers) within this of connecting "
+     "or of its previous response; a body may take longer (see IDLE_TIMEOUT_S)"},
+    {"IDLE_TIMEOUT_S", INT(idle_timeout_s, 1, 3600), "30", false,
+     "a connection silent this long is closed: a pause within a request body (nginx's "
+     "client_body_timeout) or a response, or between two requests on a kept-alive connection"},
     {"RATE_LIMIT", INT(rate_limit, 0, 1000000), "0", false,
      "submissions per minute per API key (or per client address without keys); 0: no limit"},
     {"FETCH_LOW_SPEED_BYTES_S", INT(fetch_low_speed_bytes_s, 1, 1000000000), "1024", false,

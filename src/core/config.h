@@ -38,6 +38,7 @@ struct config {
     long long signed_url_ttl_s;
     long long max_connections;
     long long request_timeout_s;
+    long long idle_timeout_s;
     long long rate_limit;
     long long fetch_low_speed_bytes_s;
     long long fetch_low_speed_time_s;

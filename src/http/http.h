@@ -43,10 +43,13 @@ struct http_server_opts {
     size_t max_uri_bytes;        /* longer request targets get 414; 0: no limit */
     int max_header_count;        /* more request header fields get 431; 0: no limit */
     int max_connections;         /* open at once, all loops together; more are closed; 0: no cap */
-    int idle_timeout_s;          /* closes connections idle this long between reads or writes */
-    int request_timeout_s;       /* a whole request must arrive within this long of the
-                                    connection (or of the previous response, plus
-                                    idle_timeout_s); 0: no deadline */
+    int idle_timeout_s;          /* closes connections idle this long between reads or writes:
+                                    a pause in a request body (nginx's client_body_timeout),
+                                    in a response, or between kept-alive requests */
+    int request_timeout_s;       /* a request's head (request line and headers) must arrive
+                                    within this long of the connection (or of the previous
+                                    response, plus idle_timeout_s); its body may take longer,
+                                    pausing at most idle_timeout_s at a time; 0: no deadline */
     http_handler_fn handler;
     http_thread_init_fn thread_init; /* may be NULL */
     http_thread_free_fn thread_free; /* may be NULL */

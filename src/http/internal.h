@@ -38,14 +38,15 @@ bool http_request_check_replied(const struct http_request *req);
 /* Percent-decodes [in, in+len) into a new string; NULL on a bad escape or a NUL byte. */
 char *http_path_decode(const char *in, size_t len);
 
-/* One loop's connections: admission against a process-wide cap, and request deadlines. */
+/* One loop's connections: admission against a process-wide cap, and head deadlines. */
 struct http_conns;
 struct bufferevent;
 struct event_base;
 /*
  * open is the server's count of open connections (shared by its loops); max_open 0 means no cap;
- * request_timeout_s 0 means no deadline; keepalive_s is added to it after a response (the idle
- * time a kept-alive connection may wait). NULL when libevent cannot make an event.
+ * request_timeout_s bounds the arrival of each request's head, 0 means no deadline; keepalive_s
+ * is added to it after a response (the idle time a kept-alive connection may wait). NULL when
+ * libevent cannot make an event.
  */
 struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int max_open,
                                   int request_timeout_s, int keepalive_s);
@@ -53,7 +54,7 @@ struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int
 void http_conns_free(struct http_conns *c);
 /* The evhttp_set_bevcb() callback; arg is the http_conns. */
 struct bufferevent *http_conns_bevcb(struct event_base *base, void *arg);
-/* A whole request arrived: its connection's deadline waits until the response is sent. */
+/* A whole request arrived: its connection's head deadline waits until the response is sent. */
 void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev);
 
 #endif
