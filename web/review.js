@@ -51,27 +51,47 @@ function clock(seconds) {
   return `${m}:${String(s).padStart(2, "0")}`;
 }
 
+// One lane per event kind, in the order kinds first appear; each lane labelled with its kind.
+function laneFor(kind) {
+  let lane = $("timeline").querySelector(`.lane[data-kind="${kind}"]`);
+  if (!lane) {
+    lane = document.createElement("div");
+    lane.className = "lane";
+    lane.dataset.kind = kind;
+    const name = document.createElement("span");
+    name.className = "lane-name";
+    name.textContent = kind.replaceAll("_", " ");
+    lane.append(name);
+    $("timeline").append(lane);
+  }
+  return lane;
+}
+
+function eventLabel(e) {
+  const dir = e.details?.direction ? ` (${e.details.direction})` : "";
+  return `${e.kind.replaceAll("_", " ")}${dir}: ${e.details?.label || ""}`;
+}
+
 function drawEvents(events, duration, videoId) {
   $("events").replaceChildren();
-  for (const el of $("timeline").querySelectorAll(".event")) el.remove();
+  for (const el of $("timeline").querySelectorAll(".lane")) el.remove();
   if (!events.length) {
     const li = document.createElement("li");
     li.textContent = "No events in this interview's report.";
     $("events").append(li);
   }
   for (const e of events) {
-    const start = e.start ?? e.t ?? 0, end = e.end ?? start;
-    const kind = ["face_absent", "multiple_faces", "looking_away", "silence"].includes(e.kind) ? e.kind : "other";
-    const label = `${e.kind.replaceAll("_", " ")}${e.details?.direction ? " (" + e.details.direction + ")" : ""}: ${e.details?.label || ""}`;
+    const start = e.start ?? 0, end = e.end ?? start;
+    const known = ["face_absent", "multiple_faces", "looking_away", "silence"];
     const mark = document.createElement("div");
-    mark.className = "event kind-" + kind;
+    mark.className = "event kind-" + (known.includes(e.kind) ? e.kind : "other");
     mark.style.left = (100 * start / duration) + "%";
     mark.style.width = (100 * Math.max(end - start, 0) / duration) + "%";
-    mark.title = `${clock(start)} ${label}`;
+    mark.title = `${clock(start)} ${eventLabel(e)}`;
     mark.onclick = (ev) => { ev.stopPropagation(); $("player").currentTime = start; };
-    $("timeline").append(mark);
+    laneFor(e.kind).append(mark);
     const li = document.createElement("li");
-    li.textContent = `${clock(start)}–${clock(end)} ${label}`;
+    li.textContent = `${clock(start)}–${clock(end)} ${eventLabel(e)}`;
     if (e.evidence && videoId) {
       const img = document.createElement("img");
       img.className = "evidence";
