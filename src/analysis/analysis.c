@@ -81,9 +81,26 @@ static enum ia_err start_decoder(const struct analysis_opts *ao, const struct me
 {
     char vf[96];
     snprintf(vf, sizeof vf, "fps=%d,scale=%d:%d:flags=bilinear", ao->fps, w, h);
-    const char *argv[] = {"ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-v", "error",
-                          MEDIA_SAFE_INPUT_OPTS, "-i", video, "-map", "0:v:0", "-an", "-vf", vf,
-                          "-pix_fmt", "bgr24", "-f", "rawvideo", "pipe:1", NULL};
+    const char *argv[] = {"ffmpeg",
+                          "-nostdin",
+                          "-hide_banner",
+                          "-nostats",
+                          "-v",
+                          "error",
+                          MEDIA_SAFE_INPUT_OPTS,
+                          "-i",
+                          video,
+                          "-map",
+                          "0:v:0",
+                          "-an",
+                          "-vf",
+                          vf,
+                          "-pix_fmt",
+                          "bgr24",
+                          "-f",
+                          "rawvideo",
+                          "pipe:1",
+                          NULL};
     struct proc_opts po;
     media_proc_opts_init(&po, mo, 0);
     return proc_stream_start(argv, &po, false, out, detail, detaillen);
@@ -96,12 +113,14 @@ static enum ia_err start_encoder(const struct analysis_opts *ao, const struct me
     char size[32], rate[16];
     snprintf(size, sizeof size, "%dx%d", w, h);
     snprintf(rate, sizeof rate, "%d", ao->fps);
-    const char *argv[] = {"ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-v", "error", "-y",
-                          "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", size, "-framerate", rate,
-                          "-i", "pipe:0", MEDIA_SAFE_INPUT_OPTS, "-i", video, "-map", "0:v:0",
-                          "-map", "1:a:0?", "-c:v", "libx264", "-preset", "veryfast", "-crf",
-                          REVIEW_CRF, "-pix_fmt", "yuv420p", "-c:a", "copy", "-movflags",
-                          "+faststart", "-f", "mp4", out_path, NULL};
+    const char *argv[] = {
+        "ffmpeg",   "-nostdin",   "-hide_banner", "-nostats", "-v",        "error",
+        "-y",       "-f",         "rawvideo",     "-pix_fmt", "bgr24",     "-s",
+        size,       "-framerate", rate,           "-i",       "pipe:0",    MEDIA_SAFE_INPUT_OPTS,
+        "-i",       video,        "-map",         "0:v:0",    "-map",      "1:a:0?",
+        "-c:v",     "libx264",    "-preset",      "veryfast", "-crf",      REVIEW_CRF,
+        "-pix_fmt", "yuv420p",    "-c:a",         "copy",     "-movflags", "+faststart",
+        "-f",       "mp4",        out_path,       NULL};
     struct proc_opts po;
     media_proc_opts_init(&po, mo, mo->max_output_bytes ? mo->max_output_bytes : 0);
     return proc_stream_start(argv, &po, true, out, detail, detaillen);
@@ -124,8 +143,8 @@ static enum ia_err read_frames(struct scan *s, struct proc_stream *dec, const st
     }
 }
 
-static enum ia_err finish_child(struct proc_stream *ps, bool kill, const char *what,
-                                char *detail, size_t detaillen)
+static enum ia_err finish_child(struct proc_stream *ps, bool kill, const char *what, char *detail,
+                                size_t detaillen)
 {
     struct proc_result res;
     enum ia_err err = proc_stream_finish(ps, kill, &res, detail, detaillen);
@@ -230,15 +249,15 @@ static json_t *analysis_section(const struct analysis_opts *ao, struct scan *s,
         "height", s->h, "samples", (int)s->samples, "objects_every_s", ao->objects_every_s,
         "identity_every_s", ao->identity_every_s, "wall_ms", "faces", (int)s->ms_faces, "objects",
         (int)s->ms_objects, "identity", (int)s->ms_identity, "judge_draw_encode", (int)s->ms_rest);
-    json_t *baseline = json_pack("{s:f, s:f, s:f, s:f, s:i}", "yaw", round(s->tr.base_yaw * 10) / 10,
-                                 "pitch", round(s->tr.base_pitch * 10) / 10, "gaze_x",
-                                 round(s->tr.base_gx * 100) / 100, "gaze_y",
-                                 round(s->tr.base_gy * 100) / 100, "samples", s->tr.nbase);
-    json_t *a = json_pack("{s:i, s:o, s:o, s:o, s:{s:o, s:O}, s:o, s:o, s:o}", "schema",
-                          ANALYSIS_SCHEMA, "models", models_json(vis), "sampling", sampling,
-                          "baseline", baseline, "timeline", "fields", fields, "rows", s->rows,
-                          "events", report_events(events), "summary",
-                          report_summary(ao, s, events), "audio", audio_report(audio));
+    json_t *baseline =
+        json_pack("{s:f, s:f, s:f, s:f, s:i}", "yaw", round(s->tr.base_yaw * 10) / 10, "pitch",
+                  round(s->tr.base_pitch * 10) / 10, "gaze_x", round(s->tr.base_gx * 100) / 100,
+                  "gaze_y", round(s->tr.base_gy * 100) / 100, "samples", s->tr.nbase);
+    json_t *a =
+        json_pack("{s:i, s:o, s:o, s:o, s:{s:o, s:O}, s:o, s:o, s:o}", "schema", ANALYSIS_SCHEMA,
+                  "models", models_json(vis), "sampling", sampling, "baseline", baseline,
+                  "timeline", "fields", fields, "rows", s->rows, "events", report_events(events),
+                  "summary", report_summary(ao, s, events), "audio", audio_report(audio));
     return a;
 }
 

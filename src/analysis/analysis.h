@@ -29,18 +29,18 @@ struct analysis_opts {
     double yaw_deg, pitch_deg; /* head away from the baseline by more than these */
     double gaze_away;          /* iris off the baseline by more than this (share of half an eye) */
     float object_min_score;
-    float face_match_min;      /* cosine similarity below which the face is someone else */
+    float face_match_min; /* cosine similarity below which the face is someone else */
     int suspicious_score, cheating_score;
-    bool review;               /* also write the review rendition */
-    const char *work_dir;      /* where outputs are written */
+    bool review;          /* also write the review rendition */
+    const char *work_dir; /* where outputs are written */
 };
 
 /* Fills ao from the option table; work_dir is left NULL. */
 void analysis_opts_from_config(struct analysis_opts *ao, const struct config *cfg);
 
 struct analysis_evidence {
-    char id[24];  /* the event's id */
-    char *path;   /* JPEG in work_dir */
+    char id[24]; /* the event's id */
+    char *path;  /* JPEG in work_dir */
 };
 
 /* Files written into work_dir, for the caller to publish. Paths are owned. */

@@ -16,10 +16,10 @@
 #include "media/proc.h"
 
 #define AUDIO_RATE 16000
-#define AUDIO_CHUNK 4096         /* samples per read */
-#define CLIP_LEVEL 32600         /* |sample| at or above this is at full scale */
+#define AUDIO_CHUNK 4096          /* samples per read */
+#define CLIP_LEVEL 32600          /* |sample| at or above this is at full scale */
 #define CLIPPING_MIN_RATIO 0.0005 /* share of clipped samples that is worth a flag */
-#define SILENT_PEAK_DBFS (-50.0) /* a track whose true peak stays below this is silent */
+#define SILENT_PEAK_DBFS (-50.0)  /* a track whose true peak stays below this is silent */
 #define AUDIO_LOG_KEEP (64 * 1024)
 
 static double number_after(const char *text, const char *key)
@@ -80,8 +80,8 @@ static enum ia_err read_pcm(struct proc_stream *ps, struct vad *vad, struct pcm_
 }
 
 enum ia_err audio_analyse(const struct analysis_opts *ao, const struct media_opts *mo,
-                          const char *video, bool has_audio, struct audio_result *out,
-                          char *detail, size_t detaillen)
+                          const char *video, bool has_audio, struct audio_result *out, char *detail,
+                          size_t detaillen)
 {
     (void)ao;
     memset(out, 0, sizeof *out);
@@ -89,11 +89,24 @@ enum ia_err audio_analyse(const struct analysis_opts *ao, const struct media_opt
     if (!has_audio)
         return IA_OK;
     out->present = true;
-    const char *argv[] = {"ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-v", "info",
-                          MEDIA_SAFE_INPUT_OPTS, "-i", video, "-map", "0:a:0", "-af",
+    const char *argv[] = {"ffmpeg",
+                          "-nostdin",
+                          "-hide_banner",
+                          "-nostats",
+                          "-v",
+                          "info",
+                          MEDIA_SAFE_INPUT_OPTS,
+                          "-i",
+                          video,
+                          "-map",
+                          "0:a:0",
+                          "-af",
                           "ebur128=peak=true:framelog=verbose,aresample=16000,"
                           "aformat=sample_fmts=s16:channel_layouts=mono",
-                          "-f", "s16le", "pipe:1", NULL};
+                          "-f",
+                          "s16le",
+                          "pipe:1",
+                          NULL};
     struct proc_opts po;
     media_proc_opts_init(&po, mo, 0);
     po.stderr_keep = AUDIO_LOG_KEEP;
@@ -159,7 +172,8 @@ static void add_silence(const struct analysis_opts *ao, double start, double end
                         struct event_list *events)
 {
     if (end - start >= ao->silence_min_s)
-        event_list_add(events, EV_SILENCE, start, end, 1.0, json_pack("{s:s}", "label", "no speech"));
+        event_list_add(events, EV_SILENCE, start, end, 1.0,
+                       json_pack("{s:s}", "label", "no speech"));
 }
 
 void audio_events(const struct analysis_opts *ao, const struct audio_result *a, double duration,
@@ -190,14 +204,13 @@ void audio_events(const struct analysis_opts *ao, const struct audio_result *a, 
 
 json_t *audio_report(const struct audio_result *a)
 {
-    json_t *r = json_pack("{s:b, s:b, s:f, s:f, s:o, s:o, s:f, s:s}", "present", a->present,
-                          "audible", a->present && !audio_silent(a), "speech_s",
-                          round(a->speech_s * 100) / 100, "speech_ratio",
-                          a->duration > 0 ? round(a->speech_s / a->duration * 1000) / 1000 : 0.0,
-                          "integrated_lufs", finite_or_null(a->integrated_lufs), "true_peak_dbfs",
-                          finite_or_null(a->true_peak_dbfs), "clipped_ratio",
-                          round(a->clipped_ratio * 1e5) / 1e5, "vad",
-                          "WebRTC VAD, mode 3, 30 ms frames");
+    json_t *r = json_pack(
+        "{s:b, s:b, s:f, s:f, s:o, s:o, s:f, s:s}", "present", a->present, "audible",
+        a->present && !audio_silent(a), "speech_s", round(a->speech_s * 100) / 100, "speech_ratio",
+        a->duration > 0 ? round(a->speech_s / a->duration * 1000) / 1000 : 0.0, "integrated_lufs",
+        finite_or_null(a->integrated_lufs), "true_peak_dbfs", finite_or_null(a->true_peak_dbfs),
+        "clipped_ratio", round(a->clipped_ratio * 1e5) / 1e5, "vad",
+        "WebRTC VAD, mode 3, 30 ms frames");
     json_t *segs = json_array();
     for (size_t i = 0; i < a->nspeech; i++)
         json_array_append_new(segs, json_pack("[f, f]", round(a->speech[i].start * 100) / 100,

@@ -27,15 +27,9 @@ static const char *const kind_names[EV__COUNT] = {
     [EV_FACE_TOO_SMALL] = "face_too_small",
 };
 
-const char *ev_kind_name(enum ev_kind k)
-{
-    return k < EV__COUNT ? kind_names[k] : "unknown";
-}
+const char *ev_kind_name(enum ev_kind k) { return k < EV__COUNT ? kind_names[k] : "unknown"; }
 
-bool ev_kind_is_quality(enum ev_kind k)
-{
-    return k >= EV_NO_AUDIO;
-}
+bool ev_kind_is_quality(enum ev_kind k) { return k >= EV_NO_AUDIO; }
 
 struct event *event_list_add(struct event_list *l, enum ev_kind kind, double start, double end,
                              double confidence, json_t *details)

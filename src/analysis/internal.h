@@ -51,8 +51,8 @@ struct event {
     double start, end;
     double confidence; /* 0..1 */
     json_t *details;
-    char id[24];          /* "e1", "e2", ... in order of start, given at the end */
-    char *evidence_path;  /* JPEG in the scratch directory, or NULL */
+    char id[24];         /* "e1", "e2", ... in order of start, given at the end */
+    char *evidence_path; /* JPEG in the scratch directory, or NULL */
 };
 
 struct event_list {
@@ -74,9 +74,9 @@ struct span {
 
 /* What the audio pass found. */
 struct audio_result {
-    bool present;          /* the video has an audio track */
-    double duration;       /* seconds of audio read */
-    struct span *speech;   /* sorted, merged */
+    bool present;        /* the video has an audio track */
+    double duration;     /* seconds of audio read */
+    struct span *speech; /* sorted, merged */
     size_t nspeech;
     double speech_s;
     double integrated_lufs; /* EBU R128; NAN when unknown */
@@ -91,8 +91,8 @@ struct audio_result {
  * A video without audio gives present = false and IA_OK.
  */
 enum ia_err audio_analyse(const struct analysis_opts *ao, const struct media_opts *mo,
-                          const char *video, bool has_audio, struct audio_result *out,
-                          char *detail, size_t detaillen);
+                          const char *video, bool has_audio, struct audio_result *out, char *detail,
+                          size_t detaillen);
 /* True when t falls inside a speech segment. */
 bool audio_speech_at(const struct audio_result *a, double t);
 void audio_result_cleanup(struct audio_result *a);
@@ -141,16 +141,16 @@ struct run {
     double start, last_true;
     int n_true, n_total;
     double conf_sum;
-    double best;        /* strength of the evidence frame */
-    json_t *details;    /* of the best sample */
-    uint8_t *frame;     /* copy of the best sample's drawn frame */
+    double best;     /* strength of the evidence frame */
+    json_t *details; /* of the best sample */
+    uint8_t *frame;  /* copy of the best sample's drawn frame */
 };
 
 struct runs {
     struct run r[EV__COUNT];
     double min_s[EV__COUNT];
-    double dt;          /* seconds between samples */
-    double gap_s;       /* a condition false for longer than this ends its run */
+    double dt;    /* seconds between samples */
+    double gap_s; /* a condition false for longer than this ends its run */
     int width, height;
     size_t frame_bytes;
     const char *work_dir;
@@ -188,7 +188,7 @@ int score_level_rank(const struct analysis_opts *ao, double score);
 #define TRACK_BASELINE_MAX 512
 struct tracker {
     bool has_box;
-    struct vision_box box;  /* where the candidate's face was last seen */
+    struct vision_box box; /* where the candidate's face was last seen */
     double last_seen;
     /* baseline: medians of the first seconds with a face */
     float yaw[TRACK_BASELINE_MAX], pitch[TRACK_BASELINE_MAX];

@@ -19,8 +19,8 @@ static cv::Scalar bgr(uint32_t rgb)
     return cv::Scalar(rgb & 0xFF, (rgb >> 8) & 0xFF, (rgb >> 16) & 0xFF);
 }
 
-extern "C" void render_text(const struct render_frame *f, int x, int y, float scale,
-                            uint32_t color, const char *text)
+extern "C" void render_text(const struct render_frame *f, int x, int y, float scale, uint32_t color,
+                            const char *text)
 {
     try {
         cv::Mat m = wrap(f);
@@ -37,8 +37,8 @@ extern "C" void render_text(const struct render_frame *f, int x, int y, float sc
     }
 }
 
-extern "C" void render_box(const struct render_frame *f, const struct vision_box *b,
-                           uint32_t color, const char *label)
+extern "C" void render_box(const struct render_frame *f, const struct vision_box *b, uint32_t color,
+                           const char *label)
 {
     try {
         cv::Mat m = wrap(f);
@@ -54,8 +54,8 @@ extern "C" void render_arrow(const struct render_frame *f, float x0, float y0, f
 {
     try {
         cv::Mat m = wrap(f);
-        cv::arrowedLine(m, cv::Point2f(x0, y0), cv::Point2f(x1, y1), bgr(color), 2, cv::LINE_AA,
-                        0, 0.2);
+        cv::arrowedLine(m, cv::Point2f(x0, y0), cv::Point2f(x1, y1), bgr(color), 2, cv::LINE_AA, 0,
+                        0.2);
     } catch (const cv::Exception &) {
     }
 }
@@ -108,16 +108,29 @@ extern "C" int render_write_jpeg(const struct render_frame *f, const char *path,
 }
 
 /* The module's one export: the table vision_loader.c calls through (vision_module.h). */
-extern "C" __attribute__((visibility("default"))) const struct vision_ops *ia_vision_module_ops(void)
+extern "C" __attribute__((visibility("default"))) const struct vision_ops *
+ia_vision_module_ops(void)
 {
     static const struct vision_ops table = {
-        VISION_MODULE_ABI,     vision_new,           vision_free,
-        vision_detect_faces,   vision_describe_face, vision_detect_objects,
-        vision_face_embedding, vision_embedding_similarity,
-        vision_models_manifest, render_box,          render_arrow,
-        render_dot,            render_text,          render_bar,
-        render_write_jpeg,     vad_new,              vad_feed,
-        vad_take,              vad_free,
+        VISION_MODULE_ABI,
+        vision_new,
+        vision_free,
+        vision_detect_faces,
+        vision_describe_face,
+        vision_detect_objects,
+        vision_face_embedding,
+        vision_embedding_similarity,
+        vision_models_manifest,
+        render_box,
+        render_arrow,
+        render_dot,
+        render_text,
+        render_bar,
+        render_write_jpeg,
+        vad_new,
+        vad_feed,
+        vad_take,
+        vad_free,
     };
     return &table;
 }

@@ -8,21 +8,18 @@
 #include "analysis/report.h"
 #include "core/alloc.h"
 
-static double r2(double v)
-{
-    return round(v * 100) / 100;
-}
+static double r2(double v) { return round(v * 100) / 100; }
 
 json_t *report_events(const struct event_list *l)
 {
     json_t *a = json_array();
     for (size_t i = 0; i < l->n; i++) {
         const struct event *e = &l->v[i];
-        json_array_append_new(
-            a, json_pack("{s:s, s:s, s:f, s:f, s:f, s:O, s:b}", "id", e->id, "kind",
-                         ev_kind_name(e->kind), "start", r2(e->start), "end", r2(e->end),
-                         "confidence", r2(e->confidence), "details", e->details, "evidence",
-                         e->evidence_path != NULL));
+        json_array_append_new(a,
+                              json_pack("{s:s, s:s, s:f, s:f, s:f, s:O, s:b}", "id", e->id, "kind",
+                                        ev_kind_name(e->kind), "start", r2(e->start), "end",
+                                        r2(e->end), "confidence", r2(e->confidence), "details",
+                                        e->details, "evidence", e->evidence_path != NULL));
     }
     return a;
 }
@@ -51,9 +48,9 @@ json_t *report_summary(const struct analysis_opts *ao, const struct scan *s,
     return json_pack("{s:f, s:f, s:f, s:o, s:s, s:f, s:f, s:o, s:s}", "time_present_s",
                      r2((double)s->present * dt), "facing_screen_pct",
                      s->samples ? r2(100.0 * (double)s->facing / (double)s->samples) : 0.0,
-                     "time_away_s", r2((double)s->away * dt), "events_by_kind", by,
-                     "final_level", score_level(ao, s->score_max), "max_score", round(s->score_max),
-                     "mean_score", r2(mean), "quality_flags", quality, "note",
+                     "time_away_s", r2((double)s->away * dt), "events_by_kind", by, "final_level",
+                     score_level(ao, s->score_max), "max_score", round(s->score_max), "mean_score",
+                     r2(mean), "quality_flags", quality, "note",
                      "Flags ask a person to look at a moment; they are not verdicts.");
 }
 

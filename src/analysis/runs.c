@@ -138,9 +138,9 @@ void runs_cleanup(struct runs *rs)
 
 /* How much each behaviour weighs once it has held for its minimum duration. */
 static const double kind_weight[EV__COUNT] = {
-    [EV_FACE_ABSENT] = 60,   [EV_MULTIPLE_FACES] = 75, [EV_OTHER_PERSON] = 70,
-    [EV_LOOKING_AWAY] = 50,  [EV_GAZE_AWAY] = 45,      [EV_PHONE] = 80,
-    [EV_OBJECT] = 40,        [EV_FACE_MISMATCH] = 90,  [EV_SPEECH_WITHOUT_CANDIDATE] = 30,
+    [EV_FACE_ABSENT] = 60,  [EV_MULTIPLE_FACES] = 75, [EV_OTHER_PERSON] = 70,
+    [EV_LOOKING_AWAY] = 50, [EV_GAZE_AWAY] = 45,      [EV_PHONE] = 80,
+    [EV_OBJECT] = 40,       [EV_FACE_MISMATCH] = 90,  [EV_SPEECH_WITHOUT_CANDIDATE] = 30,
 };
 
 #define SCORE_CONCURRENT_BONUS 10.0

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "analysis/scan.h"
 #include "core/alloc.h"
@@ -24,12 +23,10 @@
 #define DARK_LUMA 50.0        /* a face (or picture) darker than this is hard to judge */
 #define FACE_SMALL_SHARE 0.10 /* a face shorter than this share of the frame is too small */
 #define MOUTH_STILL_RANGE 0.05
-#define PERSON_FACE_MARGIN 0.5 /* a person box this much wider than the candidate's face is theirs */
+#define PERSON_FACE_MARGIN                                                                         \
+    0.5 /* face widths around a person box that still make it the candidate's */
 
-static double luma_of(const uint8_t *p)
-{
-    return 0.114 * p[0] + 0.587 * p[1] + 0.299 * p[2];
-}
+static double luma_of(const uint8_t *p) { return 0.114 * p[0] + 0.587 * p[1] + 0.299 * p[2]; }
 
 /* Mean luma, and the mean difference from the previous frame, on a 64x36 grid. */
 static void measure_picture(struct scan *s, struct sample *sm)
@@ -38,8 +35,9 @@ static void measure_picture(struct scan *s, struct sample *sm)
     long sum = 0, diff = 0;
     for (int y = 0; y < SMALL_H; y++) {
         for (int x = 0; x < SMALL_W; x++) {
-            const uint8_t *p = s->frame + ((size_t)(y * s->h / SMALL_H) * (size_t)s->w +
-                                           (size_t)(x * s->w / SMALL_W)) * 3;
+            const uint8_t *p =
+                s->frame +
+                ((size_t)(y * s->h / SMALL_H) * (size_t)s->w + (size_t)(x * s->w / SMALL_W)) * 3;
             int l = (int)lround(luma_of(p));
             sum += l;
             small[y * SMALL_W + x] = (uint8_t)l;
@@ -53,10 +51,7 @@ static void measure_picture(struct scan *s, struct sample *sm)
 }
 
 /* The moment a condition checked at t changed, when the previous check was at prev: between. */
-static double changed_at(double prev, double t)
-{
-    return prev >= 0 ? (prev + t) / 2 : t;
-}
+static double changed_at(double prev, double t) { return prev >= 0 ? (prev + t) / 2 : t; }
 
 static bool person_is_candidate(const struct scan *s, const struct vision_box *p)
 {
@@ -96,7 +91,8 @@ static void check_objects(struct scan *s, const struct vision_image *img, struct
     if (s->ao->objects_every_s <= 0 || s->t < s->next_objects)
         return;
     s->next_objects = s->t + s->ao->objects_every_s;
-    int n = vision_detect_objects(s->vis, img, s->ao->object_min_score, s->objects, SCAN_MAX_OBJECTS);
+    int n =
+        vision_detect_objects(s->vis, img, s->ao->object_min_score, s->objects, SCAN_MAX_OBJECTS);
     s->nobjects = n < 0 ? 0 : n < SCAN_MAX_OBJECTS ? n : SCAN_MAX_OBJECTS;
     bool phone = false, object = false, person = false;
     for (int i = 0; i < s->nobjects; i++) {
@@ -117,8 +113,7 @@ static void check_objects(struct scan *s, const struct vision_image *img, struct
     }
     held_change(s, EV_PHONE, &s->phone, phone, s->t, changed_at(s->phone.checked, s->t));
     held_change(s, EV_OBJECT, &s->object, object, s->t, changed_at(s->object.checked, s->t));
-    held_change(s, EV_OTHER_PERSON, &s->person, person, s->t,
-                changed_at(s->person.checked, s->t));
+    held_change(s, EV_OTHER_PERSON, &s->person, person, s->t, changed_at(s->person.checked, s->t));
 }
 
 /* Keeps this sample's frame and candidate face, for dating an identity change afterwards. */
@@ -182,7 +177,8 @@ static void check_identity(struct scan *s, const struct vision_image *img, struc
     if (due) {
         s->next_identity = s->t + s->ao->identity_every_s;
         float sim = vision_face_embedding(s->vis, img, &sm->faces[sm->cand], emb)
-                        ? NAN : tracker_identity(&s->tr, emb);
+                        ? NAN
+                        : tracker_identity(&s->tr, emb);
         if (!isnan(sim)) {
             bool now = sim < s->ao->face_match_min;
             s->similarity = sim;
@@ -230,10 +226,7 @@ static double head_away(const struct scan *s, const struct sample *sm, const cha
     return fmax(ky, kp);
 }
 
-static double round2(double v)
-{
-    return round(v * 100) / 100;
-}
+static double round2(double v) { return round(v * 100) / 100; }
 
 static void judge_behaviour(struct scan *s, struct sample *sm)
 {
@@ -242,16 +235,18 @@ static void judge_behaviour(struct scan *s, struct sample *sm)
     struct runs *rs = &s->runs;
     runs_update(rs, EV_FACE_ABSENT, t, t, sm->cand < 0, 1, 1,
                 json_pack("{s:s}", "label", "the candidate's face is not in view"), f);
-    runs_update(rs, EV_MULTIPLE_FACES, t, t, sm->nfaces_found >= 2, sm->nfaces_found, 1,
-                json_pack("{s:s, s:i}", "label", "more than one face in view", "faces",
-                          sm->nfaces_found), f);
+    runs_update(
+        rs, EV_MULTIPLE_FACES, t, t, sm->nfaces_found >= 2, sm->nfaces_found, 1,
+        json_pack("{s:s, s:i}", "label", "more than one face in view", "faces", sm->nfaces_found),
+        f);
     const char *dir = "";
     double away = sm->has_detail ? head_away(s, sm, &dir) : 0;
     sm->looking_away = away > 1;
     runs_update(rs, EV_LOOKING_AWAY, t, t, sm->looking_away, away, fmin(1, sm->detail.presence),
                 json_pack("{s:s, s:s, s:f, s:f}", "label", "head turned away from the screen",
-                          "direction", dir, "yaw", round2(sm->detail.yaw - s->tr.base_yaw),
-                          "pitch", round2(sm->detail.pitch - s->tr.base_pitch)), f);
+                          "direction", dir, "yaw", round2(sm->detail.yaw - s->tr.base_yaw), "pitch",
+                          round2(sm->detail.pitch - s->tr.base_pitch)),
+                f);
     double gaze = sm->has_detail && sm->detail.has_iris && !sm->looking_away
                       ? hypot(sm->detail.gaze_x - s->tr.base_gx, sm->detail.gaze_y - s->tr.base_gy)
                       : 0;
@@ -259,7 +254,8 @@ static void judge_behaviour(struct scan *s, struct sample *sm)
     runs_update(rs, EV_GAZE_AWAY, t, t, sm->gaze_away, gaze, 0.6,
                 json_pack("{s:s, s:f, s:f}", "label", "eyes off the screen, head facing it",
                           "gaze_x", round2(sm->detail.gaze_x - s->tr.base_gx), "gaze_y",
-                          round2(sm->detail.gaze_y - s->tr.base_gy)), f);
+                          round2(sm->detail.gaze_y - s->tr.base_gy)),
+                f);
     bool speech = s->audio && audio_speech_at(s->audio, t);
     bool still = mouth_still(s, sm);
     runs_update(rs, EV_SPEECH_WITHOUT_CANDIDATE, t, t, speech && (sm->cand < 0 || still), 1, 0.5,
@@ -280,10 +276,11 @@ static void judge_held(struct scan *s)
                 f);
     runs_update(&s->runs, EV_OTHER_PERSON, t, s->person.since, s->person.on, 1, 0.6,
                 json_pack("{s:s}", "label", "a person without a visible face"), f);
-    runs_update(&s->runs, EV_FACE_MISMATCH, t, s->mismatch.since, s->mismatch.on,
-                1 - s->similarity, 0.7,
+    runs_update(&s->runs, EV_FACE_MISMATCH, t, s->mismatch.since, s->mismatch.on, 1 - s->similarity,
+                0.7,
                 json_pack("{s:s, s:f}", "label", "the face may belong to someone else",
-                          "similarity", round2(s->similarity)), f);
+                          "similarity", round2(s->similarity)),
+                f);
 }
 
 /* Mean luma of the candidate's face (of the whole frame without one), on a coarse grid. */
@@ -311,16 +308,17 @@ static void judge_quality(struct scan *s, const struct sample *sm)
                 json_pack("{s:s}", "label", "the picture is black"), f);
     double lit = face_luma(s, sm);
     runs_update(&s->runs, EV_DARK_VIDEO, t, t, !black && lit < DARK_LUMA, DARK_LUMA - lit, 1,
-                json_pack("{s:s, s:f}", "label", sm->cand >= 0 ? "the face is poorly lit"
-                                                                 : "the picture is dark",
-                          "luma", round2(lit)),
+                json_pack("{s:s, s:f}", "label",
+                          sm->cand >= 0 ? "the face is poorly lit" : "the picture is dark", "luma",
+                          round2(lit)),
                 f);
     runs_update(&s->runs, EV_FROZEN_VIDEO, t, t, !black && sm->diff < FROZEN_DIFF, 1, 1,
                 json_pack("{s:s}", "label", "the picture does not change"), f);
     double share = sm->cand >= 0 ? sm->faces[sm->cand].box.h / s->h : 1;
     runs_update(&s->runs, EV_FACE_TOO_SMALL, t, t, share < FACE_SMALL_SHARE, -share, 1,
                 json_pack("{s:s, s:f}", "label", "the face is too small to judge",
-                          "face_height_share", round2(share)), f);
+                          "face_height_share", round2(share)),
+                f);
 }
 
 /* Audio events get the frame from their middle as evidence, once the pass reaches it. */
@@ -361,27 +359,20 @@ static void tally(struct scan *s, const struct sample *sm)
     s->score_max = fmax(s->score_max, sm->score);
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 void scan_sample(struct scan *s)
 {
     struct vision_image img = {s->frame, s->w, s->h, (size_t)s->w * 3};
     struct sample *sm = &s->cur;
     memset(sm, 0, sizeof *sm);
     sm->cand = -1;
-    double t0 = now_ms();
+    int64_t t0 = media_now_ms();
     measure_picture(s, sm);
     sample_faces(s, &img, sm);
-    double t1 = now_ms();
+    int64_t t1 = media_now_ms();
     check_objects(s, &img, sm);
-    double t2 = now_ms();
+    int64_t t2 = media_now_ms();
     check_identity(s, &img, sm);
-    double t3 = now_ms();
+    int64_t t3 = media_now_ms();
     memcpy(s->drawn, s->frame, s->bytes);
     scan_draw_marks(s, sm);
     judge_behaviour(s, sm);
@@ -394,8 +385,8 @@ void scan_sample(struct scan *s)
     tally(s, sm);
     if (s->enc && !s->enc_failed && proc_stream_write(s->enc, s->drawn, s->bytes))
         s->enc_failed = true; /* proc_stream_finish() tells a stop from a failed encoder */
-    s->ms_faces += t1 - t0;
-    s->ms_objects += t2 - t1;
-    s->ms_identity += t3 - t2;
-    s->ms_rest += now_ms() - t3;
+    s->ms_faces += (double)(t1 - t0);
+    s->ms_objects += (double)(t2 - t1);
+    s->ms_identity += (double)(t3 - t2);
+    s->ms_rest += (double)(media_now_ms() - t3);
 }

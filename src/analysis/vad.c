@@ -19,10 +19,10 @@ int WebRtcVad_set_mode(VadInst *handle, int mode);
 int WebRtcVad_Process(VadInst *handle, int fs, const int16_t *audio_frame, size_t frame_length);
 
 #define VAD_RATE 16000
-#define VAD_FRAME 480          /* 30 ms */
+#define VAD_FRAME 480 /* 30 ms */
 #define VAD_MODE 3
-#define VAD_BRIDGE_S 0.3       /* gaps shorter than this inside speech are speech */
-#define VAD_MIN_SPEECH_S 0.2   /* shorter speech is a click, not a word */
+#define VAD_BRIDGE_S 0.3     /* gaps shorter than this inside speech are speech */
+#define VAD_MIN_SPEECH_S 0.2 /* shorter speech is a click, not a word */
 
 struct vad {
     VadInst *inst;

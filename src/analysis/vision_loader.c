@@ -134,20 +134,11 @@ int render_write_jpeg(const struct render_frame *f, const char *path, int qualit
 }
 
 /* The analysis loads the models (vision_new) before it feeds any audio, so the module is there. */
-struct vad *vad_new(void)
-{
-    return ops->vad_new();
-}
+struct vad *vad_new(void) { return ops->vad_new(); }
 
-void vad_feed(struct vad *v, const int16_t *pcm, size_t n)
-{
-    ops->vad_feed(v, pcm, n);
-}
+void vad_feed(struct vad *v, const int16_t *pcm, size_t n) { ops->vad_feed(v, pcm, n); }
 
-struct span *vad_take(struct vad *v, size_t *n)
-{
-    return ops->vad_take(v, n);
-}
+struct span *vad_take(struct vad *v, size_t *n) { return ops->vad_take(v, n); }
 
 void vad_free(struct vad *v)
 {

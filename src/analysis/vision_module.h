@@ -1,8 +1,9 @@
 /*
  * The boundary of interview-vision.so, the module that holds everything linked with OpenCV or
  * WebRTC (vision.cpp, render.cpp, vad.c). Only the worker loads it, on its first analysis, so that
- * serve, run and the CLI do not map those C++ libraries (OpenCV brings a hundred-odd). The module exports one function that
- * returns this table; vision_loader.c turns the table back into vision.h and render_* calls.
+ * serve, run and the CLI do not map those C++ libraries (OpenCV brings a hundred-odd). The module
+ * exports one function that returns this table; vision_loader.c turns the table back into vision.h
+ * and render_* calls.
  */
 #ifndef IA_ANALYSIS_VISION_MODULE_H
 #define IA_ANALYSIS_VISION_MODULE_H

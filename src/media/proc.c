@@ -437,8 +437,8 @@ enum ia_err proc_stream_start(const char *const argv[], const struct proc_opts *
     snprintf(s->name, sizeof s->name, "%s", argv[0]);
     run_init(&s->r, &s->opts, &s->res);
     s->r.want_in = with_stdin;
-    enum ia_err result = proc_prepare(argv, &s->opts, &s->res, path, sizeof path, detail,
-                                      detaillen);
+    enum ia_err result =
+        proc_prepare(argv, &s->opts, &s->res, path, sizeof path, detail, detaillen);
     if (!result)
         result = spawn(&s->r, path, argv, detail, detaillen);
     if (result) {

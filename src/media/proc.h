@@ -18,7 +18,12 @@
 typedef void (*proc_line_fn)(const char *line, size_t len, void *ctx);
 
 /* STREAM is for proc_stream_start(): the caller reads stdout itself. */
-enum proc_stdout { PROC_STDOUT_DISCARD, PROC_STDOUT_CAPTURE, PROC_STDOUT_LINES, PROC_STDOUT_STREAM };
+enum proc_stdout {
+    PROC_STDOUT_DISCARD,
+    PROC_STDOUT_CAPTURE,
+    PROC_STDOUT_LINES,
+    PROC_STDOUT_STREAM
+};
 
 struct proc_opts {
     int64_t deadline_ms;       /* media_now_ms() time to kill the group; 0: none */

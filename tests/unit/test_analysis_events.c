@@ -15,8 +15,12 @@
 
 static struct analysis_opts opts(void)
 {
-    struct analysis_opts ao = {.fps = 5, .absent_min_s = 2, .multiple_min_s = 1,
-                               .away_min_s = 2, .silence_min_s = 2, .suspicious_score = 40,
+    struct analysis_opts ao = {.fps = 5,
+                               .absent_min_s = 2,
+                               .multiple_min_s = 1,
+                               .away_min_s = 2,
+                               .silence_min_s = 2,
+                               .suspicious_score = 40,
                                .cheating_score = 70};
     return ao;
 }
@@ -151,8 +155,11 @@ static void test_silences_are_the_gaps_between_speech(void **state)
     (void)state;
     struct analysis_opts ao = opts();
     struct span speech[] = {{0.5, 3.0}, {3.5, 4.0}, {8.0, 10.0}};
-    struct audio_result a = {.present = true, .speech = speech, .nspeech = 3,
-                             .true_peak_dbfs = -3, .integrated_lufs = -20};
+    struct audio_result a = {.present = true,
+                             .speech = speech,
+                             .nspeech = 3,
+                             .true_peak_dbfs = -3,
+                             .integrated_lufs = -20};
     struct event_list l = {0};
     audio_events(&ao, &a, 12.0, &l);
     assert_int_equal(l.n, 2); /* 4-8 and 10-12; 0-0.5 and 3-3.5 are too short */
