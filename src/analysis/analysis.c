@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,10 @@
 #define REVIEW_CRF "30"
 #define ANALYSIS_SCHEMA 1
 
-static _Thread_local struct vision *thread_vision;
+/* One set of models per process, shared by the worker's slots (vision_loader.c serializes calls):
+ * a second copy would cost its full memory for little speed on a machine of few cores. */
+static struct vision *models_loaded;
+static pthread_mutex_t models_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void analysis_opts_from_config(struct analysis_opts *ao, const struct config *cfg)
 {
@@ -48,17 +52,20 @@ void analysis_opts_from_config(struct analysis_opts *ao, const struct config *cf
     ao->review = cfg->review_video != 0;
 }
 
-void analysis_thread_cleanup(void)
+void analysis_global_cleanup(void)
 {
-    vision_free(thread_vision);
-    thread_vision = NULL;
+    vision_free(models_loaded);
+    models_loaded = NULL;
 }
 
 static struct vision *models(const struct analysis_opts *ao, char *detail, size_t detaillen)
 {
-    if (!thread_vision)
-        thread_vision = vision_new(ao->models_dir, ao->threads, detail, detaillen);
-    return thread_vision;
+    pthread_mutex_lock(&models_lock);
+    if (!models_loaded)
+        models_loaded = vision_new(ao->models_dir, ao->threads, detail, detaillen);
+    struct vision *v = models_loaded;
+    pthread_mutex_unlock(&models_lock);
+    return v;
 }
 
 /* The frame size the analysis works at: at most ao->width wide, even, same shape. */

@@ -62,7 +62,8 @@ enum ia_err analysis_run(const struct analysis_opts *ao, const struct media_opts
                          char *detail, size_t detaillen);
 void analysis_outputs_cleanup(struct analysis_outputs *out);
 
-/* Frees the models this thread loaded (they are kept between tasks of one worker slot). */
-void analysis_thread_cleanup(void);
+/* Frees the models (loaded by the first analysis, kept for the process); call once no analysis
+ * runs any more. */
+void analysis_global_cleanup(void);
 
 #endif

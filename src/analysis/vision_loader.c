@@ -12,6 +12,8 @@
 #include "analysis/vision_module.h"
 
 static const struct vision_ops *ops;
+/* A struct vision is shared by the worker's slots; its networks run one call at a time. */
+static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
 static char load_error[256];
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
@@ -68,25 +70,37 @@ void vision_free(struct vision *v)
 int vision_detect_faces(struct vision *v, const struct vision_image *img, float min_score,
                         struct vision_face *out, int max)
 {
-    return ops->vision_detect_faces(v, img, min_score, out, max);
+    pthread_mutex_lock(&call_lock);
+    int n = ops->vision_detect_faces(v, img, min_score, out, max);
+    pthread_mutex_unlock(&call_lock);
+    return n;
 }
 
 int vision_describe_face(struct vision *v, const struct vision_image *img,
                          const struct vision_face *face, struct vision_face_detail *out)
 {
-    return ops->vision_describe_face(v, img, face, out);
+    pthread_mutex_lock(&call_lock);
+    int n = ops->vision_describe_face(v, img, face, out);
+    pthread_mutex_unlock(&call_lock);
+    return n;
 }
 
 int vision_detect_objects(struct vision *v, const struct vision_image *img, float min_score,
                           struct vision_object *out, int max)
 {
-    return ops->vision_detect_objects(v, img, min_score, out, max);
+    pthread_mutex_lock(&call_lock);
+    int n = ops->vision_detect_objects(v, img, min_score, out, max);
+    pthread_mutex_unlock(&call_lock);
+    return n;
 }
 
 int vision_face_embedding(struct vision *v, const struct vision_image *img,
                           const struct vision_face *face, float *out)
 {
-    return ops->vision_face_embedding(v, img, face, out);
+    pthread_mutex_lock(&call_lock);
+    int n = ops->vision_face_embedding(v, img, face, out);
+    pthread_mutex_unlock(&call_lock);
+    return n;
 }
 
 float vision_embedding_similarity(const float *a, const float *b)

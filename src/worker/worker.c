@@ -98,7 +98,6 @@ static void *slot_main(void *arg)
         claimed_task_free(t);
     }
     queue_free(q);
-    analysis_thread_cleanup();
     atomic_fetch_sub(&s->w->running, 1);
     return NULL;
 }
@@ -237,6 +236,7 @@ int worker_main(const struct config *cfg)
     log_msg(LOG_INFO, "worker", "ready: %d slot(s), lease %lld s", w.nslots, cfg->task_lease_s);
     worker_wait_shutdown(&w, &set);
     worker_join(&w, heartbeat);
+    analysis_global_cleanup();
     store_free(w.store);
     netpolicy_free(w.policy);
     log_msg(LOG_INFO, "worker", "stopped");
