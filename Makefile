@@ -5,7 +5,7 @@ JOBS       ?= $(shell nproc)
 PYTHON     := /usr/bin/python3
 WERROR     ?= $(if $(CI),ON,OFF)
 
-.PHONY: all build build-asan models deps run test unit blackbox bench bench-smoke fuzz fuzz-smoke test-valgrind clean
+.PHONY: all build build-asan models web-assets deps run test unit blackbox bench bench-smoke fuzz fuzz-smoke test-valgrind clean
 
 all: build
 
@@ -19,13 +19,17 @@ $(BUILD)/Makefile:
 models:
 	@scripts/models.sh
 
-build: models $(BUILD)/Makefile
+# Swagger UI for GET /docs (npm, pinned in scripts/web-assets.lock); does nothing when vendor/ matches.
+web-assets:
+	@scripts/web-assets.sh
+
+build: models web-assets $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
 $(ASAN_BUILD)/Makefile:
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DIA_SANITIZE=ON -DIA_WERROR=$(WERROR) >/dev/null
 
-build-asan: models $(ASAN_BUILD)/Makefile
+build-asan: models web-assets $(ASAN_BUILD)/Makefile
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 run: deps build

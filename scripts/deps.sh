@@ -4,10 +4,10 @@ set -euo pipefail
 
 run_pkgs="build-essential cmake pkg-config libevent-dev libhiredis-dev libcurl4-openssl-dev
   libjansson-dev libssl-dev ffmpeg redis-server libopencv-dev libwebrtc-audio-processing-dev libturbojpeg0-dev
-  python3-onnx python3-numpy curl
+  python3-onnx python3-numpy python3-yaml curl
   ca-certificates"
 test_pkgs="$run_pkgs libcmocka-dev nginx-light python3-pytest python3-requests python3-celery
-  python3-redis clang libclang-rt-14-dev valgrind iproute2 wrk hyperfine libdlib19.1
+  python3-redis python3-jsonschema clang libclang-rt-14-dev valgrind iproute2 wrk hyperfine libdlib19.1
   python3-skimage python3-opencv opencv-data espeak-ng"
 bench_pkgs="$test_pkgs"
 

@@ -30,4 +30,14 @@ void api_thread_free(void *thread_ctx);
 /* The http handler: routes and answers one request. */
 void api_handle(struct http_request *req, void *thread_ctx);
 
+/*
+ * Retention (retention.c): when RETENTION_DAYS > 0, a thread that deletes older videos every
+ * RETENTION_SWEEP_S; NULL when it is off. app must outlive it. Start it with the signals the
+ * program waits for blocked (the thread inherits the mask).
+ */
+struct api_retention;
+struct api_retention *api_retention_start(const struct app *app);
+/* Stops the thread (a sweep in progress ends after its current batch) and frees it; NULL is fine. */
+void api_retention_stop(struct api_retention *r);
+
 #endif

@@ -125,5 +125,19 @@ void api_healthz(struct api_call *call);
 void api_readyz(struct api_call *call);
 void api_web_index(struct api_call *call);
 void api_web_asset(struct api_call *call);
+void api_video_delete(struct api_call *call);
+void api_openapi(struct api_call *call);
+void api_docs_page(struct api_call *call);
+void api_docs_asset(struct api_call *call);
+
+struct store_video_id;
+/*
+ * Deletes the videos of ids (n, sorted by id) for retention, in the order DELETE uses:
+ * tombstones and records first, then every file, logging each with its id and `days`. Stops at
+ * the first video whose records Redis could not delete; returns how many were deleted (the
+ * first ones of ids).
+ */
+size_t api_videos_expire(const struct app *app, struct queue *q, const struct store_video_id *ids,
+                         size_t n, long long days);
 
 #endif

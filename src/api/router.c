@@ -46,6 +46,10 @@ static const struct route routes[] = {
     {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz, JSON_BODY_MAX},
     {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index, JSON_BODY_MAX},
     {"/web/*", GET_HEAD, ACCESS_PUBLIC, api_web_asset, JSON_BODY_MAX},
+    {"/videos/*", HTTP_DELETE, ACCESS_API, api_video_delete, JSON_BODY_MAX},
+    {"/openapi.json", GET_HEAD, ACCESS_PUBLIC, api_openapi, JSON_BODY_MAX},
+    {"/docs", GET_HEAD, ACCESS_PUBLIC, api_docs_page, JSON_BODY_MAX},
+    {"/docs/*", GET_HEAD, ACCESS_PUBLIC, api_docs_asset, JSON_BODY_MAX},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -8,6 +8,7 @@
 #include "api/status_cache.h"
 #include "http/http.h"
 #include "queue/queue.h"
+#include "store/store.h"
 #include "util/uuid.h"
 
 static json_t *status_success(const struct app *app, const char *video_id)
@@ -67,6 +68,18 @@ static enum ia_err status_lookup(struct api_call *call, struct task_status *st, 
     return IA_OK;
 }
 
+/*
+ * True for a success whose video is gone (DELETE /videos, retention) while this thread's cache
+ * still remembers it: the metadata is published before SUCCESS is written, so a success
+ * without it was deleted.
+ */
+static bool deleted_since(const struct api_call *call, const struct task_status *st,
+                          const char *video_id)
+{
+    return st->state == TASK_SUCCEEDED && uuid_is_canonical(video_id, strlen(video_id)) &&
+           !store_exists(call->t->app->store, video_id, "json");
+}
+
 void api_status(struct api_call *call)
 {
     if (!uuid_is_canonical(call->param, strlen(call->param))) {
@@ -79,7 +92,7 @@ void api_status(struct api_call *call)
     enum ia_err err = status_lookup(call, &st, video_id, sizeof(video_id));
     if (err)
         api_reply_ia_error(call->req, err);
-    else if (st.state == TASK_UNKNOWN)
+    else if (st.state == TASK_UNKNOWN || deleted_since(call, &st, video_id))
         api_reply_error(call->req, 404, "task_not_found", "no such task");
     else
         api_reply_json(call->req, 200, status_body(call->t->app, &st, video_id));

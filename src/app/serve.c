@@ -71,11 +71,13 @@ int serve_main(const struct config *cfg)
     }
     log_msg(LOG_INFO, "serve", "listening on %s:%d with %lld loop(s)", cfg->host,
             http_server_port(srv), cfg->serve_threads);
+    struct api_retention *retention = api_retention_start(&app);
     pthread_t sig;
     pthread_create(&sig, NULL, signal_thread, srv);
     http_server_run(srv);
     pthread_cancel(sig);
     pthread_join(sig, NULL);
+    api_retention_stop(retention);
     http_server_free(srv);
     api_auth_free(app.auth);
     store_free(app.store);

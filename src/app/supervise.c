@@ -48,6 +48,7 @@ static pid_t spawn(const char *const argv[])
         for (size_t i = 0; i < n; i++)
             copy[i] = xstrdup(argv[i]);
         setpgid(0, 0);
+        signal(SIGTTOU, SIG_IGN); /* a background group still logs to a `stty tostop` terminal */
         if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)
             _exit(127);
         sigset_t none;

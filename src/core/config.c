@@ -134,6 +134,10 @@ static const struct option options[] = {
      "score from which a moment is CHEATING_DETECTED (a prompt to review, not a verdict)"},
     {"REVIEW_VIDEO", INT(review_video, 0, 1), "1", false,
      "1: also make the review rendition with the analysis drawn on it"},
+    {"RETENTION_DAYS", INT(retention_days, 0, 36500), "0", false,
+     "videos whose processing finished more than this many days ago are deleted (0: never)"},
+    {"RETENTION_SWEEP_S", INT(retention_sweep_s, 1, 86400), "3600", false,
+     "seconds between two retention sweeps (by one serve process of those sharing Redis)"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -64,6 +64,8 @@ struct config {
     long long alert_suspicious_score;
     long long alert_cheating_score;
     long long review_video;
+    long long retention_days;
+    long long retention_sweep_s;
 };
 
 /* A lookup of a name in an environment: returns NULL when unset. */

@@ -35,10 +35,10 @@ struct http_conn {
     struct http_conns *owner;
     struct evhttp_connection *evcon;
     struct event *deadline;
-    struct evbuffer *input;           /* the connection's input buffer, watched while in_head */
-    struct evbuffer_cb_entry *watch;  /* our callback on it */
-    bool in_head;                     /* a head is arriving: its end stops the deadline */
-    unsigned char eol;                /* head scan: 0 in a line, 1 after "\n", 2 after "\n\r" */
+    struct evbuffer *input;          /* the connection's input buffer, watched while in_head */
+    struct evbuffer_cb_entry *watch; /* our callback on it */
+    bool in_head;                    /* a head is arriving: its end stops the deadline */
+    unsigned char eol;               /* head scan: 0 in a line, 1 after "\n", 2 after "\n\r" */
     int fd;
 };
 

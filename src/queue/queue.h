@@ -142,6 +142,31 @@ enum ia_err queue_idempotency_bind(struct queue *q, const char *scope, const cha
 enum ia_err queue_idempotency_forget(struct queue *q, const char *scope, const char *key);
 
 /*
+ * Deletion (queue_delete.c; a video is named after its task, so video_id is also the task id).
+ * Writes the tombstone of the video for RESULT_TTL and, in the same step, removes its task's
+ * result record, accepted record and fence: the running delivery can write nothing more and
+ * its next lease renewal stops it, and no later delivery runs (queue_video_deleted()). *existed
+ * is true when a result or accepted record was there. IA_ERR_BROKER when Redis is unreachable.
+ */
+enum ia_err queue_video_forget(struct queue *q, const char *video_id, bool *existed);
+/* Removes a tombstone written by queue_video_forget() for a video that turned out not to exist. */
+enum ia_err queue_video_unforget(struct queue *q, const char *video_id);
+/* Worker side: *deleted is true when the video was deleted (its tombstone is there). */
+enum ia_err queue_video_deleted(struct queue *q, const char *video_id, bool *deleted);
+/*
+ * Removes every Idempotency-Key record bound to task_id, in any scope (a SCAN of the backend's
+ * idempotency keys, a page at a time); *n receives how many. IA_ERR_BROKER on an outage.
+ */
+enum ia_err queue_idempotency_forget_task(struct queue *q, const char *task_id, long long *n);
+/*
+ * Takes a turn of the periodic job name for turn_ms (SET NX PX in the backend): *mine is true
+ * for the one process, of all that share the backend, that should run it now. A turn a little
+ * shorter than the period lets the process that woke first take the next one.
+ */
+enum ia_err queue_periodic_turn(struct queue *q, const char *name, long long turn_ms,
+                                bool *mine);
+
+/*
  * Writes celery-task-meta-<task_id> (and publishes it, as Celery's Redis backend does), unless
  * a final state (SUCCESS, FAILURE, REVOKED) is there already: that one is kept (IA_OK).
  * status: "STARTED", "PROGRESS", "RETRY", "SUCCESS" or "FAILURE".

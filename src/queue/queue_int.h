@@ -36,6 +36,12 @@
  * without API keys) = "<body sha256> <task id>".
  */
 #define QUEUE_IDEM_PREFIX "interview-idem-"
+/*
+ * Backend: interview-deleted-<video id>, the tombstone of a deleted video (queue_delete.c), and
+ * interview-periodic-<name>, held by the one process that runs a periodic job this period.
+ */
+#define QUEUE_DELETED_PREFIX "interview-deleted-"
+#define QUEUE_PERIODIC_PREFIX "interview-periodic-"
 
 #define QUEUE_TIMEOUT_MS 1000 /* connect and command timeout */
 #define QUEUE_RETRY_MS 250    /* no reconnect attempt sooner than this after a failure */

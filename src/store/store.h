@@ -9,8 +9,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "core/error.h"
+#include "util/uuid.h"
 
 struct store;
 
@@ -48,6 +50,26 @@ void store_sweep_work(const struct store *s, long max_age_s);
  */
 enum ia_err store_publish(const struct store *s, const char *src_path, const char *video_id,
                           const char *ext);
+/* A video id as text, for lists of videos (store_delete.c). */
+struct store_video_id {
+    char id[UUID_STR_LEN + 1];
+};
+/*
+ * The complete videos (processed_<id>.json present) whose metadata was last changed before
+ * `before` (Unix time), at most max of them, sorted by id, in a new array *ids of *n (the
+ * caller frees it; NULL when none). IA_ERR_IO when the directory cannot be read.
+ */
+enum ia_err store_list_older(const struct store *s, time_t before, size_t max,
+                             struct store_video_id **ids, size_t *n);
+/*
+ * Removes every file processed_<id>.* of each video of ids (n, sorted by id as
+ * store_list_older() returns them): the metadata of all first, so that each stops being
+ * complete before its other files go, then the rest in one pass over the directory, then an
+ * fsync of the directory. removed (NULL: not wanted) receives the number of files removed per
+ * video. IA_ERR_IO when the directory cannot be read or a file not removed (the others are).
+ */
+enum ia_err store_remove_videos(const struct store *s, const struct store_video_id *ids, size_t n,
+                                size_t *removed);
 /* Free bytes on the store's file system, or -1. */
 long long store_free_bytes(const struct store *s);
 /* True when a file can be created in the store's directory. */

@@ -283,6 +283,24 @@ static json_t *success_result(const struct task_run *run)
     return r;
 }
 
+/*
+ * True when the video was deleted (DELETE /videos, retention: queue_delete.c): then its files
+ * are removed, including any this delivery published, and the task must write nothing more.
+ * Checked before a task starts and after it publishes, so that whichever of the deletion and
+ * the publication comes second removes the files.
+ */
+static bool task_deleted(const struct task_run *run)
+{
+    bool deleted = false;
+    if (queue_video_deleted(run->env->queue, run->video_id, &deleted) || !deleted)
+        return false;
+    struct store_video_id v;
+    snprintf(v.id, sizeof(v.id), "%s", run->video_id);
+    store_remove_videos(run->env->store, &v, 1, NULL);
+    log_msg(LOG_INFO, "worker", "task=%s video deleted; dropping the task", run->t->task_id);
+    return true;
+}
+
 /* After a final state could not be written: the task goes back (or to its new holder). */
 static enum task_outcome task_unsettled(const struct task_run *run, enum ia_err err)
 {
@@ -294,6 +312,8 @@ static enum task_outcome task_unsettled(const struct task_run *run, enum ia_err 
 
 static enum task_outcome task_succeed(struct task_run *run)
 {
+    if (task_deleted(run))
+        return TASK_OUTCOME_ACK;
     json_t *result = success_result(run);
     enum ia_err err = queue_task_set_state(run->env->queue, run->t, "SUCCESS", result);
     json_decref(result);
@@ -423,7 +443,9 @@ enum task_outcome task_run(const struct task_env *env, const struct claimed_task
         return task_fail(&run, IA_ERR_INVALID, "not a process_video(url) call with a UUID id");
     store_work_dir_remove_task(env->store, t->task_id); /* of deliveries whose worker died */
     enum task_outcome outcome;
-    if (t->deliveries > env->cfg->task_max_deliveries) { /* it keeps killing its workers */
+    if (task_deleted(&run)) {
+        outcome = TASK_OUTCOME_ACK;
+    } else if (t->deliveries > env->cfg->task_max_deliveries) { /* it keeps killing its workers */
         char detail[96];
         snprintf(detail, sizeof(detail), "delivery %d: the %d before it each lost their worker",
                  t->deliveries, t->deliveries - 1);

@@ -171,8 +171,8 @@ static void worker_wait_shutdown(struct worker *w, const sigset_t *set)
     while ((sig = wait_signal(set, -1)) < 0 && errno == EINTR)
         ;
     long long grace_s = w->cfg->worker_shutdown_grace_s;
+    atomic_store(&w->draining, true); /* before the line: once it is logged, nothing is claimed */
     log_msg(LOG_INFO, "worker", "signal %d: finishing running tasks (up to %lld s)", sig, grace_s);
-    atomic_store(&w->draining, true);
     int64_t deadline = media_now_ms() + grace_s * 1000;
     while (atomic_load(&w->running) > 0) {
         if (media_now_ms() >= deadline || wait_signal(set, 1) > 0) {

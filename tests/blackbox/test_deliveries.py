@@ -128,6 +128,8 @@ def test_draining_worker_claims_nothing_new(tmp_path, redis_server, file_server,
     with requests.Session() as s:
         s.get(svc.base + "/healthz", timeout=5)  # the connection is open before the signal
         svc.workers[0].send_signal(signal.SIGTERM)
+        wait_until(lambda: "finishing running tasks" in worker_log(svc, 0), 30 * SLOW,
+                   "the drain to begin", svc, every=0.01)
         late = s.post(svc.base + "/submit", json={"video_url": origin.url("file/drip.mp4")},
                       timeout=10).json()["task_id"]
     assert svc.workers[0].wait(timeout=120 * SLOW) == 0

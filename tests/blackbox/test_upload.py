@@ -410,17 +410,100 @@ def test_serve_memory_stays_bounded(svc):
     assert peak[0] / 1024 < limit, f"serve RSS peaked at {peak[0] / 1024:.1f} MiB"
 
 
-@pytest.mark.parametrize("svc", [{"REQUEST_TIMEOUT_S": "3"}], indirect=True)
-def test_cli_retries_a_failed_chunk_from_the_servers_offset(svc, tmp_path):
-    """A chunk too slow for REQUEST_TIMEOUT_S is cut off by the server: the CLI asks HEAD for the
-    offset and goes on with smaller chunks, in the same run."""
+@pytest.mark.parametrize("svc", [{"REQUEST_TIMEOUT_S": "2"}], indirect=True)
+def test_cli_sends_a_chunk_slower_than_the_request_timeout(svc, tmp_path):
+    """REQUEST_TIMEOUT_S caps a request's head only: a body is timed by the pauses between its
+    reads (IDLE_TIMEOUT_S), so a slow but steady link finishes a chunk however long it takes."""
     clip = big_clip(tmp_path, "640x480")
     data = clip.read_bytes()
     assert len(data) > (1 << 20)
-    # 1 MiB at 250 kB/s takes 4.2 s (cut off at 3 s); the 512 KiB retries take 2.1 s.
+    # 1 MiB at 250 kB/s takes 4.2 s, twice the request timeout; no pause is long.
     p = cli(svc, tmp_path, str(clip), "--wait",
             extra={"INTERVIEW_API_CHUNK_BYTES": str(1 << 20), "INTERVIEW_API_UPLOAD_RATE": "250000"})
-    out, err = p.communicate(timeout=180)
+    out, err = p.communicate(timeout=180 * SLOW)
     assert p.returncode == 0, err.decode() + svc.dump_logs()
-    assert "continuing at 0 bytes" in err.decode()
+    assert "continuing at" not in err.decode(), err.decode()  # no chunk was cut off
     check_success(svc, out.decode().split()[0], data)
+
+
+class StallingProxy:
+    """A TCP proxy in front of serve that stops passing on the first PATCH after stall_after of
+    its bytes, until serve gives up on the silent connection; then it closes the client's side.
+    """
+
+    def __init__(self, stall_after=65536):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target = None
+        self.stall_after = stall_after
+        self.stalled = threading.Event()
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.forward, args=(client,), daemon=True).start()
+
+    @staticmethod
+    def copy_back(server, client, server_gone):
+        try:
+            while data := server.recv(65536):
+                client.sendall(data)
+        except OSError:
+            pass
+        server_gone.set()
+        try:
+            client.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def forward(self, client):
+        server, server_gone = socket.create_connection(("127.0.0.1", self.target)), threading.Event()
+        threading.Thread(target=self.copy_back, args=(server, client, server_gone),
+                         daemon=True).start()
+        passed, is_patch = 0, None
+        try:
+            while data := client.recv(65536):
+                is_patch = data.startswith(b"PATCH") if is_patch is None else is_patch
+                if is_patch and not self.stalled.is_set() and passed + len(data) > self.stall_after:
+                    self.stalled.set()
+                    server_gone.wait()  # serve closes the connection once it has been silent
+                    break
+                server.sendall(data)
+                passed += len(data)
+        except OSError:
+            pass
+        for s in (server, client):
+            s.close()
+
+    def close(self):
+        self.listener.close()
+
+
+def test_cli_retries_a_chunk_cut_off_by_a_long_pause(tmp_path, redis_server):
+    """A chunk that pauses longer than IDLE_TIMEOUT_S is cut off by the server: the CLI asks HEAD
+    for the offset and goes on with smaller chunks, in the same run."""
+    proxy = StallingProxy()
+    s = Service(str(tmp_path), redis_server,
+                extra_env={"IDLE_TIMEOUT_S": "2",
+                           "PUBLIC_BASE_URL": f"http://127.0.0.1:{proxy.port}"})
+    try:
+        proxy.target = s.port
+        s.wait_workers_ready()
+        clip = big_clip(tmp_path, "640x480")
+        data = clip.read_bytes()
+        p = cli(s, tmp_path, str(clip), "--wait",
+                extra={"INTERVIEW_API_URL": f"http://127.0.0.1:{proxy.port}",
+                       "INTERVIEW_API_CHUNK_BYTES": str(1 << 20)})
+        out, err = p.communicate(timeout=180 * SLOW)
+        assert p.returncode == 0, err.decode() + s.dump_logs()
+        assert proxy.stalled.is_set()
+        assert "continuing at 0 bytes" in err.decode(), err.decode()
+        check_success(s, out.decode().split()[0], data)
+    finally:
+        proxy.close()
+        codes = s.stop()
+    assert all(c == 0 for c in codes.values()), s.dump_logs()

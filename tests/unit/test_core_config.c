@@ -91,9 +91,9 @@ static void test_invalid_values_name_the_option(void **state)
 static void test_preset_accepts_every_libx264_preset(void **state)
 {
     (void)state;
-    static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
-                                          "medium",    "slow",      "slower",   "veryslow",
-                                          "placebo"};
+    static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster",
+                                          "fast",      "medium",    "slow",     "slower",
+                                          "veryslow",  "placebo"};
     for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++) {
         const char *const env[] = {"PRESET", presets[i], NULL};
         struct config cfg;

@@ -235,9 +235,9 @@ static void test_restart_is_invisible(void **state)
     struct queue *q = new_queue(broker_url, backend_url);
     assert_int_equal(queue_submit(q, "t-before", "http://x/a", NULL), IA_OK);
     redis_stop();
-    redis_start(); /* same port, empty */
-    assert_int_equal(queue_length(q), 0);                                  /* broker */
-    assert_int_equal(queue_submit(q, "t-after", "http://x/b", NULL), IA_OK); /* both */
+    redis_start(); /* same port, empty: both connections of q are stale */
+    assert_int_equal(queue_length(q), 0);
+    assert_int_equal(queue_submit(q, "t-after", "http://x/b", NULL), IA_OK);
     struct task_status st;
     assert_int_equal(queue_status(q, "t-after", &st), IA_OK);
     assert_int_equal(st.state, TASK_QUEUED);
