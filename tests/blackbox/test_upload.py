@@ -461,7 +461,8 @@ class StallingProxy:
             pass
 
     def forward(self, client):
-        server, server_gone = socket.create_connection(("127.0.0.1", self.target)), threading.Event()
+        server = socket.create_connection(("127.0.0.1", self.target))
+        server_gone = threading.Event()
         threading.Thread(target=self.copy_back, args=(server, client, server_gone),
                          daemon=True).start()
         passed, is_patch = 0, None
