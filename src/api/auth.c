@@ -20,6 +20,7 @@
 
 struct api_auth {
     char *keys[KEYS_MAX];
+    char *names[KEYS_MAX]; /* "name:key" entries name their key; NULL for a bare key */
     size_t nkeys;
     char *signing_key;
     long long ttl_s;
@@ -37,7 +38,11 @@ static int add_keys(struct api_auth *a, const char *text)
             continue;
         if (a->nkeys == KEYS_MAX)
             return -1;
-        a->keys[a->nkeys++] = xstrndup(p, n);
+        /* ':' is not in a bearer token (RFC 6750 b64token), so "name:key" is unambiguous. */
+        const char *colon = memchr(p, ':', n);
+        size_t skip_name = colon ? (size_t)(colon - p) + 1 : 0;
+        a->names[a->nkeys] = colon && colon > p ? xstrndup(p, (size_t)(colon - p)) : NULL;
+        a->keys[a->nkeys++] = xstrndup(p + skip_name, n - skip_name);
         p += n;
     }
     return 0;
@@ -85,23 +90,32 @@ void api_auth_free(struct api_auth *a)
 {
     if (!a)
         return;
-    for (size_t i = 0; i < a->nkeys; i++)
+    for (size_t i = 0; i < a->nkeys; i++) {
         free(a->keys[i]);
+        free(a->names[i]);
+    }
     free(a->signing_key);
     free(a);
 }
 
-/* Compares the bearer token with every key, always all of them. */
-static bool bearer_valid(const struct api_auth *a, const char *header)
+/* Compares the bearer token with every key, always all of them; the index of its key, or -1. */
+static long bearer_index(const struct api_auth *a, const char *header)
 {
     if (strncasecmp(header, "Bearer ", 7) != 0)
-        return false;
+        return -1;
     const char *token = header + 7;
     size_t len = strlen(token);
-    bool ok = false;
-    for (size_t i = 0; i < a->nkeys; i++)
-        ok |= crypto_str_equal(token, len, a->keys[i], strlen(a->keys[i]));
-    return ok;
+    long found = -1;
+    for (size_t i = 0; i < a->nkeys; i++) {
+        long eq = crypto_str_equal(token, len, a->keys[i], strlen(a->keys[i]));
+        found += eq * ((long)i - found); /* no branch on the comparison */
+    }
+    return found;
+}
+
+static bool bearer_valid(const struct api_auth *a, const char *header)
+{
+    return bearer_index(a, header) >= 0;
 }
 
 void api_auth_sign(const struct api_auth *a, const char *path, long long expires, char *out)
@@ -160,6 +174,26 @@ const char *api_auth_request_key(const struct api_auth *a, struct http_request *
     if (a->nkeys == 0 || !header || strncasecmp(header, "Bearer ", 7) != 0)
         return NULL;
     return header + 7;
+}
+
+bool api_auth_request_name(const struct api_auth *a, struct http_request *req, char *out,
+                           size_t cap)
+{
+    const char *header = http_request_header(req, "Authorization");
+    long i = a->nkeys && header ? bearer_index(a, header) : -1;
+    if (i < 0)
+        return false;
+    if (a->names[i]) {
+        snprintf(out, cap, "%s", a->names[i]);
+        return true;
+    }
+    /* A bare key is named by a short digest of it: stable, and it does not give the key away. */
+    unsigned char digest[SHA256_LEN];
+    char hex[2 * SHA256_LEN + 1];
+    crypto_sha256(a->keys[i], strlen(a->keys[i]), digest);
+    str_hex(hex, digest, SHA256_LEN);
+    snprintf(out, cap, "key-%.8s", hex);
+    return true;
 }
 
 char *api_auth_media_url(const struct api_auth *a, const char *base, const char *path)

@@ -15,7 +15,10 @@ enum route_access {
     ACCESS_MEDIA,  /* needs a valid signature when SIGNING_KEY is set, else as ACCESS_API */
 };
 
-/* Reads API_KEYS (a list, or file:PATH) and SIGNING_KEY; NULL with a message in err. */
+/*
+ * Reads API_KEYS (a list of key or name:key entries, or file:PATH) and SIGNING_KEY; NULL with a
+ * message in err.
+ */
 struct api_auth *api_auth_new(const struct config *cfg, char *err, size_t errlen);
 void api_auth_free(struct api_auth *a);
 /* True when the request may proceed; otherwise it has been answered with 401 or 403. */
@@ -26,6 +29,13 @@ bool api_auth_check(const struct api_auth *a, struct http_request *req, enum rou
  * limits, Idempotency-Key) is kept per key.
  */
 const char *api_auth_request_key(const struct api_auth *a, struct http_request *req);
+/*
+ * The name of the key a request was admitted with, into out (cap bytes): the name of a
+ * "name:key" entry of API_KEYS, else "key-" and the first 8 hex digits of the key's SHA-256.
+ * False when API keys are off (nobody to name).
+ */
+bool api_auth_request_name(const struct api_auth *a, struct http_request *req, char *out,
+                           size_t cap);
 /* base + path, with "?expires=E&sig=S" appended when signing is on; the caller frees it. */
 char *api_auth_media_url(const struct api_auth *a, const char *base, const char *path);
 /* The signature of path valid until expires, as 64 hex digits in out (65 bytes). */

@@ -14,10 +14,13 @@ struct queue;
 struct status_cache;
 typedef struct json_t json_t;
 
+struct video_index;
+
 struct api_thread {
     const struct app *app;
     struct queue *queue;
     struct status_cache *status_cache;
+    struct video_index *video_index; /* what GET /videos knows of each video (video_index.h) */
 };
 
 /*
@@ -129,6 +132,73 @@ void api_video_delete(struct api_call *call);
 void api_openapi(struct api_call *call);
 void api_docs_page(struct api_call *call);
 void api_docs_asset(struct api_call *call);
+
+/*
+ * The reviewer's part (decisions_body.c: pure parsers; decisions.c, videos_list.c: handlers;
+ * video_index.c: what the list knows of each video).
+ */
+#define API_DECISION_NOTE_MAX 500 /* characters (code points) of a note */
+#define API_LIST_DEFAULT 20       /* videos per page of GET /videos */
+#define API_LIST_MAX 100
+
+/* A reviewer's decision on one event, as PATCH /videos/{video_id}/events/{event_id} sends it. */
+struct api_decision {
+    char decision[16];                          /* "confirmed" or "dismissed" */
+    char note[4 * API_DECISION_NOTE_MAX + 1];   /* UTF-8, "" when none */
+};
+/*
+ * Parses and checks the body {"decision": "confirmed"|"dismissed", "note": "..."} (note
+ * optional, at most API_DECISION_NOTE_MAX characters, no control characters but tab and
+ * newline; no other keys). IA_OK with *out filled, or IA_ERR_INVALID with the client-facing
+ * 422 reason in *why_out (static) and *out zeroed.
+ */
+enum ia_err api_parse_decision_body(const unsigned char *body, size_t len,
+                                    struct api_decision *out, const char **why_out);
+/*
+ * The decisions document of a video with the decision on event_id set (replacing an earlier
+ * one): {"schema": 1, "video_id", "decisions": {event_id: {"decision", "note", "decided_by",
+ * "decided_at"}}}. doc (borrowed, may be NULL) is the current one; decided_by may be NULL.
+ * Returns a new reference.
+ */
+json_t *api_decisions_apply(json_t *doc, const char *video_id, const char *event_id,
+                            const struct api_decision *d, const char *decided_by,
+                            const char *decided_at);
+
+/* Where a video stands with its reviewer (REVIEW_ANY: no filter). */
+enum api_review_status { REVIEW_ANY, REVIEW_TO_REVIEW, REVIEW_REVIEWED, REVIEW_NO_EVENTS };
+enum api_list_sort { LIST_NEWEST, LIST_SCORE };
+/* A position in the list: the sort keys of the last video of a page. */
+struct api_list_cursor {
+    long long score;        /* -1: no score (not analysed); LIST_SCORE only */
+    long long completed_us; /* when its processing completed, microseconds since 1970 */
+    char id[37];
+};
+struct api_list_query {
+    enum api_review_status status;
+    int level; /* -1: any; else an index of api_level_name() */
+    enum api_list_sort sort;
+    int limit;
+    bool has_cursor;
+    struct api_list_cursor cursor;
+};
+/*
+ * Parses GET /videos's query parameters (each NULL when absent). NULL when good (q filled),
+ * else the client-facing 422 reason (static).
+ */
+const char *api_parse_list_query(const char *status, const char *level, const char *sort,
+                                 const char *limit, const char *cursor, struct api_list_query *q);
+/* Writes the cursor that resumes after c (cap: 128 is enough). */
+void api_list_cursor(enum api_list_sort sort, const struct api_list_cursor *c, char *out,
+                     size_t cap);
+/* "to_review", "reviewed", "no_events". */
+const char *api_review_status_name(enum api_review_status s);
+/* NO_ALERT, SUSPICIOUS_BEHAVIOR, CHEATING_DETECTED, none: index <-> name (-1 / NULL: other). */
+const char *api_level_name(int level);
+int api_level_index(const char *final_level_or_null);
+
+void api_videos_list(struct api_call *call);
+void api_decision_patch(struct api_call *call);
+void api_decisions_get(struct api_call *call);
 
 struct store_video_id;
 /*

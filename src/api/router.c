@@ -7,6 +7,7 @@
 #include "api/auth.h"
 #include "api/internal.h"
 #include "api/status_cache.h"
+#include "api/video_index.h"
 #include "core/alloc.h"
 #include "http/http.h"
 #include "queue/queue.h"
@@ -23,6 +24,8 @@ struct route {
 #define GET_HEAD (HTTP_GET | HTTP_HEAD)
 /* The largest body of every route but the uploads. */
 #define JSON_BODY_MAX (64 * 1024)
+/* A reviewer's decision: a note of at most 500 characters, with room for JSON escapes. */
+#define DECISION_BODY_MAX (16 * 1024)
 
 static const struct route routes[] = {
     {"/submit", HTTP_POST, ACCESS_API, api_submit, JSON_BODY_MAX},
@@ -47,6 +50,9 @@ static const struct route routes[] = {
     {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index, JSON_BODY_MAX},
     {"/web/*", GET_HEAD, ACCESS_PUBLIC, api_web_asset, JSON_BODY_MAX},
     {"/videos/*", HTTP_DELETE, ACCESS_API, api_video_delete, JSON_BODY_MAX},
+    {"/videos", GET_HEAD, ACCESS_API, api_videos_list, JSON_BODY_MAX},
+    {"/videos/*/decisions", GET_HEAD, ACCESS_API, api_decisions_get, JSON_BODY_MAX},
+    {"/videos/*/events/*", HTTP_PATCH, ACCESS_API, api_decision_patch, DECISION_BODY_MAX},
     {"/openapi.json", GET_HEAD, ACCESS_PUBLIC, api_openapi, JSON_BODY_MAX},
     {"/docs", GET_HEAD, ACCESS_PUBLIC, api_docs_page, JSON_BODY_MAX},
     {"/docs/*", GET_HEAD, ACCESS_PUBLIC, api_docs_asset, JSON_BODY_MAX},
@@ -165,6 +171,7 @@ void *api_thread_new(void *app)
     t->app = a;
     t->queue = queue_new(a->cfg);
     t->status_cache = status_cache_new();
+    t->video_index = video_index_new();
     return t;
 }
 
@@ -175,5 +182,6 @@ void api_thread_free(void *thread_ctx)
         return;
     queue_free(t->queue);
     status_cache_free(t->status_cache);
+    video_index_free(t->video_index);
     free(t);
 }

@@ -52,8 +52,10 @@ void api_video_delete(struct api_call *call)
         api_reply_error(call->req, 404, "video_not_found", "no such video");
         return;
     }
-    log_msg(LOG_INFO, "api", "video=%s deleted by DELETE: %zu file(s), task records %s, "
-            "%lld idempotency key(s)", id, files, existed ? "removed" : "none", idem);
+    log_msg(LOG_INFO, "api",
+            "video=%s deleted by DELETE: %zu file(s), task records %s, "
+            "%lld idempotency key(s)",
+            id, files, existed ? "removed" : "none", idem);
     http_reply_body(call->req, 204, NULL, NULL, 0);
 }
 
@@ -66,8 +68,10 @@ size_t api_videos_expire(const struct app *app, struct queue *q, const struct st
         forgotten++;
     enum ia_err err = store_remove_videos(app->store, ids, forgotten, removed);
     for (size_t i = 0; i < forgotten; i++)
-        log_msg(LOG_INFO, "retention", "video=%s deleted by retention (older than %lld day(s)): "
-                "%zu file(s)%s", ids[i].id, days, removed[i], err ? " (some remain)" : "");
+        log_msg(LOG_INFO, "retention",
+                "video=%s deleted by retention (older than %lld day(s)): "
+                "%zu file(s)%s",
+                ids[i].id, days, removed[i], err ? " (some remain)" : "");
     free(removed);
     return forgotten;
 }

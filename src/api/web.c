@@ -1,4 +1,4 @@
-/* The review page: GET / and its two static assets, from the web/ folder of the build. */
+/* The review page: GET / and its static assets, from the web/ folder of the build. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +19,7 @@ static const struct {
     {"index.html", "text/html; charset=utf-8"},
     {"style.css", "text/css; charset=utf-8"},
     {"review.js", "text/javascript; charset=utf-8"},
+    {"tus.js", "text/javascript; charset=utf-8"},
 };
 
 /* Delivers one of the known assets; anything else is 404 before a file is touched. */

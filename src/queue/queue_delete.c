@@ -31,16 +31,15 @@ static const char forget_src[] = "redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
                                  "return n\n";
 
 /* KEYS: idempotency records. ARGV: task_id. Removes those bound to task_id; returns how many. */
-static const char idem_forget_src[] =
-    "local suffix, n = ' ' .. ARGV[1], 0\n"
-    "for _, k in ipairs(KEYS) do\n"
-    "  local v = redis.call('GET', k)\n"
-    "  if v and #v > #suffix and v:sub(-#suffix) == suffix then\n"
-    "    redis.call('DEL', k)\n"
-    "    n = n + 1\n"
-    "  end\n"
-    "end\n"
-    "return n\n";
+static const char idem_forget_src[] = "local suffix, n = ' ' .. ARGV[1], 0\n"
+                                      "for _, k in ipairs(KEYS) do\n"
+                                      "  local v = redis.call('GET', k)\n"
+                                      "  if v and #v > #suffix and v:sub(-#suffix) == suffix then\n"
+                                      "    redis.call('DEL', k)\n"
+                                      "    n = n + 1\n"
+                                      "  end\n"
+                                      "end\n"
+                                      "return n\n";
 
 /* Ids name Redis keys: only canonical-length printable ids are accepted. */
 static bool id_ok(const char *id)

@@ -70,6 +70,44 @@ enum ia_err store_list_older(const struct store *s, time_t before, size_t max,
  */
 enum ia_err store_remove_videos(const struct store *s, const struct store_video_id *ids, size_t n,
                                 size_t *removed);
+/*
+ * Listing and the reviewer's decisions (store_list.c). The decisions of a video live beside it
+ * as processed_<id>.decisions.json, so that deleting the video deletes them.
+ */
+#define STORE_DECISIONS_EXT "decisions.json"
+/* What a file's stat says, to tell whether it changed since it was read. */
+struct store_stamp {
+    unsigned long long ino; /* 0: no such file */
+    long long size;
+    long long mtime_ns;
+};
+/* A complete video (its metadata published) and the stamps of its metadata and decisions. */
+struct store_video_files {
+    char id[UUID_STR_LEN + 1];
+    struct store_stamp meta;
+    struct store_stamp decisions; /* ino 0: no decisions yet */
+};
+/*
+ * Every complete video, in one pass over the directory, sorted by id, in a new array *out of *n
+ * (the caller frees it; NULL when none). IA_ERR_IO when the directory cannot be read.
+ */
+enum ia_err store_scan_videos(const struct store *s, struct store_video_files **out, size_t *n);
+/* The same for one video; IA_ERR_NOT_FOUND when it is not complete (or the id not canonical). */
+enum ia_err store_video_files_get(const struct store *s, const char *video_id,
+                                  struct store_video_files *out);
+/*
+ * Takes an exclusive lock (flock) on the video's metadata, which every process that changes
+ * the video's decisions takes first; returns its fd, or -1 when the video does not exist (or
+ * was deleted while we waited). Release it with store_video_unlock().
+ */
+int store_video_lock(const struct store *s, const char *video_id);
+void store_video_unlock(int lock_fd);
+/*
+ * Publishes len bytes of data as processed_<id>.<ext> (a temporary file, then store_publish()).
+ * IA_ERR_NOT_FOUND (and nothing left behind) when the video was deleted meanwhile.
+ */
+enum ia_err store_publish_small(const struct store *s, const char *video_id, const char *ext,
+                                const char *data, size_t len);
 /* Free bytes on the store's file system, or -1. */
 long long store_free_bytes(const struct store *s);
 /* True when a file can be created in the store's directory. */

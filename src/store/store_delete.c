@@ -96,8 +96,7 @@ static enum ia_err remove_rest(DIR *d, const struct store_video_id *ids, size_t 
     struct store_video_id key;
     while ((e = readdir(d))) {
         const char *ext = entry_video(e->d_name, key.id);
-        const struct store_video_id *hit =
-            ext ? bsearch(&key, ids, n, sizeof(*ids), id_cmp) : NULL;
+        const struct store_video_id *hit = ext ? bsearch(&key, ids, n, sizeof(*ids), id_cmp) : NULL;
         if (hit && unlink_one(dirfd(d), hit->id, ext, &err) && removed)
             removed[hit - ids]++;
     }

@@ -139,11 +139,12 @@ def test_delete_needs_an_api_key_like_the_other_api_routes(services, tmp_path, r
 
 
 def assert_task_gone(svc, redis, vid):
-    """Nothing of the task is left: no file, no record, no message on the queue or delivered."""
+    """Nothing of the task is left: no file, no record, no message on the queue or delivered
+    (the worker acknowledges it just after logging that it drops it)."""
+    wait_until(lambda: redis.cli("HLEN", "unacked") == "0", "the acknowledgement", svc)
+    assert redis.cli("LLEN", "celery") == "0"
     assert files_of(svc, vid) == []
     assert backend_keys(redis, f"celery-task-meta-{vid}") == []
-    assert redis.cli("LLEN", "celery") == "0"
-    assert redis.cli("HLEN", "unacked") == "0"
     assert requests.get(f"{svc.base}/status/{vid}", timeout=10).status_code == 404
 
 

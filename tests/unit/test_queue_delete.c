@@ -191,23 +191,24 @@ static void test_forget_idempotency_records_of_a_task(void **state)
     const char *sha = "aa";
     char prior[64];
     enum queue_idem_result res;
-    assert_int_equal(queue_idempotency_bind(q, NULL, "k1", sha, VIDEO, 60, &res, prior,
-                                            sizeof(prior)), IA_OK);
-    assert_int_equal(queue_idempotency_bind(q, "api-key-2", "k1", sha, VIDEO, 60, &res, prior,
-                                            sizeof(prior)), IA_OK);
-    assert_int_equal(queue_idempotency_bind(q, NULL, "k2", sha, OTHER, 60, &res, prior,
-                                            sizeof(prior)), IA_OK);
+    assert_int_equal(
+        queue_idempotency_bind(q, NULL, "k1", sha, VIDEO, 60, &res, prior, sizeof(prior)), IA_OK);
+    assert_int_equal(
+        queue_idempotency_bind(q, "api-key-2", "k1", sha, VIDEO, 60, &res, prior, sizeof(prior)),
+        IA_OK);
+    assert_int_equal(
+        queue_idempotency_bind(q, NULL, "k2", sha, OTHER, 60, &res, prior, sizeof(prior)), IA_OK);
     for (int i = 0; i < 2500; i++) /* more keys than one SCAN page */
         freeReplyObject(redisCommand(rc, "SET filler-%d x", i));
     long long n = -1;
     assert_int_equal(queue_idempotency_forget_task(q, VIDEO, &n), IA_OK);
     assert_int_equal(n, 2);
     /* The same key is free again for the client that used it; the other task's is kept. */
-    assert_int_equal(queue_idempotency_bind(q, NULL, "k1", "bb", OTHER, 60, &res, prior,
-                                            sizeof(prior)), IA_OK);
+    assert_int_equal(
+        queue_idempotency_bind(q, NULL, "k1", "bb", OTHER, 60, &res, prior, sizeof(prior)), IA_OK);
     assert_int_equal(res, QUEUE_IDEM_NEW);
-    assert_int_equal(queue_idempotency_bind(q, NULL, "k2", sha, VIDEO, 60, &res, prior,
-                                            sizeof(prior)), IA_OK);
+    assert_int_equal(
+        queue_idempotency_bind(q, NULL, "k2", sha, VIDEO, 60, &res, prior, sizeof(prior)), IA_OK);
     assert_int_equal(res, QUEUE_IDEM_REPLAY);
     assert_string_equal(prior, OTHER);
     assert_int_equal(queue_idempotency_forget_task(q, "no-such-task", &n), IA_OK);

@@ -21,8 +21,8 @@
 #define C "cccccccc-3333-4333-8333-333333333333"
 #define DAY (24 * 3600)
 
-static const char *const a_exts[] = {"json", "mp4", "jpg", "vtt", "review.mp4",
-                                     "evidence-e1.jpg", "evidence-e12.jpg"};
+static const char *const a_exts[] = {
+    "json", "mp4", "jpg", "vtt", "review.mp4", "evidence-e1.jpg", "evidence-e12.jpg"};
 #define N_A_EXTS (sizeof(a_exts) / sizeof(a_exts[0]))
 
 static int setup(void **state)
@@ -124,8 +124,8 @@ static void test_list_older_takes_complete_videos_by_metadata_age(void **state)
     struct store *s = *state;
     touch_video(s, C, "json", 3 * DAY);
     touch_video(s, A, "json", 2 * DAY);
-    touch_video(s, A, "mp4", 0);          /* a video's age is its metadata's */
-    touch_video(s, B, "json", 0);         /* too recent */
+    touch_video(s, A, "mp4", 0);  /* a video's age is its metadata's */
+    touch_video(s, B, "json", 0); /* too recent */
     touch_video(s, B, "mp4", 5 * DAY);
     touch(s, "processed_not-a-uuid.json", 5 * DAY);
     struct store_video_id *ids = NULL;
