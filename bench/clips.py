@@ -27,25 +27,29 @@ MIRROR_TAIL = ["-movflags", "+faststart", "-f", "mp4", "-progress", "pipe:1", "-
                "-t", "14401"]
 
 
-def make_clip(directory, kind, width, height, seconds):
-    """Generates a clip with a moving test pattern and a tone, unless directory already holds
-    it (the clips are deterministic, so they are cached between runs); returns its file name."""
-    ext, codec_args = KINDS[kind]
-    name = f"{kind}-{height}p-{seconds}s{ext}"
+def cached_clip(directory, name, ffmpeg_args):
+    """Runs ffmpeg with ffmpeg_args + [output] unless directory already holds name (clips are
+    deterministic, so they are kept between runs); the file appears only when complete."""
     path = os.path.join(directory, name)
     if not os.path.exists(path):
-        part = f"{path}.part{os.getpid()}{ext}"
-        args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-                "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25:duration={seconds}",
-                "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-                *codec_args, "-ac", "2", "-shortest", part]
+        part = f"{path}.part{os.getpid()}{os.path.splitext(name)[1]}"
         try:
-            subprocess.run(args, check=True, timeout=600)
+            subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+                            *ffmpeg_args, part], check=True, timeout=600)
             os.rename(part, path)
         finally:
             if os.path.exists(part):
                 os.unlink(part)
     return name
+
+
+def make_clip(directory, kind, width, height, seconds):
+    """A clip with a moving test pattern and a tone (cached); returns its file name."""
+    ext, codec_args = KINDS[kind]
+    return cached_clip(directory, f"{kind}-{height}p-{seconds}s{ext}", [
+        "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        *codec_args, "-ac", "2", "-shortest"])
 
 
 def mirror_argv(mode, input_path, output_path):
@@ -143,25 +147,14 @@ INTERVIEW_LINE = "I have worked on video services for five years, and I enjoy ha
 
 def make_interview_clip(directory, width, height, seconds):
     """A VP8/Opus WebM interview: a real photograph (dlib's examples) with camera noise, and
-    espeak-ng speech repeated with pauses; cached like make_clip. Returns its file name."""
-    name = f"interview-vp8_opus-{height}p-{seconds}s.webm"
-    path = os.path.join(directory, name)
-    if os.path.exists(path):
-        return name
+    espeak-ng speech repeated with pauses (cached). Returns its file name."""
     speech = os.path.join(directory, "interview-speech.wav")
-    subprocess.run(["espeak-ng", "-w", speech, INTERVIEW_LINE], check=True, timeout=60)
-    part = f"{path}.part{os.getpid()}.webm"
-    args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
-            "-loop", "1", "-framerate", "25", "-i", FACE_PHOTO,
-            "-stream_loop", "-1", "-i", speech, "-t", str(seconds),
-            "-vf", f"scale={width}:{height}:force_original_aspect_ratio=increase,"
-                   f"crop={width}:{height},noise=alls=6:allf=t,format=yuv420p",
-            "-af", "apad=pad_dur=2", "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8",
-            "-b:v", "2M", "-c:a", "libopus", "-b:a", "64k", "-ac", "2", "-shortest", part]
-    try:
-        subprocess.run(args, check=True, timeout=600)
-        os.rename(part, path)
-    finally:
-        if os.path.exists(part):
-            os.unlink(part)
-    return name
+    if not os.path.exists(speech):
+        subprocess.run(["espeak-ng", "-w", speech, INTERVIEW_LINE], check=True, timeout=60)
+    return cached_clip(directory, f"interview-vp8_opus-{height}p-{seconds}s.webm", [
+        "-loop", "1", "-framerate", "25", "-i", FACE_PHOTO,
+        "-stream_loop", "-1", "-i", speech, "-t", str(seconds),
+        "-vf", f"scale={width}:{height}:force_original_aspect_ratio=increase,"
+               f"crop={width}:{height},noise=alls=6:allf=t,format=yuv420p",
+        "-af", "apad=pad_dur=2", "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8",
+        "-b:v", "2M", "-c:a", "libopus", "-b:a", "64k", "-ac", "2", "-shortest"])
