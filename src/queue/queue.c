@@ -50,8 +50,7 @@ bool queue_ping(struct queue *q)
     return ping_one(&q->backend) && broker;
 }
 
-/* Task ids name Redis keys and appear in logs: printable ASCII without spaces, short. */
-static bool task_id_ok(const char *id)
+bool queue_task_id_ok(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
     if (n == 0 || n > CELERY_MAX_ID_LEN)
@@ -109,7 +108,7 @@ static enum ia_err publish(struct queue *q, const char *task_id, const char *msg
 enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url,
                          const json_t *kwargs)
 {
-    if (!task_id_ok(task_id) || !video_url)
+    if (!queue_task_id_ok(task_id) || !video_url)
         return IA_ERR_INVALID;
     json_t *args = json_pack("[s]", video_url);
     struct celery_msg_opts opts = {.kwargs = kwargs};
@@ -239,7 +238,7 @@ static enum ia_err parse_meta(const redisReply *meta, const char *task_id, struc
 enum ia_err queue_status(struct queue *q, const char *task_id, struct task_status *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!task_id_ok(task_id))
+    if (!queue_task_id_ok(task_id))
         return IA_ERR_INVALID;
     redisReply *r = queue_conn_cmd(&q->backend, "MGET %s%s %s%s", QUEUE_META_PREFIX, task_id,
                                    QUEUE_ACCEPTED_PREFIX, task_id);
@@ -321,7 +320,7 @@ static json_t *exception_from(const char *status, json_t *meta)
 static enum ia_err set_state(struct queue *q, const char *task_id, const char *fence,
                              const char *status, json_t *result)
 {
-    if (!task_id_ok(task_id) || !status || !status_known(status))
+    if (!queue_task_id_ok(task_id) || !status || !status_known(status))
         return IA_ERR_INVALID;
     json_t *own = NULL;
     if (celery_status_is_exception(status) && !json_object_get(result, "exc_type")) {
@@ -390,7 +389,7 @@ enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *
 {
     if (buflen)
         buf[0] = '\0';
-    if (!task_id_ok(task_id))
+    if (!queue_task_id_ok(task_id))
         return IA_ERR_INVALID;
     redisReply *r = queue_conn_cmd(&q->backend, "GET %s%s", QUEUE_META_PREFIX, task_id);
     if (queue_reply_failed(&q->backend, r, "GET")) {

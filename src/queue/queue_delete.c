@@ -41,18 +41,6 @@ static const char idem_forget_src[] = "local suffix, n = ' ' .. ARGV[1], 0\n"
                                       "end\n"
                                       "return n\n";
 
-/* Ids name Redis keys: only canonical-length printable ids are accepted. */
-static bool id_ok(const char *id)
-{
-    size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > CELERY_MAX_ID_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (id[i] <= ' ' || id[i] > '~')
-            return false;
-    return true;
-}
-
 /* An integer reply of an EVAL on conn into *out; IA_ERR_BROKER otherwise. */
 static enum ia_err eval_int(struct queue_conn *qc, int argc, const char **argv, const char *what,
                             long long *out)
@@ -70,7 +58,7 @@ static enum ia_err eval_int(struct queue_conn *qc, int argc, const char **argv, 
 enum ia_err queue_video_forget(struct queue *q, const char *video_id, bool *existed)
 {
     *existed = false;
-    if (!id_ok(video_id))
+    if (!queue_task_id_ok(video_id))
         return IA_ERR_INVALID;
     char *keys[4] = {xasprintf("%s%s", QUEUE_DELETED_PREFIX, video_id),
                      xasprintf("%s%s", QUEUE_META_PREFIX, video_id),
@@ -89,7 +77,7 @@ enum ia_err queue_video_forget(struct queue *q, const char *video_id, bool *exis
 
 enum ia_err queue_video_unforget(struct queue *q, const char *video_id)
 {
-    if (!id_ok(video_id))
+    if (!queue_task_id_ok(video_id))
         return IA_ERR_INVALID;
     redisReply *r = queue_conn_cmd(&q->backend, "DEL %s%s", QUEUE_DELETED_PREFIX, video_id);
     enum ia_err rc = queue_reply_failed(&q->backend, r, "DEL tombstone") ? IA_ERR_BROKER : IA_OK;
@@ -100,7 +88,7 @@ enum ia_err queue_video_unforget(struct queue *q, const char *video_id)
 enum ia_err queue_video_deleted(struct queue *q, const char *video_id, bool *deleted)
 {
     *deleted = false;
-    if (!id_ok(video_id))
+    if (!queue_task_id_ok(video_id))
         return IA_ERR_INVALID;
     redisReply *r = queue_conn_cmd(&q->backend, "EXISTS %s%s", QUEUE_DELETED_PREFIX, video_id);
     enum ia_err rc = IA_ERR_BROKER;
@@ -160,7 +148,7 @@ static enum ia_err idem_scan_step(struct queue *q, char *cursor, size_t cap, con
 enum ia_err queue_idempotency_forget_task(struct queue *q, const char *task_id, long long *n)
 {
     *n = 0;
-    if (!id_ok(task_id))
+    if (!queue_task_id_ok(task_id))
         return IA_ERR_INVALID;
     char cursor[32] = "0";
     enum ia_err rc;

@@ -106,4 +106,7 @@ void queue_scripts_init(struct queue *q);
 /* True when r is an error reply; logs it. */
 bool queue_reply_failed(const struct queue_conn *qc, const redisReply *r, const char *what);
 
+/* Task ids name Redis keys and appear in logs: printable ASCII without spaces, short. */
+bool queue_task_id_ok(const char *id);
+
 #endif
