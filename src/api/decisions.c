@@ -46,9 +46,8 @@ static json_t *decisions_read(const struct store *s, const char *video_id)
 }
 
 /* Writes the decision under the video's lock; IA_ERR_NOT_FOUND when the video went away. */
-static enum ia_err decision_store(const struct store *s, const char *video_id,
-                                  const char *event_id, const struct api_decision *d,
-                                  const char *who, const char *when)
+static enum ia_err decision_store(const struct store *s, const char *video_id, const char *event_id,
+                                  const struct api_decision *d, const char *who, const char *when)
 {
     int lock = store_video_lock(s, video_id);
     if (lock < 0)
@@ -67,8 +66,7 @@ static enum ia_err decision_store(const struct store *s, const char *video_id,
 void api_decision_patch(struct api_call *call)
 {
     const struct app *app = call->t->app;
-    const struct video_summary *v =
-        video_index_get(call->t->video_index, app->store, call->param);
+    const struct video_summary *v = video_index_get(call->t->video_index, app->store, call->param);
     if (!v) {
         api_reply_error(call->req, 404, "video_not_found", "no such video");
         return;
@@ -98,12 +96,12 @@ void api_decision_patch(struct api_call *call)
         api_reply_ia_error(call->req, err);
         return;
     }
-    log_msg(LOG_INFO, "api", "video=%s event=%s %s by %s", call->param, call->param2,
-            d.decision, named ? who : "-");
+    log_msg(LOG_INFO, "api", "video=%s event=%s %s by %s", call->param, call->param2, d.decision,
+            named ? who : "-");
     api_reply_json(call->req, 200,
-                   json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s}", "video_id", call->param,
-                             "event_id", call->param2, "decision", d.decision, "note", d.note,
-                             "decided_by", named ? who : NULL, "decided_at", when));
+                   json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s}", "video_id", call->param, "event_id",
+                             call->param2, "decision", d.decision, "note", d.note, "decided_by",
+                             named ? who : NULL, "decided_at", when));
 }
 
 void api_decisions_get(struct api_call *call)
@@ -117,7 +115,7 @@ void api_decisions_get(struct api_call *call)
     api_reply_json(call->req, 200,
                    json_pack("{s:s, s:O, s:s, s:{s:I, s:I, s:I}}", "video_id", call->param,
                              "decisions", v->decisions, "status",
-                             api_review_status_name(video_summary_status(v)), "counts",
-                             "events", (json_int_t)json_object_size(v->events), "confirmed",
+                             api_review_status_name(video_summary_status(v)), "counts", "events",
+                             (json_int_t)json_object_size(v->events), "confirmed",
                              (json_int_t)v->confirmed, "dismissed", (json_int_t)v->dismissed));
 }

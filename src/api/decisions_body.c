@@ -57,8 +57,8 @@ static const char *decision_problem(json_t *body, struct api_decision *out)
     return NULL;
 }
 
-enum ia_err api_parse_decision_body(const unsigned char *body, size_t len,
-                                    struct api_decision *out, const char **why_out)
+enum ia_err api_parse_decision_body(const unsigned char *body, size_t len, struct api_decision *out,
+                                    const char **why_out)
 {
     json_error_t jerr;
     memset(out, 0, sizeof(*out));
@@ -94,10 +94,7 @@ static const char *const levels[] = {"NO_ALERT", "SUSPICIOUS_BEHAVIOR", "CHEATIN
                                      "none"};
 static const char *const statuses[] = {"", "to_review", "reviewed", "no_events"};
 
-const char *api_review_status_name(enum api_review_status s)
-{
-    return statuses[s];
-}
+const char *api_review_status_name(enum api_review_status s) { return statuses[s]; }
 
 /* The index of value in names (n of them), or -1. */
 static int name_index(const char *value, const char *const *names, size_t n)
@@ -173,11 +170,7 @@ const char *api_parse_list_query(const char *status, const char *level, const ch
 
 const char *api_level_name(int level)
 {
-    return level >= 0 && (size_t)level < sizeof(levels) / sizeof(levels[0]) ? levels[level]
-                                                                             : NULL;
+    return level >= 0 && (size_t)level < sizeof(levels) / sizeof(levels[0]) ? levels[level] : NULL;
 }
 
-int api_level_index(const char *name)
-{
-    return name ? name_index(name, levels, 3) : 3;
-}
+int api_level_index(const char *name) { return name ? name_index(name, levels, 3) : 3; }

@@ -143,8 +143,8 @@ void api_docs_asset(struct api_call *call);
 
 /* A reviewer's decision on one event, as PATCH /videos/{video_id}/events/{event_id} sends it. */
 struct api_decision {
-    char decision[16];                          /* "confirmed" or "dismissed" */
-    char note[4 * API_DECISION_NOTE_MAX + 1];   /* UTF-8, "" when none */
+    char decision[16];                        /* "confirmed" or "dismissed" */
+    char note[4 * API_DECISION_NOTE_MAX + 1]; /* UTF-8, "" when none */
 };
 /*
  * Parses and checks the body {"decision": "confirmed"|"dismissed", "note": "..."} (note
@@ -152,8 +152,8 @@ struct api_decision {
  * newline; no other keys). IA_OK with *out filled, or IA_ERR_INVALID with the client-facing
  * 422 reason in *why_out (static) and *out zeroed.
  */
-enum ia_err api_parse_decision_body(const unsigned char *body, size_t len,
-                                    struct api_decision *out, const char **why_out);
+enum ia_err api_parse_decision_body(const unsigned char *body, size_t len, struct api_decision *out,
+                                    const char **why_out);
 /*
  * The decisions document of a video with the decision on event_id set (replacing an earlier
  * one): {"schema": 1, "video_id", "decisions": {event_id: {"decision", "note", "decided_by",

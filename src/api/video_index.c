@@ -25,10 +25,7 @@ struct video_index {
     size_t n;
 };
 
-struct video_index *video_index_new(void)
-{
-    return xcalloc(1, sizeof(struct video_index));
-}
+struct video_index *video_index_new(void) { return xcalloc(1, sizeof(struct video_index)); }
 
 static void summary_cleanup(struct video_summary *v)
 {
@@ -47,10 +44,7 @@ void video_index_free(struct video_index *ix)
     free(ix);
 }
 
-size_t video_index_count(const struct video_index *ix)
-{
-    return ix->n;
-}
+size_t video_index_count(const struct video_index *ix) { return ix->n; }
 
 const struct video_summary *video_index_at(const struct video_index *ix, size_t i)
 {
@@ -235,8 +229,8 @@ const struct video_summary *video_index_get(struct video_index *ix, const struct
 {
     struct store_video_files f;
     struct video_summary *old = index_find(ix, video_id), fresh;
-    bool found = store_video_files_get(s, video_id, &f) == IA_OK &&
-                 summary_update(old, &fresh, s, &f);
+    bool found =
+        store_video_files_get(s, video_id, &f) == IA_OK && summary_update(old, &fresh, s, &f);
     if (old) { /* replaced in place, or removed */
         summary_cleanup(old);
         if (found) {

@@ -65,8 +65,8 @@ static json_t *item_json(const struct app *app, const struct video_summary *v)
         "source", v->source, "status", api_review_status_name(video_summary_status(v)),
         "alert_level", v->level >= 0 && v->level < 3 ? api_level_name(v->level) : NULL, "score",
         v->score >= 0 ? json_integer(v->score) : json_null(), "events",
-        (json_int_t)json_object_size(v->events), "confirmed", (json_int_t)v->confirmed,
-        "dismissed", (json_int_t)v->dismissed, "thumbnail_url", thumb);
+        (json_int_t)json_object_size(v->events), "confirmed", (json_int_t)v->confirmed, "dismissed",
+        (json_int_t)v->dismissed, "thumbnail_url", thumb);
     free(thumb);
     return o;
 }

@@ -71,7 +71,8 @@ static void attach_decisions(struct store_video_files *files, size_t n,
     for (size_t i = 0; i < n_dec; i++) {
         struct store_video_files key;
         memcpy(key.id, dec[i].id, sizeof(key.id));
-        struct store_video_files *hit = n ? bsearch(&key, files, n, sizeof(*files), files_cmp) : NULL;
+        struct store_video_files *hit =
+            n ? bsearch(&key, files, n, sizeof(*files), files_cmp) : NULL;
         if (hit)
             hit->decisions = dec[i].stamp;
     }
@@ -189,8 +190,7 @@ enum ia_err store_publish_small(const struct store *s, const char *video_id, con
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0 || !write_all(fd, data, len)) {
         err = errno == ENOSPC ? IA_ERR_STORAGE_FULL : IA_ERR_IO;
-        log_msg(LOG_ERROR, "store", "video=%s cannot write %s: %s", video_id, ext,
-                strerror(errno));
+        log_msg(LOG_ERROR, "store", "video=%s cannot write %s: %s", video_id, ext, strerror(errno));
         if (fd >= 0)
             close(fd);
         unlink(tmp);

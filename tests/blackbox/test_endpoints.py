@@ -194,9 +194,10 @@ def test_check_config_and_bad_config(tmp_path):
 def test_review_page_and_assets(service):
     page = requests.get(service.base + "/")
     assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
-    assert '<script src="/web/review.js">' in page.text
+    assert '<script src="/web/review.js"' in page.text and '<script src="/web/tus.js"' in page.text
     js = requests.get(service.base + "/web/review.js")
-    assert js.status_code == 200 and "function review" in js.text
+    assert js.status_code == 200 and "function openReview" in js.text
+    assert "class TusUpload" in requests.get(service.base + "/web/tus.js").text
     assert requests.get(service.base + "/web/style.css").status_code == 200
     for bad in ("/web/index.html", "/web/..%2FMakefile", "/web/missing.js", "/web/"):
         assert requests.get(service.base + bad).status_code == 404, bad

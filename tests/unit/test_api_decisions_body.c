@@ -38,8 +38,8 @@ static void test_good_decisions(void **state)
     assert_string_equal(d.note, "");
     assert_null(parse("{\"decision\": \"confirmed\", \"note\": null}", &d));
     assert_string_equal(d.note, "");
-    assert_null(parse("{\"note\": \"line 1\\nline\\t2 \\u00e9\\u4e2d\", \"decision\": \"confirmed\"}",
-                      &d));
+    assert_null(
+        parse("{\"note\": \"line 1\\nline\\t2 \\u00e9\\u4e2d\", \"decision\": \"confirmed\"}", &d));
     assert_string_equal(d.note, "line 1\nline\t2 \xc3\xa9\xe4\xb8\xad");
 }
 
@@ -67,7 +67,8 @@ static void test_bad_decisions(void **state)
         {"{\"decision\": \"confirmed\", \"note\": \"\\u007f\"}",
          "note must not contain control characters"},
         {"{\"decision\": \"confirmed\", \"who\": \"me\"}", "only decision and note may be given"},
-        {"{\"decision\": \"confirmed\", \"decision\": \"dismissed\"}", "the body is not valid JSON"},
+        {"{\"decision\": \"confirmed\", \"decision\": \"dismissed\"}",
+         "the body is not valid JSON"},
         {"{\"decision\": \"confirmed\", \"note\": \"\\u0000\"}", "the body is not valid JSON"},
         {"{\"decision\": \"confirmed\", \"note\": \"\\ud800\"}", "the body is not valid JSON"},
     };
@@ -159,15 +160,15 @@ static void test_list_query(void **state)
     assert_int_equal(api_level_index("NO_ALERT"), 0);
     assert_int_equal(api_level_index("SOMETHING_ELSE"), -1);
     const char *bad[][5] = {
-        {"done", NULL, NULL, NULL, NULL},  {"", "LOW", NULL, NULL, NULL},
+        {"done", NULL, NULL, NULL, NULL},   {"", "LOW", NULL, NULL, NULL},
         {NULL, NULL, "oldest", NULL, NULL}, {NULL, NULL, NULL, "0", NULL},
-        {NULL, NULL, NULL, "101", NULL},   {NULL, NULL, NULL, "ten", NULL},
-        {NULL, NULL, NULL, "", NULL},      {NULL, NULL, NULL, NULL, "garbage"},
+        {NULL, NULL, NULL, "101", NULL},    {NULL, NULL, NULL, "ten", NULL},
+        {NULL, NULL, NULL, "", NULL},       {NULL, NULL, NULL, NULL, "garbage"},
         {NULL, NULL, NULL, NULL, ""},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_non_null(api_parse_list_query(bad[i][0], bad[i][1], bad[i][2], bad[i][3],
-                                             bad[i][4], &q));
+        assert_non_null(
+            api_parse_list_query(bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], &q));
 }
 
 static void test_cursor_round_trip(void **state)
@@ -190,8 +191,10 @@ static void test_cursor_round_trip(void **state)
     api_list_cursor(LIST_NEWEST, &c, text, sizeof(text));
     assert_null(api_parse_list_query(NULL, NULL, "newest", NULL, text, &q));
     assert_int_equal(q.cursor.completed_us, 1796000000123456LL);
-    const char *bad[] = {"n.1." ID "x", "n.1.0b6c1f4e_2a3b-4c5d-8e9f-0123456789ab", "n.-1." ID,
-                         "n." ID, "n.1", "n..", "x.1." ID};
+    const char *bad[] = {"n.1." ID "x", "n.1.0b6c1f4e_2a3b-4c5d-8e9f-0123456789ab",
+                         "n.-1." ID,    "n." ID,
+                         "n.1",         "n..",
+                         "x.1." ID};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_non_null(api_parse_list_query(NULL, NULL, NULL, NULL, bad[i], &q));
     assert_non_null(api_parse_list_query(NULL, NULL, "score", NULL, "s.1001.1." ID, &q));
