@@ -34,7 +34,8 @@ void analysis_opts_from_config(struct analysis_opts *ao, const struct config *cf
     ao->models_dir = cfg->models_dir[0] ? cfg->models_dir : IA_MODELS_DIR;
     ao->fps = (int)cfg->analysis_fps;
     ao->width = (int)cfg->analysis_width;
-    ao->threads = (int)cfg->analysis_threads;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ao->threads = cfg->analysis_threads ? (int)cfg->analysis_threads : cores > 0 ? (int)cores : 1;
     ao->objects_every_s = (double)cfg->analysis_objects_every_s;
     ao->identity_every_s = (double)cfg->analysis_identity_every_s;
     ao->face_min_score = (float)cfg->face_min_score_pct / 100;

@@ -23,6 +23,7 @@
 #define DARK_LUMA 50.0        /* a face (or picture) darker than this is hard to judge */
 #define FACE_SMALL_SHARE 0.10 /* a face shorter than this share of the frame is too small */
 #define MOUTH_STILL_RANGE 0.05
+#define FOLLOW_MIN_PRESENCE 0.5 /* FaceMesh presence from which a followed face is still there */
 #define PERSON_FACE_MARGIN                                                                         \
     0.5 /* face widths around a person box that still make it the candidate's */
 
@@ -205,14 +206,43 @@ static bool mouth_still(struct scan *s, const struct sample *sm)
     return s->nmouth * 2 >= s->ao->fps && hi - lo < MOUTH_STILL_RANGE;
 }
 
+/*
+ * Between two detector runs, a candidate who was alone at the last one is followed by FaceMesh on
+ * the same crop: the detector runs on every other frame at least, a second face shows one frame
+ * later at most, and a face that left (FaceMesh's presence drops) sends this frame to the
+ * detector at once.
+ */
+static bool follow_candidate(struct scan *s, const struct vision_image *img, struct sample *sm)
+{
+    if (!s->follow_ok || !s->detected_last)
+        return false;
+    if (vision_describe_face(s->vis, img, &s->followed, &sm->detail) ||
+        sm->detail.presence < FOLLOW_MIN_PRESENCE)
+        return false;
+    sm->faces[0] = s->followed;
+    sm->nfaces = sm->nfaces_found = 1;
+    sm->cand = tracker_pick(&s->tr, sm->faces, 1, s->t);
+    sm->has_detail = true;
+    return true;
+}
+
 static void sample_faces(struct scan *s, const struct vision_image *img, struct sample *sm)
 {
-    int n = vision_detect_faces(s->vis, img, s->ao->face_min_score, sm->faces, SCAN_MAX_FACES);
-    sm->nfaces_found = n < 0 ? 0 : n;
-    sm->nfaces = n < 0 ? 0 : n < SCAN_MAX_FACES ? n : SCAN_MAX_FACES;
-    sm->cand = tracker_pick(&s->tr, sm->faces, sm->nfaces, s->t);
-    if (sm->cand >= 0)
-        sm->has_detail = vision_describe_face(s->vis, img, &sm->faces[sm->cand], &sm->detail) == 0;
+    bool followed = follow_candidate(s, img, sm);
+    s->detected_last = !followed;
+    if (!followed) {
+        int n = vision_detect_faces(s->vis, img, s->ao->face_min_score, sm->faces,
+                                    SCAN_MAX_FACES);
+        sm->nfaces_found = n < 0 ? 0 : n;
+        sm->nfaces = n < 0 ? 0 : n < SCAN_MAX_FACES ? n : SCAN_MAX_FACES;
+        sm->cand = tracker_pick(&s->tr, sm->faces, sm->nfaces, s->t);
+        sm->has_detail = sm->cand >= 0 && vision_describe_face(s->vis, img, &sm->faces[sm->cand],
+                                                               &sm->detail) == 0;
+        s->follow_ok = sm->nfaces_found == 1 && sm->has_detail &&
+                       sm->detail.presence >= FOLLOW_MIN_PRESENCE;
+        if (s->follow_ok)
+            s->followed = sm->faces[0];
+    }
     if (sm->has_detail)
         tracker_learn(&s->tr, &sm->detail);
 }

@@ -53,6 +53,9 @@ struct scan {
     bool has_prev;
     double t;
     struct sample cur;
+    bool detected_last;           /* the last frame went through the face detector */
+    bool follow_ok;               /* ... and found the candidate alone: the next may follow */
+    struct vision_face followed;  /* the candidate's face at that detection */
     double next_objects, next_identity;
     struct vision_object objects[SCAN_MAX_OBJECTS];
     int nobjects;

@@ -122,7 +122,7 @@ int main(int argc, char **argv)
         return 2;
     }
     char detail[256];
-    struct vision *v = vision_new(models, 1, detail, sizeof(detail));
+    struct vision *v = vision_new(models, getenv("VISION_THREADS") ? atoi(getenv("VISION_THREADS")) : 1, detail, sizeof(detail));
     if (!v) {
         fprintf(stderr, "vision-eval: %s\n", detail);
         return 1;
