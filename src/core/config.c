@@ -104,7 +104,7 @@ static const struct option options[] = {
      "widest frame the analysis sees (pixels)"},
     {"ANALYSIS_THREADS", INT(analysis_threads, 0, 64), "0", false,
      "threads the models use per task (0: number of cores)"},
-    {"ANALYSIS_OBJECTS_EVERY_S", INT(analysis_objects_every_s, 0, 3600), "3", false,
+    {"ANALYSIS_OBJECTS_EVERY_S", INT(analysis_objects_every_s, 0, 3600), "4", false,
      "seconds between object (phone, book, person) searches; 0: never"},
     {"ANALYSIS_IDENTITY_EVERY_S", INT(analysis_identity_every_s, 0, 3600), "2", false,
      "seconds between identity checks of the candidate's face; 0: never"},
