@@ -21,17 +21,6 @@
 
 #define DECISIONS_READ_MAX (4 * 1024 * 1024)
 
-/* Now as "2026-11-24T06:44:19.801477Z", as the metadata writes its times. */
-static void now_iso(char *out, size_t cap)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, cap - n, ".%06dZ", (int)(ts.tv_nsec / 1000));
-}
-
 /* The current decisions document of a locked video, or NULL when it has none (or a bad one). */
 static json_t *decisions_read(const struct store *s, const char *video_id)
 {
@@ -85,7 +74,7 @@ void api_decision_patch(struct api_call *call)
     }
     char who[128], when[40];
     bool named = api_auth_request_name(app->auth, call->req, who, sizeof(who));
-    now_iso(when, sizeof(when));
+    log_iso_now(when, sizeof(when));
     enum ia_err err =
         decision_store(app->store, call->param, call->param2, &d, named ? who : NULL, when);
     if (err == IA_ERR_NOT_FOUND) {

@@ -72,3 +72,13 @@ char *log_escape(char *out, size_t outlen, const char *in, size_t inlen)
     out[o] = '\0';
     return out;
 }
+
+void log_iso_now(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%06ldZ", ts.tv_nsec / 1000);
+}

@@ -27,4 +27,7 @@ void log_write(enum log_level level, const char *module, const char *fmt, ...)
  */
 char *log_escape(char *out, size_t outlen, const char *in, size_t inlen);
 
+/* Now in UTC as "2026-11-24T06:44:19.801477Z", as the metadata and records write their times. */
+void log_iso_now(char *buf, size_t len);
+
 #endif

@@ -266,3 +266,16 @@ bool store_writable(const struct store *s)
     free(probe);
     return ok;
 }
+
+const char *store_entry_video(const char *name, char id[UUID_STR_LEN + 1])
+{
+    if (strncmp(name, STORE_FILE_PREFIX, sizeof(STORE_FILE_PREFIX) - 1) != 0)
+        return NULL;
+    const char *p = name + sizeof(STORE_FILE_PREFIX) - 1;
+    if (strlen(p) < UUID_STR_LEN + 2 || p[UUID_STR_LEN] != '.' ||
+        !uuid_is_canonical(p, UUID_STR_LEN))
+        return NULL;
+    memcpy(id, p, UUID_STR_LEN);
+    id[UUID_STR_LEN] = '\0';
+    return p + UUID_STR_LEN + 1;
+}

@@ -114,4 +114,13 @@ long long store_free_bytes(const struct store *s);
 bool store_writable(const struct store *s);
 const char *store_dir(const struct store *s);
 
+/* Every file of a video is named STORE_FILE_PREFIX<video id>.<ext>. */
+#define STORE_FILE_PREFIX "processed_"
+
+/*
+ * The extension of a directory entry named processed_<video id>.<ext> (the id copied into id), or
+ * NULL for any other name.
+ */
+const char *store_entry_video(const char *name, char id[UUID_STR_LEN + 1]);
+
 #endif

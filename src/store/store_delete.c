@@ -17,23 +17,6 @@
 #include "core/alloc.h"
 #include "core/log.h"
 
-#define FILE_PREFIX "processed_"
-#define PREFIX_LEN (sizeof(FILE_PREFIX) - 1)
-
-/* The video id of a directory entry named processed_<uuid>.<anything>, else NULL. */
-static const char *entry_video(const char *name, char id[UUID_STR_LEN + 1])
-{
-    if (strncmp(name, FILE_PREFIX, PREFIX_LEN) != 0)
-        return NULL;
-    const char *p = name + PREFIX_LEN;
-    if (strlen(p) < UUID_STR_LEN + 2 || p[UUID_STR_LEN] != '.' ||
-        !uuid_is_canonical(p, UUID_STR_LEN))
-        return NULL;
-    memcpy(id, p, UUID_STR_LEN);
-    id[UUID_STR_LEN] = '\0';
-    return p + UUID_STR_LEN + 1;
-}
-
 static int id_cmp(const void *a, const void *b)
 {
     return strcmp(((const struct store_video_id *)a)->id, ((const struct store_video_id *)b)->id);
@@ -59,7 +42,7 @@ enum ia_err store_list_older(const struct store *s, time_t before, size_t max,
     struct dirent *e;
     char id[UUID_STR_LEN + 1];
     while (*n < max && (e = readdir(d))) {
-        const char *ext = entry_video(e->d_name, id);
+        const char *ext = store_entry_video(e->d_name, id);
         if (!ext || strcmp(ext, "json") != 0 || !metadata_older(dirfd(d), e->d_name, before))
             continue;
         if (*n == cap) {
@@ -77,8 +60,8 @@ enum ia_err store_list_older(const struct store *s, time_t before, size_t max,
 /* Removes DIR/processed_<id>.<ext>; true when it was there and is gone. */
 static bool unlink_one(int dir_fd, const char *id, const char *ext, enum ia_err *err)
 {
-    char name[PREFIX_LEN + UUID_STR_LEN + 64];
-    snprintf(name, sizeof(name), FILE_PREFIX "%s.%s", id, ext);
+    char name[(sizeof(STORE_FILE_PREFIX) - 1) + UUID_STR_LEN + 64];
+    snprintf(name, sizeof(name), STORE_FILE_PREFIX "%s.%s", id, ext);
     if (unlinkat(dir_fd, name, 0) == 0)
         return true;
     if (errno != ENOENT) {
@@ -95,7 +78,7 @@ static enum ia_err remove_rest(DIR *d, const struct store_video_id *ids, size_t 
     struct dirent *e;
     struct store_video_id key;
     while ((e = readdir(d))) {
-        const char *ext = entry_video(e->d_name, key.id);
+        const char *ext = store_entry_video(e->d_name, key.id);
         const struct store_video_id *hit = ext ? bsearch(&key, ids, n, sizeof(*ids), id_cmp) : NULL;
         if (hit && unlink_one(dirfd(d), hit->id, ext, &err) && removed)
             removed[hit - ids]++;

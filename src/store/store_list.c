@@ -18,23 +18,6 @@
 #include "core/alloc.h"
 #include "core/log.h"
 
-#define FILE_PREFIX "processed_"
-#define PREFIX_LEN (sizeof(FILE_PREFIX) - 1)
-
-/* The extension of a directory entry named processed_<uuid>.<ext> (id copied out), else NULL. */
-static const char *entry_ext(const char *name, char id[UUID_STR_LEN + 1])
-{
-    if (strncmp(name, FILE_PREFIX, PREFIX_LEN) != 0)
-        return NULL;
-    const char *p = name + PREFIX_LEN;
-    if (strlen(p) < UUID_STR_LEN + 2 || p[UUID_STR_LEN] != '.' ||
-        !uuid_is_canonical(p, UUID_STR_LEN))
-        return NULL;
-    memcpy(id, p, UUID_STR_LEN);
-    id[UUID_STR_LEN] = '\0';
-    return p + UUID_STR_LEN + 1;
-}
-
 static void stamp_from(struct store_stamp *out, const struct stat *st)
 {
     out->ino = (unsigned long long)st->st_ino;
@@ -90,7 +73,7 @@ enum ia_err store_scan_videos(const struct store *s, struct store_video_files **
     struct dirent *e;
     char id[UUID_STR_LEN + 1];
     while ((e = readdir(d))) {
-        const char *ext = entry_ext(e->d_name, id);
+        const char *ext = store_entry_video(e->d_name, id);
         struct store_stamp stamp;
         if (!ext || (strcmp(ext, "json") != 0 && strcmp(ext, STORE_DECISIONS_EXT) != 0) ||
             !stamp_at(dirfd(d), e->d_name, &stamp))
@@ -130,10 +113,10 @@ enum ia_err store_video_files_get(const struct store *s, const char *video_id,
     int dir_fd = open(store_dir(s), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0)
         return IA_ERR_IO;
-    char name[PREFIX_LEN + UUID_STR_LEN + 32];
-    snprintf(name, sizeof(name), FILE_PREFIX "%s.json", video_id);
+    char name[(sizeof(STORE_FILE_PREFIX) - 1) + UUID_STR_LEN + 32];
+    snprintf(name, sizeof(name), STORE_FILE_PREFIX "%s.json", video_id);
     bool found = stamp_at(dir_fd, name, &out->meta);
-    snprintf(name, sizeof(name), FILE_PREFIX "%s." STORE_DECISIONS_EXT, video_id);
+    snprintf(name, sizeof(name), STORE_FILE_PREFIX "%s." STORE_DECISIONS_EXT, video_id);
     if (found)
         stamp_at(dir_fd, name, &out->decisions);
     close(dir_fd);

@@ -38,16 +38,6 @@ struct task_run {
     char submitted_at[32];
 };
 
-static void iso_now(char *buf, size_t len)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, len - n, ".%06ldZ", ts.tv_nsec / 1000);
-}
-
 /* Writes PROGRESS at stage changes and at most every PROGRESS_INTERVAL_MS otherwise. */
 static void task_progress(const char *stage, double progress, void *ctx)
 {
@@ -94,7 +84,7 @@ static json_t *fetch_facts(const char *url, const struct fetch_result *fr)
 static json_t *metadata_build(struct task_run *run, json_t *report, json_t *fetched)
 {
     char done[40];
-    iso_now(done, sizeof(done));
+    log_iso_now(done, sizeof(done));
     json_t *source = json_object_get(report, "source");
     if (!json_is_object(source)) {
         source = json_object();
@@ -430,7 +420,7 @@ static enum task_outcome task_start(struct task_run *run, const char *url)
 enum task_outcome task_run(const struct task_env *env, const struct claimed_task *t)
 {
     struct task_run run = {.env = env, .t = t, .video_id = t->task_id, .work_lock = -1};
-    iso_now(run.submitted_at, sizeof(run.submitted_at));
+    log_iso_now(run.submitted_at, sizeof(run.submitted_at));
     char status[16];
     if (queue_get_celery_status(env->queue, t->task_id, status, sizeof(status)))
         return TASK_OUTCOME_REQUEUE;
