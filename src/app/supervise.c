@@ -224,8 +224,9 @@ int supervise_main(struct config *cfg, const char *self_exe, int broker_configur
     const char *worker_argv[] = {self_exe, "worker", NULL};
     kids[n++] = (struct child){"worker", spawn(worker_argv), false};
     kids[n++] = (struct child){"serve", spawn(serve_argv), false};
-    printf("interview-api is running: %s  (API docs in README.md; Ctrl-C stops it)\n",
-           cfg->public_base_url);
+    printf("interview-api is running: %s  (review page; API docs at %s/docs; Ctrl-C stops "
+           "it)\n",
+           cfg->public_base_url, cfg->public_base_url);
     fflush(stdout);
     rc = supervise(kids, n);
 out:
