@@ -94,12 +94,24 @@ def test_2000_idle_connections_and_healthz_still_answers(service):
     assert healthy(service)
 
 
+def answered_on(sock):
+    """Sends one keep-alive request on sock and reads its answer's head: the server has accepted
+    the connection (and counts it) once this returns."""
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, head
+        head += chunk
+    return head
+
+
 def test_connection_cap(limited):
     socks = []
     try:
-        for _ in range(40):
+        for _ in range(40):  # the cap, each one surely accepted (no sleep to guess it)
             socks.append(socket.create_connection(("127.0.0.1", limited.port), timeout=5))
-        time.sleep(0.3)
+            assert answered_on(socks[-1]).startswith(b"HTTP/1.1 200")
         extra = socket.create_connection(("127.0.0.1", limited.port), timeout=5)
         extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         try:
