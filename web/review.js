@@ -113,9 +113,10 @@ async function follow(taskId) {
     if (s.status !== 200) return showFailure("Cannot follow this task", s.body?.detail, s.body?.code);
     const b = s.body;
     if (b.status === "success") {
-      showProgress("Done: the interview is ready below.", 1, "done");
       loadList();
-      return openReview(b.video_id);
+      // "done" only once the review is open: the address then names the video.
+      if (await openReview(b.video_id)) showProgress("Done: the interview is ready below.", 1, "done");
+      return;
     }
     if (b.status === "failed") return showFailure("Processing failed", b.error, b.code);
     const stage = STAGES[b.stage] || words(b.stage);
@@ -431,7 +432,10 @@ function showOutputs(p) {
 
 async function openReview(videoId, push) {
   const r = await apiJson("/processed/" + videoId);
-  if (r.status !== 200) return showFailure("Cannot open this interview", r.body?.detail, r.body?.code);
+  if (r.status !== 200) {
+    showFailure("Cannot open this interview", r.body?.detail, r.body?.code);
+    return false;
+  }
   const p = r.body;
   const [metaR, decR] = await Promise.all([fetch(p.metadata_url), apiJson(`/videos/${videoId}/decisions`)]);
   const meta = await metaR.json();
@@ -456,6 +460,7 @@ async function openReview(videoId, push) {
   drawSummary(meta);
   drawFacts(meta);
   $("review").scrollIntoView({ block: "start" });
+  return true;
 }
 
 function setupPlayer() {
