@@ -15,6 +15,7 @@
 #include "media/media.h"
 #include "media/probe.h"
 #include "media/proc.h"
+#include "util/os.h"
 
 #define SMALL_W 64
 #define SMALL_H 36
@@ -395,14 +396,14 @@ void scan_sample(struct scan *s)
     struct sample *sm = &s->cur;
     memset(sm, 0, sizeof *sm);
     sm->cand = -1;
-    int64_t t0 = media_now_ms();
+    int64_t t0 = os_monotonic_ms();
     measure_picture(s, sm);
     sample_faces(s, &img, sm);
-    int64_t t1 = media_now_ms();
+    int64_t t1 = os_monotonic_ms();
     check_objects(s, &img, sm);
-    int64_t t2 = media_now_ms();
+    int64_t t2 = os_monotonic_ms();
     check_identity(s, &img, sm);
-    int64_t t3 = media_now_ms();
+    int64_t t3 = os_monotonic_ms();
     memcpy(s->drawn, s->frame, s->bytes);
     scan_draw_marks(s, sm);
     judge_behaviour(s, sm);
@@ -418,5 +419,5 @@ void scan_sample(struct scan *s)
     s->ms_faces += (double)(t1 - t0);
     s->ms_objects += (double)(t2 - t1);
     s->ms_identity += (double)(t3 - t2);
-    s->ms_rest += (double)(media_now_ms() - t3);
+    s->ms_rest += (double)(os_monotonic_ms() - t3);
 }

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "util/crypto.h"
+#include "util/os.h"
 
 #define RL_SLOTS 4096
 #define RL_PROBES 8
@@ -84,13 +85,6 @@ void ratelimit_reset(void)
     pthread_mutex_unlock(&slots_lock);
 }
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "key:<bearer token>" when API keys are in force (the router checked it), else "ip:<peer>". */
 static void client_id(struct api_call *call, char *out, size_t outlen)
 {
@@ -108,7 +102,7 @@ bool api_ratelimit_admit(struct api_call *call)
         return true;
     char client[RL_CLIENT_MAX];
     client_id(call, client, sizeof(client));
-    unsigned wait_s = ratelimit_take(client, per_minute, monotonic_ms());
+    unsigned wait_s = ratelimit_take(client, per_minute, os_monotonic_ms());
     if (wait_s == 0)
         return true;
     char retry[16];

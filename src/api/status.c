@@ -9,6 +9,7 @@
 #include "http/http.h"
 #include "queue/queue.h"
 #include "store/store.h"
+#include "util/os.h"
 #include "util/uuid.h"
 
 static json_t *status_success(const struct app *app, const char *video_id)
@@ -44,19 +45,12 @@ static json_t *status_body(const struct app *app, const struct task_status *st,
     }
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Reads the state from Redis, remembering finished tasks; video_id is filled on success. */
 static enum ia_err status_lookup(struct api_call *call, struct task_status *st, char *video_id,
                                  size_t len)
 {
     const char *id = call->param;
-    int64_t now = now_ms();
+    int64_t now = os_monotonic_ms();
     if (status_cache_get(call->t->status_cache, id, now, st, video_id, len))
         return IA_OK;
     enum ia_err err = queue_status(call->t->queue, id, st);

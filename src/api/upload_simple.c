@@ -19,6 +19,7 @@
 #include "http/http.h"
 #include "queue/queue.h"
 #include "store/store_upload.h"
+#include "util/os.h"
 #include "util/uuid.h"
 
 enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, const char *upload_id,
@@ -90,17 +91,7 @@ static bool write_file(struct http_request *req, int fd, size_t offset, size_t l
     if (offset == 0 && length == http_request_body_length(req))
         return http_request_body_to_fd(req, fd);
     size_t len;
-    const unsigned char *p = http_request_body(req, &len) + offset;
-    while (length > 0) {
-        ssize_t n = write(fd, p, length);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        length -= (size_t)n;
-    }
-    return true;
+    return os_write_all(fd, http_request_body(req, &len) + offset, length);
 }
 
 /* Stages the file as upload id and makes its task. */

@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "media/media.h"
 #include "util/netpolicy.h"
+#include "util/os.h"
 #include "util/str.h"
 
 #define FETCH_MAX_REDIRECTS 5
@@ -100,21 +101,13 @@ static curl_socket_t on_opensocket(void *userp, curlsocktype purpose, struct cur
 
 static bool write_all(struct fetch_ctx *c, const char *data, size_t n)
 {
-    while (n) {
-        ssize_t w = write(c->fd, data, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            if (errno == ENOSPC || errno == EDQUOT)
-                c->disk_full = true;
-            else
-                c->io_error = true;
-            return false;
-        }
-        data += w;
-        n -= (size_t)w;
-    }
-    return true;
+    if (os_write_all(c->fd, data, n))
+        return true;
+    if (errno == ENOSPC || errno == EDQUOT)
+        c->disk_full = true;
+    else
+        c->io_error = true;
+    return false;
 }
 
 /* Body bytes: only a 2xx body goes to the file (a redirect's body is dropped). */
@@ -147,7 +140,7 @@ static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_o
 {
     struct fetch_ctx *c = userp;
     (void)ultotal, (void)ulnow;
-    int64_t now = media_now_ms();
+    int64_t now = os_monotonic_ms();
     if ((c->opts->cancel && atomic_load(c->opts->cancel)) ||
         (c->opts->deadline_ms && now >= c->opts->deadline_ms)) {
         c->aborted = true;
@@ -254,7 +247,7 @@ static enum ia_err map_curl_error(struct fetch_ctx *c, CURLcode rc, char *detail
         return IA_ERR_STORAGE_FULL;
     if (c->io_error)
         return IA_ERR_IO;
-    if (c->aborted || (rc == CURLE_OPERATION_TIMEDOUT && media_now_ms() >= c->end_ms - 50))
+    if (c->aborted || (rc == CURLE_OPERATION_TIMEDOUT && os_monotonic_ms() >= c->end_ms - 50))
         return IA_ERR_TIMEOUT;
     if (c->refused && rc == CURLE_COULDNT_CONNECT) {
         snprintf(detail, detaillen, "connection to %s refused by policy", c->refused_addr);
@@ -269,7 +262,7 @@ static enum ia_err map_curl_error(struct fetch_ctx *c, CURLcode rc, char *detail
 static enum ia_err fetch_hop(struct fetch_ctx *c, const char *url, char **next, char *detail,
                              size_t detaillen)
 {
-    int64_t left = c->end_ms - media_now_ms();
+    int64_t left = c->end_ms - os_monotonic_ms();
     if (left <= 0) {
         snprintf(detail, detaillen, "time limit passed before the request");
         return IA_ERR_TIMEOUT;
@@ -336,7 +329,7 @@ static void init_ctx(struct fetch_ctx *c, const struct media_opts *opts)
     memset(c, 0, sizeof *c);
     c->opts = opts;
     c->fd = -1;
-    c->end_ms = media_now_ms() + (opts->fetch_timeout_s > 0 ? opts->fetch_timeout_s : 3600) * 1000;
+    c->end_ms = os_monotonic_ms() + (opts->fetch_timeout_s > 0 ? opts->fetch_timeout_s : 3600) * 1000;
     if (opts->deadline_ms && opts->deadline_ms < c->end_ms)
         c->end_ms = opts->deadline_ms;
 }

@@ -10,6 +10,7 @@
 #include "media/media.h"
 #include "media/probe.h"
 #include "media/process_internal.h"
+#include "util/os.h"
 
 static void report_progress(const struct media_opts *o, const char *stage, double fraction)
 {
@@ -50,10 +51,10 @@ enum ia_err media_process(const struct media_opts *opts, const char *input_path,
     json_t *output = NULL;
     *report = NULL;
     detail[0] = '\0';
-    int64_t t0 = media_now_ms();
+    int64_t t0 = os_monotonic_ms();
     report_progress(opts, "probing", 0);
     enum ia_err result = probe_input(opts, input_path, &in, detail, detaillen);
-    int64_t t1 = media_now_ms();
+    int64_t t1 = os_monotonic_ms();
     if (result)
         goto out;
     media_plan_init(&plan, &in, opts, input_path);
@@ -61,7 +62,7 @@ enum ia_err media_process(const struct media_opts *opts, const char *input_path,
     result = media_convert(opts, &in, &plan, input_path, output_mp4, detail, detaillen);
     if (!result)
         result = media_report_output(opts, output_mp4, &output, detail, detaillen);
-    int64_t t2 = media_now_ms();
+    int64_t t2 = os_monotonic_ms();
     if (!result) {
         double duration = json_real_value(json_object_get(output, "duration"));
         result = media_poster(opts, output_mp4, duration, output_jpg, detail, detaillen);
@@ -70,7 +71,7 @@ enum ia_err media_process(const struct media_opts *opts, const char *input_path,
         /* "o" steals the three sections. */
         *report = json_pack("{s:o, s:o, s:o}", "source", media_report_source(&in), "output", output,
                             "processing",
-                            processing_section(&plan, t1 - t0, t2 - t1, media_now_ms() - t2));
+                            processing_section(&plan, t1 - t0, t2 - t1, os_monotonic_ms() - t2));
         output = NULL;
         if (!*report) {
             snprintf(detail, detaillen, "report assembly failed");

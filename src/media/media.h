@@ -34,7 +34,7 @@ struct media_opts {
     int crf;
     uint64_t max_output_bytes;     /* largest file ffmpeg may write (RLIMIT_FSIZE); 0: 8 GiB */
     /* whole task */
-    int64_t deadline_ms;           /* monotonic ms (media_now_ms) after which work is killed */
+    int64_t deadline_ms;           /* monotonic ms (os_monotonic_ms) after which work is killed */
     const atomic_bool *cancel;     /* set to stop at once (shutdown); may be NULL */
     media_progress_fn progress;    /* may be NULL */
     void *progress_ctx;
@@ -47,9 +47,6 @@ struct fetch_result {
     uint64_t bytes;
     char sha256[65];
 };
-
-/* Monotonic clock in milliseconds. */
-int64_t media_now_ms(void);
 
 /* Initialises libcurl once per process, before threads start. Returns IA_OK or IA_ERR_INTERNAL. */
 enum ia_err media_global_init(void);

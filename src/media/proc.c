@@ -20,6 +20,7 @@
 
 #include "core/alloc.h"
 #include "media/media.h"
+#include "util/os.h"
 
 #define PROC_STDOUT_CAP_DEFAULT ((size_t)4 << 20)
 #define PROC_STDERR_KEEP_DEFAULT ((size_t)64 << 10)
@@ -324,7 +325,7 @@ static void supervise(struct run *r)
     bool killed = false, exited = false;
     int64_t exit_ms = 0;
     for (;;) {
-        int64_t now = media_now_ms();
+        int64_t now = os_monotonic_ms();
         if (!exited)
             check_limits(r, now, &killed);
         if (!exited && child_exited(r->pid)) {
@@ -362,7 +363,7 @@ static enum ia_err proc_prepare(const char *const argv[], const struct proc_opts
         snprintf(detail, detaillen, "%s: not found in PATH", argv[0]);
         return IA_ERR_INTERNAL;
     }
-    if (opts->deadline_ms && media_now_ms() >= opts->deadline_ms) {
+    if (opts->deadline_ms && os_monotonic_ms() >= opts->deadline_ms) {
         snprintf(detail, detaillen, "%s not started: deadline passed", argv[0]);
         res->timed_out = true;
         return IA_ERR_TIMEOUT;
@@ -457,7 +458,7 @@ enum ia_err proc_stream_start(const char *const argv[], const struct proc_opts *
 /* Kills the child when the deadline passed or cancel is set; true once it was killed. */
 static bool stream_limited(struct proc_stream *s)
 {
-    check_limits(&s->r, media_now_ms(), &s->killed);
+    check_limits(&s->r, os_monotonic_ms(), &s->killed);
     return s->killed;
 }
 
@@ -467,7 +468,7 @@ static bool stream_wait(struct proc_stream *s, int fd, short events)
     if (stream_limited(s))
         return false;
     struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = s->r.err_fd, .events = POLLIN}};
-    if (poll(pfd, s->r.err_fd >= 0 ? 2 : 1, poll_timeout(&s->opts, media_now_ms())) > 0 &&
+    if (poll(pfd, s->r.err_fd >= 0 ? 2 : 1, poll_timeout(&s->opts, os_monotonic_ms())) > 0 &&
         pfd[1].revents && s->r.err_fd >= 0)
         pump(&s->r, &s->r.err_fd, false);
     return true;

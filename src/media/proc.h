@@ -26,7 +26,7 @@ enum proc_stdout {
 };
 
 struct proc_opts {
-    int64_t deadline_ms;       /* media_now_ms() time to kill the group; 0: none */
+    int64_t deadline_ms;       /* os_monotonic_ms() time to kill the group; 0: none */
     const atomic_bool *cancel; /* kill the group once true; may be NULL */
     enum proc_stdout out_mode;
     size_t stdout_cap;    /* CAPTURE: bytes kept (more are read and dropped); 0: 4 MiB */

@@ -18,6 +18,7 @@
 #include "media/media.h"
 #include "media/probe.h"
 #include "media/process_internal.h"
+#include "util/os.h"
 #include "util/str.h"
 
 #define MEDIA_RLIMIT_AS ((uint64_t)4 << 30)
@@ -25,13 +26,6 @@
 #define MEDIA_FPS_MAX 60.0
 #define MEDIA_POSTER_MAX_BYTES ((uint64_t)16 << 20)
 #define MEDIA_ARGS_MAX 96
-
-int64_t media_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void media_proc_opts_init(struct proc_opts *po, const struct media_opts *o, uint64_t fsize_max)
 {
@@ -41,7 +35,7 @@ void media_proc_opts_init(struct proc_opts *po, const struct media_opts *o, uint
     po->rlimit_as_bytes = MEDIA_RLIMIT_AS;
     po->rlimit_fsize_bytes = fsize_max;
     if (o->deadline_ms) {
-        int64_t left_s = (o->deadline_ms - media_now_ms()) / 1000 + 1;
+        int64_t left_s = (o->deadline_ms - os_monotonic_ms()) / 1000 + 1;
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         po->rlimit_cpu_s = (uint64_t)(left_s > 1 ? left_s : 1) * (uint64_t)(ncpu > 0 ? ncpu : 1);
         po->rlimit_cpu_s += 10;

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +15,8 @@
 #include "core/alloc.h"
 #include "media/probe.h"
 #include "media/process_internal.h"
+#include "util/crypto.h"
+#include "util/os.h"
 #include "util/str.h"
 
 static double round3(double x) { return round(x * 1000.0) / 1000.0; }
@@ -55,30 +56,6 @@ bool media_mp4_faststart(const char *path)
     }
     close(fd);
     return faststart;
-}
-
-/* SHA-256 of a file in hex; false on a read error. */
-static bool sha256_file(const char *path, char hex[65])
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    unsigned char buf[65536], digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    ssize_t n;
-    while (ok && (n = read(fd, buf, sizeof buf)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        ok = n > 0 && EVP_DigestUpdate(md, buf, (size_t)n);
-    }
-    ok = ok && EVP_DigestFinal_ex(md, digest, &dlen);
-    if (ok)
-        str_hex(hex, digest, dlen);
-    EVP_MD_CTX_free(md);
-    close(fd);
-    return ok;
 }
 
 static json_t *source_video(const struct media_info *in)
@@ -125,7 +102,7 @@ enum ia_err media_report_output(const struct media_opts *o, const char *output, 
     enum ia_err result = probe_file(o, output, &info, detail, detaillen);
     if (result == IA_ERR_NOT_A_VIDEO || result == IA_ERR_DECODE || (!result && !info.has_video))
         result = IA_ERR_TRANSCODE;
-    if (!result && !sha256_file(output, sha)) {
+    if (!result && !crypto_sha256_file(output, NULL, sha)) {
         snprintf(detail, detaillen, "cannot read the output: %s", strerror(errno));
         result = IA_ERR_IO;
     }
@@ -150,7 +127,7 @@ static void find_ffmpeg_version(void)
 {
     const char *argv[] = {"ffmpeg", "-hide_banner", "-version", NULL};
     struct proc_opts po = {
-        .deadline_ms = media_now_ms() + 10000, .out_mode = PROC_STDOUT_CAPTURE, .stdout_cap = 4096};
+        .deadline_ms = os_monotonic_ms() + 10000, .out_mode = PROC_STDOUT_CAPTURE, .stdout_cap = 4096};
     struct proc_result pr;
     char detail[128];
     if (proc_run(argv, &po, &pr, detail, sizeof detail) == IA_OK && proc_result_ok(&pr) &&

@@ -103,13 +103,8 @@ enum ia_err queue_claim(struct queue *q, int lease_s, int wait_ms, const atomic_
 enum ia_err queue_lease_renew(struct queue *q, const struct claimed_task *t, int lease_s);
 /* Removes the message for good (after SUCCESS or FAILURE was written). */
 enum ia_err queue_ack(struct queue *q, const struct claimed_task *t);
-/* Puts the message back at the head of the queue (shutdown, or a retry). */
+/* Puts the message back at the head of the queue, byte for byte (a shutdown). */
 enum ia_err queue_requeue(struct queue *q, const struct claimed_task *t);
-/*
- * Publishes the same call again with headers.retries + 1 and a new delivery tag at the back of
- * the queue, and ends this lease, in one atomic step. IA_ERR_NOT_FOUND when the lease was lost.
- */
-enum ia_err queue_retry(struct queue *q, const struct claimed_task *t);
 /* Returns messages whose lease ran out to the queue; the number restored, or -1. */
 long long queue_restore_expired(struct queue *q);
 void claimed_task_free(struct claimed_task *t);

@@ -20,14 +20,8 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "util/os.h"
 #include "util/str.h"
-
-double queue_mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 double queue_wall_now(void)
 {
@@ -61,7 +55,7 @@ static void conn_fail(struct queue_conn *qc, const char *what, const char *errst
         log_msg(LOG_WARN, "queue", "%s %s:%d unavailable: %s: %s", qc->name, qc->url.host,
                 qc->url.port, what, errstr);
     qc->down = true;
-    qc->retry_after = queue_mono_now() + QUEUE_RETRY_MS / 1000.0;
+    qc->retry_after_ms = os_monotonic_ms() + QUEUE_RETRY_MS;
     queue_conn_close(qc);
 }
 
@@ -92,7 +86,7 @@ static bool conn_open(struct queue_conn *qc)
 {
     if (qc->c)
         return true;
-    if (!qc->url_ok || queue_mono_now() < qc->retry_after)
+    if (!qc->url_ok || os_monotonic_ms() < qc->retry_after_ms)
         return false;
     struct timeval tv = {QUEUE_TIMEOUT_MS / 1000, (QUEUE_TIMEOUT_MS % 1000) * 1000};
     qc->c = redisConnectWithTimeout(qc->url.host, qc->url.port, tv);

@@ -68,7 +68,7 @@ struct queue_conn {
     struct redis_url url;
     bool url_ok;
     redisContext *c;
-    double retry_after; /* monotonic seconds */
+    int64_t retry_after_ms; /* os_monotonic_ms() */
     bool down;          /* the last attempt failed; logged once per outage */
     bool bound;         /* broker: kombu's queue binding was declared on this connection */
     bool unsure;        /* the last command failed after it was sent: Redis may have run it */
@@ -81,8 +81,7 @@ struct queue {
     char sha[SCRIPT__COUNT][41];
 };
 
-/* Monotonic and wall-clock time in seconds. */
-double queue_mono_now(void);
+/* Wall-clock time in seconds. */
 double queue_wall_now(void);
 
 void queue_conn_init(struct queue_conn *qc, const char *name, const char *url);

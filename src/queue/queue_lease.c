@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "queue/celery.h"
 #include "queue/queue_int.h"
+#include "util/os.h"
 #include "util/uuid.h"
 
 #define CLAIM_SLEEP_MIN_MS 20
@@ -34,7 +35,7 @@ void claimed_task_free(struct claimed_task *t)
 }
 
 /*
- * Ends the lease on tag and pushes msg (len bytes) by mode ("head", "tail", "dead", "none");
+ * Ends the lease on tag and pushes msg (len bytes) by mode ("head", "dead", "none");
  * task_id ("" when unknown) names the delivery counts to update.
  */
 static enum ia_err release(struct queue *q, const char *tag, const char *token, const char *mode,
@@ -231,7 +232,7 @@ enum ia_err queue_claim(struct queue *q, int lease_s, int wait_ms, const atomic_
     if (lease_s <= 0)
         return IA_ERR_INVALID;
     /* Lua cannot block, so an empty queue is polled, 20 ms apart growing to 100 ms. */
-    double deadline = queue_mono_now() + (wait_ms > 0 ? wait_ms : 0) / 1000.0;
+    int64_t deadline = os_monotonic_ms() + (wait_ms > 0 ? wait_ms : 0);
     int pause = CLAIM_SLEEP_MIN_MS;
     for (;;) {
         if (stop && atomic_load(stop))
@@ -239,7 +240,7 @@ enum ia_err queue_claim(struct queue *q, int lease_s, int wait_ms, const atomic_
         enum ia_err rc = claim_once(q, lease_s, out);
         if (rc || *out)
             return rc;
-        int left = (int)((deadline - queue_mono_now()) * 1000);
+        int left = (int)(deadline - os_monotonic_ms());
         if (left <= 0)
             return IA_OK;
         sleep_ms(pause < left ? pause : left);
@@ -272,18 +273,6 @@ enum ia_err queue_requeue(struct queue *q, const struct claimed_task *t)
 {
     return release(q, t->delivery_tag, t->lease_token, "head", t->raw, strlen(t->raw),
                    t->task_id);
-}
-
-enum ia_err queue_retry(struct queue *q, const struct claimed_task *t)
-{
-    struct celery_msg_opts opts = {.retries = t->retries + 1, .kwargs = t->kwargs};
-    char *msg = celery_message_encode(t->task_id, t->task_name, t->args, &opts);
-    if (!msg)
-        return IA_ERR_INVALID;
-    enum ia_err rc =
-        release(q, t->delivery_tag, t->lease_token, "tail", msg, strlen(msg), t->task_id);
-    free(msg);
-    return rc;
 }
 
 long long queue_restore_expired(struct queue *q)

@@ -13,9 +13,9 @@
  * delivery times and would look expired to us at once.
  *
  * A restored message goes back byte for byte (RPUSH: it is taken next, as kombu's restore does);
- * kombu also sets headers.redelivered, which we leave out so the message keeps its bytes. The
- * retry count lives in headers.retries and changes only through queue_retry(); deliveries are
- * counted beside the message (claim_src).
+ * kombu also sets headers.redelivered, which we leave out so the message keeps its bytes. A
+ * task's retries happen within its worker slot (worker/task.c), so headers.retries is never
+ * changed by us; deliveries are counted beside the message (claim_src).
  */
 #include "queue/queue_int.h"
 
@@ -84,9 +84,9 @@ static const char renew_src[] =
 
 /*
  * KEYS: queue, unacked, unacked_index, leases, dead, deliveries. ARGV: tag, token, mode, message,
- * task_id. Ends a lease we own and, by mode, pushes message: "head" (RPUSH, taken next), "tail"
- * (LPUSH, taken last), "dead" (to the dead list) or "none" (ack). Head and tail count the
- * delivery as handed back in order; dead and none end the task's counts (see claim_src).
+ * task_id. Ends a lease we own and, by mode, pushes message: "head" (RPUSH, taken next), "dead" (to
+ * the dead list) or "none" (ack). Head counts the delivery as handed back in order; dead and
+ * none end the task's counts (see claim_src).
  * Returns 1, or 0 if the lease was lost.
  */
 static const char release_src[] =
@@ -95,12 +95,11 @@ static const char release_src[] =
     "redis.call('ZREM', KEYS[3], ARGV[1])\n"
     "if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end\n"
     "if ARGV[3] == 'head' then redis.call('RPUSH', KEYS[1], ARGV[4])\n"
-    "elseif ARGV[3] == 'tail' then redis.call('LPUSH', KEYS[1], ARGV[4])\n"
     "elseif ARGV[3] == 'dead' then\n"
     "  redis.call('LPUSH', KEYS[5], ARGV[4])\n"
     "  redis.call('LTRIM', KEYS[5], 0, 999)\n"
     "end\n"
-    "if ARGV[5] ~= '' and (ARGV[3] == 'head' or ARGV[3] == 'tail') then\n"
+    "if ARGV[5] ~= '' and ARGV[3] == 'head' then\n"
     "  redis.call('HINCRBY', KEYS[6], ARGV[5] .. ' returned', 1)\n"
     "elseif ARGV[5] ~= '' then\n"
     "  redis.call('HDEL', KEYS[6], ARGV[5], ARGV[5] .. ' returned')\n"

@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "util/os.h"
 
 static void stamp_from(struct store_stamp *out, const struct stat *st)
 {
@@ -149,20 +150,6 @@ void store_video_unlock(int lock_fd)
         close(lock_fd); /* releases the flock */
 }
 
-static bool write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t k = write(fd, p, len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return false;
-        p += k;
-        len -= (size_t)k;
-    }
-    return true;
-}
-
 enum ia_err store_publish_small(const struct store *s, const char *video_id, const char *ext,
                                 const char *data, size_t len)
 {
@@ -171,7 +158,7 @@ enum ia_err store_publish_small(const struct store *s, const char *video_id, con
     free(tmp_ext);
     enum ia_err err = IA_OK;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0 || !write_all(fd, data, len)) {
+    if (fd < 0 || !os_write_all(fd, data, len)) {
         err = errno == ENOSPC ? IA_ERR_STORAGE_FULL : IA_ERR_IO;
         log_msg(LOG_ERROR, "store", "video=%s cannot write %s: %s", video_id, ext, strerror(errno));
         if (fd >= 0)

@@ -13,11 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "core/alloc.h"
 #include "core/log.h"
 #include "store/store.h"
+#include "util/os.h"
 #include "util/uuid.h"
 
 #define UPLOADS_SUBDIR ".uploads"
@@ -48,28 +47,13 @@ static bool metadata_ok(const char *m)
     return strlen(m) < STORE_UPLOAD_METADATA_MAX && !strpbrk(m, "\r\n");
 }
 
-/* Writes all of buf to fd; false with errno set on failure. */
-static bool write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 /* Creates path exclusively with text as its content (synced). */
 static enum ia_err write_new_file(const char *path, const char *text)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return errno == EEXIST ? IA_ERR_INVALID : errno_err(errno);
-    bool ok = write_all(fd, text, strlen(text)) && fsync(fd) == 0;
+    bool ok = os_write_all(fd, text, strlen(text)) && fsync(fd) == 0;
     int saved = errno;
     close(fd);
     if (ok)
@@ -349,30 +333,3 @@ int store_upload_sweep(const struct store *s, long long idle_s, long long done_s
     return removed;
 }
 
-enum ia_err store_file_digest(const char *path, uint64_t *bytes, char hex[65])
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    bool ok = fd >= 0 && md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    static const char digits[] = "0123456789abcdef";
-    unsigned char buf[65536], digest[EVP_MAX_MD_SIZE];
-    unsigned dlen = 0;
-    ssize_t n;
-    *bytes = 0;
-    while (ok && (n = read(fd, buf, sizeof(buf))) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        ok = n > 0 && EVP_DigestUpdate(md, buf, (size_t)n);
-        *bytes += n > 0 ? (uint64_t)n : 0;
-    }
-    ok = ok && EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32;
-    for (unsigned i = 0; ok && i < dlen; i++) {
-        hex[2 * i] = digits[digest[i] >> 4];
-        hex[2 * i + 1] = digits[digest[i] & 15];
-    }
-    hex[ok ? 64 : 0] = '\0';
-    EVP_MD_CTX_free(md);
-    if (fd >= 0)
-        close(fd);
-    return ok ? IA_OK : IA_ERR_IO;
-}

@@ -73,9 +73,5 @@ void store_upload_remove(const struct store *s, const char *id);
  * than done_s (their task is long over). Returns how many were removed.
  */
 int store_upload_sweep(const struct store *s, long long idle_s, long long done_s);
-/*
- * Bytes and SHA-256 (64 hex digits and a NUL into hex) of a file. IA_ERR_IO when unreadable.
- */
-enum ia_err store_file_digest(const char *path, uint64_t *bytes, char hex[65]);
 
 #endif

@@ -4,13 +4,48 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include "util/str.h"
 
 void crypto_sha256(const void *data, size_t len, unsigned char out[SHA256_LEN])
 {
     unsigned int n = SHA256_LEN;
     if (!EVP_Digest(data, len, out, &n, EVP_sha256(), NULL))
         abort();
+}
+
+bool crypto_sha256_file(const char *path, uint64_t *bytes, char hex[2 * SHA256_LEN + 1])
+{
+    hex[0] = '\0';
+    if (bytes)
+        *bytes = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    unsigned char buf[65536], digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    ssize_t n;
+    while (ok && (n = read(fd, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        ok = n > 0 && EVP_DigestUpdate(md, buf, (size_t)n);
+        if (ok && bytes)
+            *bytes += (uint64_t)n;
+    }
+    ok = ok && EVP_DigestFinal_ex(md, digest, &dlen) && dlen == SHA256_LEN;
+    if (ok)
+        str_hex(hex, digest, SHA256_LEN);
+    EVP_MD_CTX_free(md);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return ok;
 }
 
 void crypto_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,

@@ -4,12 +4,18 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SHA256_LEN 32
 
 void crypto_sha256(const void *data, size_t len, unsigned char out[SHA256_LEN]);
 void crypto_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t len,
                         unsigned char out[SHA256_LEN]);
+/*
+ * SHA-256 of a file, read once, as 64 lower-case hex digits; *bytes gets its size (may be NULL).
+ * False on an open or read error (errno set).
+ */
+bool crypto_sha256_file(const char *path, uint64_t *bytes, char hex[2 * SHA256_LEN + 1]);
 /* Compares n bytes in time that does not depend on where they differ. */
 bool crypto_equal(const void *a, const void *b, size_t n);
 /* Compares two strings of any lengths without revealing where or whether lengths differ. */

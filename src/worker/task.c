@@ -21,6 +21,7 @@
 #include "media/media.h"
 #include "queue/queue.h"
 #include "store/store.h"
+#include "util/os.h"
 #include "util/uuid.h"
 
 #define METADATA_SCHEMA 1
@@ -42,7 +43,7 @@ struct task_run {
 static void task_progress(const char *stage, double progress, void *ctx)
 {
     struct task_run *run = ctx;
-    int64_t now = media_now_ms();
+    int64_t now = os_monotonic_ms();
     bool new_stage = strcmp(stage, run->stage) != 0;
     if (!new_stage && now - run->last_report_ms < PROGRESS_INTERVAL_MS)
         return;
@@ -167,7 +168,7 @@ static enum ia_err task_analyse(struct task_run *run, const struct media_opts *o
     struct analysis_opts ao;
     analysis_opts_from_config(&ao, run->env->cfg);
     ao.work_dir = run->work_dir;
-    int64_t t0 = media_now_ms();
+    int64_t t0 = os_monotonic_ms();
     enum ia_err err = analysis_run(&ao, opts, mp4, report, aout, detail, sizeof(detail));
     if (err == IA_ERR_TIMEOUT)
         return err;
@@ -177,7 +178,7 @@ static enum ia_err task_analyse(struct task_run *run, const struct media_opts *o
     }
     json_t *timings = json_object_get(json_object_get(report, "processing"), "timings_ms");
     if (json_is_object(timings))
-        json_object_set_new(timings, "analysis", json_integer(media_now_ms() - t0));
+        json_object_set_new(timings, "analysis", json_integer(os_monotonic_ms() - t0));
     return IA_OK;
 }
 
@@ -376,7 +377,7 @@ static enum task_outcome task_process(struct task_run *run, const char *url)
         }
         long long delay = retry_delay_s(cfg, retry);
         if (!ia_err_is_transient(err) || retry > cfg->task_max_retries ||
-            media_now_ms() + delay * 1000 >= run->deadline_ms)
+            os_monotonic_ms() + delay * 1000 >= run->deadline_ms)
             return task_fail(run, err, detail);
         log_msg(LOG_INFO, "worker", "task=%s transient %s; retry %d in %lld s", run->t->task_id,
                 ia_err_code(err), retry, delay);
@@ -407,7 +408,7 @@ static enum task_outcome task_start(struct task_run *run, const char *url)
     const struct claimed_task *t = run->t;
     if (store_exists(env->store, run->video_id, "json"))
         return task_succeed(run);
-    run->deadline_ms = media_now_ms() + env->cfg->task_time_limit_s * 1000;
+    run->deadline_ms = os_monotonic_ms() + env->cfg->task_time_limit_s * 1000;
     log_msg(LOG_INFO, "worker", "task=%s started (delivery %d, retries=%d)", t->task_id,
             t->deliveries, t->retries);
     json_t *meta = json_pack("{s:s, s:f, s:i}", "stage", "starting", "progress", 0.0, "pid",

@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "store/store_upload.h"
+#include "util/crypto.h"
 
 enum ia_err task_upload_source(const struct store *store, const char *upload_id, char **input_path,
                                json_t **facts, char *detail, size_t detaillen)
@@ -22,7 +23,7 @@ enum ia_err task_upload_source(const struct store *store, const char *upload_id,
     }
     uint64_t bytes = 0;
     char sha256[65];
-    if (store_file_digest(*input_path, &bytes, sha256)) {
+    if (!crypto_sha256_file(*input_path, &bytes, sha256)) {
         snprintf(detail, detaillen, "upload %s cannot be read", upload_id);
         free(*input_path);
         *input_path = NULL;

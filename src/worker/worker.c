@@ -19,6 +19,7 @@
 #include "queue/queue.h"
 #include "store/store.h"
 #include "util/netpolicy.h"
+#include "util/os.h"
 #include "worker/task.h"
 
 #define CLAIM_WAIT_MS 1000
@@ -141,7 +142,7 @@ static void *heartbeat_main(void *arg)
     int64_t next_sweep = 0;
     while (!atomic_load(&w->stopped)) {
         heartbeat_renew(w, q);
-        int64_t now = media_now_ms();
+        int64_t now = os_monotonic_ms();
         if (now >= next_sweep) {
             heartbeat_sweep(w, q);
             next_sweep = now + period_ms;
@@ -173,9 +174,9 @@ static void worker_wait_shutdown(struct worker *w, const sigset_t *set)
     long long grace_s = w->cfg->worker_shutdown_grace_s;
     atomic_store(&w->draining, true); /* before the line: once it is logged, nothing is claimed */
     log_msg(LOG_INFO, "worker", "signal %d: finishing running tasks (up to %lld s)", sig, grace_s);
-    int64_t deadline = media_now_ms() + grace_s * 1000;
+    int64_t deadline = os_monotonic_ms() + grace_s * 1000;
     while (atomic_load(&w->running) > 0) {
-        if (media_now_ms() >= deadline || wait_signal(set, 1) > 0) {
+        if (os_monotonic_ms() >= deadline || wait_signal(set, 1) > 0) {
             log_msg(LOG_INFO, "worker", "stopping running tasks now; they return to the queue");
             cancel_all(w);
             break;

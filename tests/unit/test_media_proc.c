@@ -18,6 +18,7 @@
 
 #include "media/media.h"
 #include "media/proc.h"
+#include "util/os.h"
 
 static char detail[512];
 
@@ -105,7 +106,7 @@ static void test_stdin_is_dev_null(void **state)
 {
     (void)state;
     const char *argv[] = {"cat", NULL};
-    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE, .deadline_ms = media_now_ms() + 5000};
+    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE, .deadline_ms = os_monotonic_ms() + 5000};
     struct proc_result r;
     assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_OK);
     assert_true(proc_result_ok(&r));
@@ -117,11 +118,11 @@ static void test_kills_on_deadline_and_reaps(void **state)
 {
     (void)state;
     const char *argv[] = {"sleep", "30", NULL};
-    int64_t start = media_now_ms();
+    int64_t start = os_monotonic_ms();
     struct proc_opts o = {.deadline_ms = start + 200};
     struct proc_result r;
     assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_ERR_TIMEOUT);
-    assert_true(media_now_ms() - start < 2000);
+    assert_true(os_monotonic_ms() - start < 2000);
     assert_true(r.timed_out);
     assert_int_equal(r.term_signal, SIGKILL);
     proc_result_cleanup(&r);
@@ -147,7 +148,7 @@ static void test_kills_whole_group(void **state)
 {
     (void)state;
     const char *argv[] = {"sh", "-c", "sleep 30 & echo $!; wait", NULL};
-    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE, .deadline_ms = media_now_ms() + 300};
+    struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE, .deadline_ms = os_monotonic_ms() + 300};
     struct proc_result r;
     assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_ERR_TIMEOUT);
     long grandchild = strtol(r.out, NULL, 10);
@@ -168,13 +169,13 @@ static void test_cancel(void **state)
     (void)state;
     atomic_bool cancel = true;
     const char *argv[] = {"sleep", "30", NULL};
-    int64_t start = media_now_ms();
+    int64_t start = os_monotonic_ms();
     struct proc_opts o = {.cancel = &cancel};
     struct proc_result r;
     assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_ERR_TIMEOUT);
     assert_true(r.cancelled);
     assert_false(r.timed_out);
-    assert_true(media_now_ms() - start < 2000);
+    assert_true(os_monotonic_ms() - start < 2000);
     proc_result_cleanup(&r);
     assert_no_children();
 }
@@ -183,7 +184,7 @@ static void test_deadline_already_passed(void **state)
 {
     (void)state;
     const char *argv[] = {"sleep", "30", NULL};
-    struct proc_opts o = {.deadline_ms = media_now_ms() - 1};
+    struct proc_opts o = {.deadline_ms = os_monotonic_ms() - 1};
     struct proc_result r;
     assert_int_equal(proc_run(argv, &o, &r, detail, sizeof detail), IA_ERR_TIMEOUT);
     assert_true(r.timed_out);
@@ -233,7 +234,7 @@ struct closed_std_run {
 static void run_with_std_closed(struct closed_std_run *c)
 {
     const char *argv[] = {"sh", "-c", "printf out; printf err >&2; cat", NULL};
-    int64_t deadline = media_now_ms() + 30000; /* a broken set-up fails instead of hanging */
+    int64_t deadline = os_monotonic_ms() + 30000; /* a broken set-up fails instead of hanging */
     struct proc_opts o = {.out_mode = PROC_STDOUT_CAPTURE, .deadline_ms = deadline};
     struct proc_result r;
     c->run_rc = proc_run(argv, &o, &r, detail, sizeof detail);

@@ -23,6 +23,7 @@
 #include "media/probe.h"
 #include "media/proc.h"
 #include "media/process_internal.h"
+#include "util/os.h"
 
 static char dir[] = "/tmp/test_media_process.XXXXXX";
 static char detail[1024];
@@ -157,7 +158,7 @@ static struct media_opts default_opts(void)
                                .max_height = 720,
                                .preset = "ultrafast",
                                .crf = 30,
-                               .deadline_ms = media_now_ms() + 50000};
+                               .deadline_ms = os_monotonic_ms() + 50000};
 }
 
 static enum ia_err process(const char *name, const struct media_opts *o, json_t **report)
@@ -388,7 +389,7 @@ static void test_deadline_in_the_past(void **state)
 {
     (void)state;
     struct media_opts o = default_opts();
-    o.deadline_ms = media_now_ms() - 1;
+    o.deadline_ms = os_monotonic_ms() - 1;
     json_t *report = NULL;
     assert_int_equal(process("a.mp4", &o, &report), IA_ERR_TIMEOUT);
     assert_null(report);

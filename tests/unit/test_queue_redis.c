@@ -263,28 +263,8 @@ static void test_requeue_goes_first(void **state)
     claimed_task_free(t);
 }
 
-static void test_retry_increments_in_headers(void **state)
-{
-    struct queue *q = *state;
-    assert_int_equal(queue_submit(q, "x1", "http://x/r", NULL), IA_OK);
-    assert_int_equal(queue_submit(q, "x2", "http://x/r2", NULL), IA_OK);
-    struct claimed_task *t = claim(q, 30);
-    assert_int_equal(queue_retry(q, t), IA_OK);
-    assert_int_equal(queue_retry(q, t), IA_ERR_NOT_FOUND); /* the lease is gone */
-    struct claimed_task *next = claim(q, 30);
-    assert_string_equal(next->task_id, "x2"); /* a retry waits behind what was queued */
-    struct claimed_task *r = claim(q, 30);
-    assert_string_equal(r->task_id, "x1");
-    assert_int_equal(r->retries, 1);
-    assert_string_not_equal(r->delivery_tag, t->delivery_tag);
-    assert_string_equal(json_string_value(json_array_get(r->args, 0)), "http://x/r");
-    claimed_task_free(r);
-    claimed_task_free(next);
-    claimed_task_free(t);
-}
-
-/* A task's kwargs reach the worker, and a retry publishes them again. */
-static void test_kwargs_survive_claim_and_retry(void **state)
+/* A task's kwargs reach the worker, and a requeue keeps them. */
+static void test_kwargs_survive_claim_and_requeue(void **state)
 {
     struct queue *q = *state;
     json_t *kwargs = json_pack("{s:b}", "analysis", 0);
@@ -295,16 +275,15 @@ static void test_kwargs_survive_claim_and_retry(void **state)
     assert_string_equal(t->task_id, "k1");
     assert_int_equal(json_object_size(t->kwargs), 1);
     assert_true(json_is_false(json_object_get(t->kwargs, "analysis")));
-    assert_int_equal(queue_retry(q, t), IA_OK);
+    assert_int_equal(queue_requeue(q, t), IA_OK);
     claimed_task_free(t);
+    struct claimed_task *again = claim(q, 30);
+    assert_string_equal(again->task_id, "k1"); /* handed back at the head */
+    assert_true(json_is_false(json_object_get(again->kwargs, "analysis")));
     struct claimed_task *plain = claim(q, 30);
     assert_string_equal(plain->task_id, "k2");
     assert_true(json_is_object(plain->kwargs));
     assert_int_equal(json_object_size(plain->kwargs), 0);
-    struct claimed_task *again = claim(q, 30);
-    assert_string_equal(again->task_id, "k1");
-    assert_int_equal(again->retries, 1);
-    assert_true(json_is_false(json_object_get(again->kwargs, "analysis")));
     claimed_task_free(again);
     claimed_task_free(plain);
 }
@@ -752,7 +731,7 @@ static void test_older_claim_cannot_take_the_fence(void **state)
 
 /*
  * Deliveries are counted beside the message: one that ends with its worker (lease restored)
- * counts, one handed back in order (requeue, retry) does not, and an ack ends the counts.
+ * counts, one handed back in order (requeue) does not, and an ack ends the counts.
  */
 static void test_deliveries_are_counted(void **state)
 {
@@ -766,10 +745,6 @@ static void test_deliveries_are_counted(void **state)
     assert_string_equal(t->raw, first->raw); /* counted beside the message, not in it */
     claimed_task_free(first);
     assert_int_equal(queue_requeue(q, t), IA_OK); /* a shutdown hands it back */
-    claimed_task_free(t);
-    t = claim(q, 30);
-    assert_int_equal(t->deliveries, 2);
-    assert_int_equal(queue_retry(q, t), IA_OK);
     claimed_task_free(t);
     t = claim(q, 30);
     assert_int_equal(t->deliveries, 2);
@@ -802,8 +777,7 @@ int main(void)
         T(test_fifo_and_empty_wait),
         T(test_renew_and_foreign_token),
         T(test_requeue_goes_first),
-        T(test_retry_increments_in_headers),
-        T(test_kwargs_survive_claim_and_retry),
+        T(test_kwargs_survive_claim_and_requeue),
         T(test_restore_expired),
         T(test_malformed_go_to_dead_list),
         T(test_concurrent_claims_take_each_once),

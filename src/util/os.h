@@ -1,0 +1,15 @@
+/* Small wrappers over system calls that several modules need: one place for each. */
+#ifndef IA_UTIL_OS_H
+#define IA_UTIL_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Writes all len bytes to fd, retrying short writes and EINTR; false with errno set. */
+bool os_write_all(int fd, const void *buf, size_t len);
+
+/* Milliseconds on CLOCK_MONOTONIC: for durations and deadlines, never for dates. */
+int64_t os_monotonic_ms(void);
+
+#endif
