@@ -11,6 +11,7 @@
 #include "api/internal.h"
 #include "core/alloc.h"
 #include "core/config.h"
+#include "core/media_url.h"
 #include "http/http.h"
 #include "util/crypto.h"
 #include "util/str.h"
@@ -23,7 +24,6 @@ struct api_auth {
     char *names[KEYS_MAX]; /* "name:key" entries name their key; NULL for a bare key */
     size_t nkeys;
     char *signing_key;
-    long long ttl_s;
 };
 
 /* Adds each key of text, split on commas, spaces and newlines. */
@@ -63,7 +63,6 @@ static char *read_keys_file(const char *path)
 struct api_auth *api_auth_new(const struct config *cfg, char *err, size_t errlen)
 {
     struct api_auth *a = xcalloc(1, sizeof(*a));
-    a->ttl_s = cfg->signed_url_ttl_s;
     a->signing_key = cfg->signing_key[0] ? xstrdup(cfg->signing_key) : NULL;
     const char *keys = cfg->api_keys;
     char *file_text = NULL;
@@ -118,15 +117,6 @@ static bool bearer_valid(const struct api_auth *a, const char *header)
     return bearer_index(a, header) >= 0;
 }
 
-void api_auth_sign(const struct api_auth *a, const char *path, long long expires, char *out)
-{
-    char msg[512];
-    int n = snprintf(msg, sizeof(msg), "%s\n%lld", path, expires);
-    unsigned char mac[SHA256_LEN];
-    crypto_hmac_sha256(a->signing_key, strlen(a->signing_key), msg, (size_t)n, mac);
-    str_hex(out, mac, SHA256_LEN);
-}
-
 static bool signature_valid(const struct api_auth *a, struct http_request *req)
 {
     const char *expires_s = http_request_query_param(req, "expires");
@@ -138,7 +128,7 @@ static bool signature_valid(const struct api_auth *a, struct http_request *req)
         expires < (long long)time(NULL))
         return false;
     char want[2 * SHA256_LEN + 1];
-    api_auth_sign(a, path, expires, want);
+    media_url_sign(a->signing_key, path, expires, want);
     return strlen(sig) == 2 * SHA256_LEN && crypto_equal(sig, want, 2 * SHA256_LEN);
 }
 
@@ -194,14 +184,4 @@ bool api_auth_request_name(const struct api_auth *a, struct http_request *req, c
     str_hex(hex, digest, SHA256_LEN);
     snprintf(out, cap, "key-%.8s", hex);
     return true;
-}
-
-char *api_auth_media_url(const struct api_auth *a, const char *base, const char *path)
-{
-    if (!a->signing_key)
-        return xasprintf("%s%s", base, path);
-    long long expires = (long long)time(NULL) + a->ttl_s;
-    char sig[2 * SHA256_LEN + 1];
-    api_auth_sign(a, path, expires, sig);
-    return xasprintf("%s%s?expires=%lld&sig=%s", base, path, expires, sig);
 }

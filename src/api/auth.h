@@ -36,9 +36,5 @@ const char *api_auth_request_key(const struct api_auth *a, struct http_request *
  */
 bool api_auth_request_name(const struct api_auth *a, struct http_request *req, char *out,
                            size_t cap);
-/* base + path, with "?expires=E&sig=S" appended when signing is on; the caller frees it. */
-char *api_auth_media_url(const struct api_auth *a, const char *base, const char *path);
-/* The signature of path valid until expires, as 64 hex digits in out (65 bytes). */
-void api_auth_sign(const struct api_auth *a, const char *path, long long expires, char *out);
 
 #endif

@@ -42,9 +42,6 @@ void api_reply_json(struct http_request *req, int status, json_t *body);
 void api_reply_error(struct http_request *req, int status, const char *code, const char *detail);
 /* Replies with the HTTP status that err maps to, and its client-safe message. */
 void api_reply_ia_error(struct http_request *req, enum ia_err err);
-/* PUBLIC_BASE_URL + prefix + id + suffix, signed when SIGNING_KEY is set; caller frees it. */
-char *api_public_url(const struct app *app, const char *prefix, const char *id,
-                     const char *suffix);
 /*
  * Adds "events_url" and "review_url" to obj (a JSON object) for the files of the analysis that
  * video_id has (its WebVTT events, its review rendition); a video without them gets neither.

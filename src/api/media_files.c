@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "api/internal.h"
+#include "core/media_url.h"
 #include "http/http.h"
 #include "store/store.h"
 #include "util/uuid.h"
@@ -128,7 +129,7 @@ void api_add_analysis_urls(const struct app *app, const char *video_id, json_t *
     for (size_t i = 0; i < sizeof(analysis_urls) / sizeof(analysis_urls[0]); i++) {
         if (!store_exists(app->store, video_id, analysis_urls[i].ext))
             continue;
-        char *url = api_public_url(app, analysis_urls[i].prefix, video_id, analysis_urls[i].suffix);
+        char *url = media_url_public(app->cfg, analysis_urls[i].prefix, video_id, analysis_urls[i].suffix);
         json_object_set_new(obj, analysis_urls[i].name, json_string(url));
         free(url);
     }
@@ -142,10 +143,10 @@ void api_processed(struct api_call *call)
         api_reply_error(call->req, 404, "video_not_found", "no such video");
         return;
     }
-    char *video_url = api_public_url(app, "/stream/", id, "");
-    char *download_url = api_public_url(app, "/download/", id, "");
-    char *metadata_url = api_public_url(app, "/metadata/", id, "");
-    char *thumbnail_url = api_public_url(app, "/thumbnail/", id, "");
+    char *video_url = media_url_public(app->cfg, "/stream/", id, "");
+    char *download_url = media_url_public(app->cfg, "/download/", id, "");
+    char *metadata_url = media_url_public(app->cfg, "/metadata/", id, "");
+    char *thumbnail_url = media_url_public(app->cfg, "/thumbnail/", id, "");
     json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "video_id", id, "video_url", video_url,
                              "download_video_url", download_url, "metadata_url", metadata_url,
                              "thumbnail_url", thumbnail_url);

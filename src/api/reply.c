@@ -52,11 +52,3 @@ void api_reply_ia_error(struct http_request *req, enum ia_err err)
     api_reply_error(req, status, ia_err_code(err), ia_strerror(err));
 }
 
-char *api_public_url(const struct app *app, const char *prefix, const char *id,
-                     const char *suffix)
-{
-    char *path = xasprintf("%s%s%s", prefix, id, suffix);
-    char *url = api_auth_media_url(app->auth, app->cfg->public_base_url, path);
-    free(path);
-    return url;
-}

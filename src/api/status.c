@@ -6,6 +6,7 @@
 
 #include "api/internal.h"
 #include "api/status_cache.h"
+#include "core/media_url.h"
 #include "http/http.h"
 #include "queue/queue.h"
 #include "store/store.h"
@@ -17,8 +18,8 @@ static json_t *status_success(const struct app *app, const char *video_id)
     if (!uuid_is_canonical(video_id, strlen(video_id)))
         return json_pack("{s:s, s:s, s:s}", "status", "failed", "error",
                          "the task's result is malformed", "code", "internal_error");
-    char *video_url = api_public_url(app, "/stream/", video_id, "");
-    char *metadata_url = api_public_url(app, "/metadata/", video_id, "");
+    char *video_url = media_url_public(app->cfg, "/stream/", video_id, "");
+    char *metadata_url = media_url_public(app->cfg, "/metadata/", video_id, "");
     json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "status", "success", "video_id", video_id,
                              "video_url", video_url, "metadata_url", metadata_url);
     free(video_url);

@@ -12,6 +12,7 @@
 #include "api/internal.h"
 #include "api/video_index.h"
 #include "core/alloc.h"
+#include "core/media_url.h"
 #include "http/http.h"
 
 /* The sort keys of a video, as a cursor holds them. */
@@ -58,7 +59,7 @@ static bool matches(const struct api_list_query *q, const struct video_summary *
 
 static json_t *item_json(const struct app *app, const struct video_summary *v)
 {
-    char *thumb = api_public_url(app, "/thumbnail/", v->files.id, "");
+    char *thumb = media_url_public(app->cfg, "/thumbnail/", v->files.id, "");
     json_t *o = json_pack(
         "{s:s, s:s?, s:f, s:s, s:s, s:s?, s:o, s:I, s:I, s:I, s:s}", "video_id", v->files.id,
         "completed_at", v->completed_at[0] ? v->completed_at : NULL, "duration", v->duration,

@@ -18,6 +18,7 @@
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/media_url.h"
 #include "media/media.h"
 #include "queue/queue.h"
 #include "store/store.h"
@@ -261,11 +262,11 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
 
 static json_t *success_result(const struct task_run *run)
 {
-    const char *base = run->env->cfg->public_base_url;
+    const struct config *cfg = run->env->cfg;
     const char *id = run->video_id;
-    char *video = xasprintf("%s/stream/%s", base, id);
-    char *download = xasprintf("%s/download/%s", base, id);
-    char *metadata = xasprintf("%s/metadata/%s", base, id);
+    char *video = media_url_public(cfg, "/stream/", id, "");
+    char *download = media_url_public(cfg, "/download/", id, "");
+    char *metadata = media_url_public(cfg, "/metadata/", id, "");
     json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "video_id", id, "video_url", video,
                           "download_video_url", download, "metadata_url", metadata);
     free(video);

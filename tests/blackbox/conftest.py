@@ -249,10 +249,10 @@ class Service:
     def submit(self, url, **kw):
         return requests.post(self.base + "/submit", json={"video_url": url}, timeout=10, **kw)
 
-    def wait_done(self, task_id, timeout=120):
+    def wait_done(self, task_id, timeout=120, headers=None):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            r = requests.get(f"{self.base}/status/{task_id}", timeout=5)
+            r = requests.get(f"{self.base}/status/{task_id}", timeout=5, headers=headers)
             body = r.json()
             if r.status_code != 200 or body["status"] != "processing":
                 return r.status_code, body

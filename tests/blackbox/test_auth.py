@@ -1,4 +1,5 @@
 """Access control: bearer API keys and signed, expiring media URLs."""
+import json
 import os
 import time
 import uuid
@@ -92,3 +93,24 @@ def test_idempotency_key_belongs_to_its_api_key(secured):
     again = submit(KEY, "order-17", url)
     assert again.status_code == 200 and again.json()["task_id"] == a.json()["task_id"]
     assert again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_task_result_urls_are_signed_like_the_apis(tmp_path, redis_server, file_server):
+    """A Celery client reads the same signed URLs from the task's result as /status gives."""
+    svc = Service(str(tmp_path), redis_server, file_server,
+                  extra_env={"API_KEYS": KEY, "SIGNING_KEY": "sign-me", "ANALYSIS": "0"})
+    try:
+        r = svc.submit(file_server.url("clip.mp4"), headers=auth())
+        tid = r.json()["task_id"]
+        code, status = svc.wait_done(tid, headers=auth())
+        assert (code, status["status"]) == (200, "success"), status
+        result = json.loads(redis_server.cli("GET", f"celery-task-meta-{tid}", db=1))["result"]
+        for name in ("video_url", "download_video_url", "metadata_url"):
+            url = result[name]
+            assert url.startswith(f"{svc.base}/") and "sig=" in url and "expires=" in url, url
+            assert requests.get(url, timeout=10).status_code == 200, name  # no bearer key
+            assert requests.get(url.split("?")[0], timeout=10).status_code == 403, name
+        assert status["video_url"].split("?")[0] == result["video_url"].split("?")[0]
+    finally:
+        codes = svc.stop()
+    assert all(c == 0 for c in codes.values()), svc.dump_logs()
