@@ -5,14 +5,12 @@
  */
 #include "app/app.h"
 
-#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,6 +19,7 @@
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "media/proc.h"
 #include "queue/queue.h"
 #include "store/store.h"
 
@@ -32,32 +31,13 @@ struct child {
     bool last; /* stopped after the others: the private redis-server they need to stop well */
 };
 
-/*
- * Starts argv in a process group of its own, so that a terminal's Ctrl-C reaches only us (we
- * pass it on); SIGTERM reaches it if we die.
- */
+/* Starts a service child (media/proc.c); -1, logged, when it cannot be started. */
 static pid_t spawn(const char *const argv[])
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        size_t n = 0;
-        while (argv[n])
-            n++;
-        char **copy = xcalloc(n + 1, sizeof(*copy));
-        for (size_t i = 0; i < n; i++)
-            copy[i] = xstrdup(argv[i]);
-        setpgid(0, 0);
-        signal(SIGTTOU, SIG_IGN); /* a background group still logs to a `stty tostop` terminal */
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)
-            _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execvp(copy[0], copy);
-        fprintf(stderr, "interview-api: cannot start %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
-    }
+    char detail[256];
+    pid_t pid = proc_spawn_service(argv, detail, sizeof(detail));
+    if (pid < 0)
+        log_msg(LOG_ERROR, "run", "cannot start %s: %s", argv[0], detail);
     return pid;
 }
 
@@ -224,6 +204,8 @@ int supervise_main(struct config *cfg, const char *self_exe, int broker_configur
     const char *worker_argv[] = {self_exe, "worker", NULL};
     kids[n++] = (struct child){"worker", spawn(worker_argv), false};
     kids[n++] = (struct child){"serve", spawn(serve_argv), false};
+    if (kids[n - 2].pid < 0 || kids[n - 1].pid < 0)
+        goto out;
     printf("interview-api is running: %s  (review page; API docs at %s/docs; Ctrl-C stops "
            "it)\n",
            cfg->public_base_url, cfg->public_base_url);

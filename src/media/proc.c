@@ -42,6 +42,7 @@ struct run {
     pid_t pid;
     int in_fd, out_fd, err_fd; /* the parent's ends; in_fd only for a stream with stdin */
     bool want_in;
+    bool service; /* proc_spawn_service(): stdio inherited, no limits, SIGTERM at our death */
     struct capbuf out, err;
     char line[PROC_LINE_MAX];
     size_t line_len;
@@ -141,25 +142,44 @@ static bool child_set_fds(int in, int out, int err, int exec_w)
     return dup3(src[3], 3, O_CLOEXEC) >= 0;
 }
 
-/* Runs in the forked child: only async-signal-safe calls until execv. Never returns. */
+/* fd when it is open (a service inherits it), else /dev/null. */
+static int child_inherit(int fd, int devnull) { return fcntl(fd, F_GETFD) >= 0 ? fd : devnull; }
+
+/*
+ * Runs in the forked child: only async-signal-safe calls until execv. Never returns. A pipe end
+ * of -1 means /dev/null, or for a service the fd it inherits.
+ */
 static _Noreturn void child_exec(const char *path, const char *const argv[],
-                                 const struct proc_opts *o, int in_r, int out_w, int err_w,
-                                 int exec_w, pid_t parent)
+                                 const struct proc_opts *o, bool service, int in_r, int out_w,
+                                 int err_w, int exec_w, pid_t parent)
 {
-    /* A worker killed with SIGKILL takes its ffmpeg with it (no orphan keeps running). */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent)
+    /*
+     * A worker killed with SIGKILL takes its ffmpeg with it (no orphan keeps running); a
+     * supervisor's services get SIGTERM, to stop well.
+     */
+    if (prctl(PR_SET_PDEATHSIG, service ? SIGTERM : SIGKILL) || getppid() != parent)
         _exit(126);
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     struct sigaction sa = {.sa_handler = SIG_DFL};
     (void)sigaction(SIGPIPE, &sa, NULL);
+    if (service) { /* a background group still logs to a `stty tostop` terminal */
+        sa.sa_handler = SIG_IGN;
+        (void)sigaction(SIGTTOU, &sa, NULL);
+    }
     (void)setpgid(0, 0);
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0 ||
-        !child_set_fds(in_r >= 0 ? in_r : devnull, out_w >= 0 ? out_w : devnull, err_w, exec_w))
+    if (devnull < 0)
+        _exit(126);
+    int in = in_r >= 0 ? in_r : service ? child_inherit(0, devnull) : devnull;
+    int out = out_w >= 0 ? out_w : service ? child_inherit(1, devnull) : devnull;
+    int err = err_w >= 0 ? err_w : child_inherit(2, devnull);
+    if (!child_set_fds(in, out, err, exec_w))
         _exit(126);
     child_close_fds(4);
+    if (service)
+        execv(path, (char *const *)(uintptr_t)argv);
     child_limit(RLIMIT_CORE, 0, 0);
     if (o->rlimit_cpu_s)
         child_limit(RLIMIT_CPU, o->rlimit_cpu_s, o->rlimit_cpu_s + 5);
@@ -188,7 +208,7 @@ static enum ia_err spawn(struct run *r, const char *path, const char *const argv
     enum ia_err result = IA_ERR_INTERNAL;
     if ((r->want_in && pipe2(inp, O_CLOEXEC) < 0) ||
         (r->opts->out_mode != PROC_STDOUT_DISCARD && pipe2(outp, O_CLOEXEC) < 0) ||
-        pipe2(errp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) {
+        (!r->service && pipe2(errp, O_CLOEXEC) < 0) || pipe2(execp, O_CLOEXEC) < 0) {
         snprintf(detail, detaillen, "pipe: %s", strerror(errno));
         goto out;
     }
@@ -199,7 +219,7 @@ static enum ia_err spawn(struct run *r, const char *path, const char *const argv
         goto out;
     }
     if (r->pid == 0)
-        child_exec(path, argv, r->opts, inp[0], outp[1], errp[1], execp[1], parent);
+        child_exec(path, argv, r->opts, r->service, inp[0], outp[1], errp[1], execp[1], parent);
     (void)setpgid(r->pid, r->pid); /* also done in the child: whichever runs first wins */
     close_fd(&execp[1]);
     int child_errno = 0;
@@ -540,4 +560,20 @@ void proc_result_cleanup(struct proc_result *res)
     free(res->err);
     res->out = res->err = NULL;
     res->out_len = res->err_len = 0;
+}
+
+pid_t proc_spawn_service(const char *const argv[], char *detail, size_t detaillen)
+{
+    static const struct proc_opts none = {.out_mode = PROC_STDOUT_DISCARD};
+    char path[PATH_MAX];
+    struct proc_result res;
+    struct run r;
+    run_init(&r, &none, &res);
+    r.service = true;
+    enum ia_err err = proc_prepare(argv, &none, &res, path, sizeof path, detail, detaillen);
+    if (!err)
+        err = spawn(&r, path, argv, detail, detaillen);
+    run_take_output(&r);
+    proc_result_cleanup(&res);
+    return err ? -1 : r.pid;
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "core/error.h"
 
@@ -66,7 +67,6 @@ void proc_result_cleanup(struct proc_result *res);
  * limits, stderr kept, always reaped); the deadline and cancel flag are checked while the caller
  * waits on a pipe. Returns IA_OK with *out set, or proc_run's errors.
  */
-#include <sys/types.h>
 struct proc_stream;
 enum ia_err proc_stream_start(const char *const argv[], const struct proc_opts *opts,
                               bool with_stdin, struct proc_stream **out, char *detail,
@@ -84,6 +84,15 @@ int proc_stream_write(struct proc_stream *s, const void *buf, size_t n);
  */
 enum ia_err proc_stream_finish(struct proc_stream *s, bool kill_first, struct proc_result *res,
                                char *detail, size_t detaillen);
+
+/*
+ * Starts argv[0] (looked up in PATH) as a long-running service of a supervisor: in a process
+ * group of its own (a terminal's Ctrl-C reaches only the caller, which passes it on), stdin,
+ * stdout and stderr inherited, other fds closed, signals at their defaults (SIGTTOU ignored),
+ * SIGTERM when the caller dies. Returns its pid, for the caller to reap, or -1 with detail
+ * when it could not be started (an exec failure included).
+ */
+pid_t proc_spawn_service(const char *const argv[], char *detail, size_t detaillen);
 
 /* True when the child exited with status 0. */
 bool proc_result_ok(const struct proc_result *res);

@@ -398,10 +398,57 @@ static void test_stream_write_to_gone_child(void **state)
     assert_no_children();
 }
 
+/*
+ * A supervisor's service writes to the stdout it inherits, runs in a process group of its own,
+ * sees no other fd of ours, and is left for the caller to reap.
+ */
+static void test_service_inherits_stdio_in_its_own_group(void **state)
+{
+    (void)state;
+    int p[2], extra = open("/dev/null", O_RDONLY); /* not close-on-exec: must still be closed */
+    assert_int_equal(pipe(p), 0);
+    int saved = dup(1);
+    assert_true(extra > 2 && saved >= 0 && dup2(p[1], 1) == 1);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "echo started; test -e /proc/self/fd/%d || echo closed", extra);
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    pid_t pid = proc_spawn_service(argv, detail, sizeof detail);
+    assert_true(dup2(saved, 1) == 1);
+    close(saved);
+    close(p[1]);
+    close(extra);
+    assert_true(pid > 0);
+    assert_int_equal(getpgid(pid), pid); /* a zombie keeps its group until reaped */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    char out[64] = {0};
+    ssize_t n = read(p[0], out, sizeof out - 1);
+    close(p[0]);
+    assert_true(n > 0);
+    assert_string_equal(out, "started\nclosed\n");
+    assert_no_children();
+}
+
+/* A service that cannot be started is an error with a reason, not a child exiting 127. */
+static void test_service_exec_failure(void **state)
+{
+    (void)state;
+    const char *missing[] = {"no-such-program-xyz", NULL};
+    assert_int_equal(proc_spawn_service(missing, detail, sizeof detail), -1);
+    assert_non_null(strstr(detail, "not found"));
+    const char *not_exec[] = {"/dev/null", NULL};
+    assert_int_equal(proc_spawn_service(not_exec, detail, sizeof detail), -1);
+    assert_non_null(strstr(detail, "exec /dev/null"));
+    assert_no_children();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_captures_stdout_and_stderr),
+        cmocka_unit_test(test_service_inherits_stdio_in_its_own_group),
+        cmocka_unit_test(test_service_exec_failure),
         cmocka_unit_test(test_stdout_cap),
         cmocka_unit_test(test_stderr_keeps_tail),
         cmocka_unit_test(test_lines_callback),
