@@ -29,7 +29,7 @@ declare -A sources=(
     [http_range]="http/range.c util/str.c"
     [celery_message]="queue/celery.c core/alloc.c util/uuid.c"
     [ffprobe_json]="media/probe.c media/proc.c media/process.c media/report.c core/alloc.c
-                    core/log.c util/str.c"
+                    core/log.c util/crypto.c util/os.c util/str.c"
     [dotenv]="core/config.c core/alloc.c core/log.c"
     [submit_body]="api/submit_body.c core/alloc.c core/log.c core/error.c util/uuid.c"
     [upload_parse]="api/upload_parse.c queue/celery.c core/alloc.c util/uuid.c"
