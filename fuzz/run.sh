@@ -25,7 +25,7 @@ read -r -a crypto <<<"$(pkg-config --cflags --libs libcrypto)"
 
 # The source files each target needs besides its own; only these are compiled.
 declare -A sources=(
-    [netpolicy]="util/netpolicy.c util/str.c"
+    [netpolicy]="util/netpolicy.c"
     [http_range]="http/range.c util/str.c"
     [celery_message]="queue/celery.c core/alloc.c util/uuid.c"
     [ffprobe_json]="media/probe.c media/proc.c media/process.c media/report.c core/alloc.c

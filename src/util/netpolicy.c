@@ -1,7 +1,8 @@
 /*
- * Address and port policy for outgoing fetches: a textual host parser that reads numeric hosts
- * the way glibc's resolver does, a classifier built from the IANA special-purpose registries,
- * and the FETCH_ALLOW_CIDRS / ALLOWED_PORTS exceptions. Only libc; allocation failure aborts.
+ * Address and port policy for outgoing fetches: a classifier of socket addresses built from the
+ * IANA special-purpose registries, and the FETCH_ALLOW_CIDRS / ALLOWED_PORTS exceptions. It reads
+ * no host text: the fetcher checks the address curl connects to. Only libc; allocation failure
+ * aborts.
  */
 #include "util/netpolicy.h"
 
@@ -16,7 +17,6 @@
 
 enum {
     TOKEN_MAX = 64, /* longest FETCH_ALLOW_CIDRS or ALLOWED_PORTS entry */
-    SCOPE_MAX = 15, /* IF_NAMESIZE - 1 */
     PORT_DIGITS_MAX = 5,
 };
 
@@ -96,257 +96,6 @@ static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
-}
-
-/* ---- IPv4 text ---- */
-
-/* Reads one inet_aton part at s[*i]: decimal, 0-prefixed octal or 0x-prefixed hex, <= 2^32-1. */
-static bool aton_part(const char *s, size_t len, size_t *i, uint32_t *out)
-{
-    size_t p = *i;
-    unsigned base = 10;
-    uint64_t v = 0;
-    if (p >= len || !is_digit(s[p]))
-        return false;
-    if (s[p] == '0') {
-        base = 8;
-        if (p + 1 < len && (s[p + 1] == 'x' || s[p + 1] == 'X')) {
-            base = 16;
-            p += 2;
-            if (p >= len || str_hex_value(s[p]) < 0)
-                return false; /* strtoul reads "0", leaving "x" as trailing junk */
-        }
-    }
-    for (; p < len; p++) {
-        int d = str_hex_value(s[p]);
-        if (d < 0 || (unsigned)d >= base)
-            break;
-        v = v * base + (unsigned)d;
-        if (v > 0xffffffffu)
-            return false;
-    }
-    *i = p;
-    *out = (uint32_t)v;
-    return true;
-}
-
-/* Parses all of s[0..len) as glibc's inet_aton_exact (getaddrinfo) does; host byte order out. */
-static bool parse_ipv4_aton(const char *s, size_t len, uint32_t *out)
-{
-    static const uint32_t max_last[4] = {0xffffffffu, 0xffffffu, 0xffffu, 0xffu};
-    uint32_t addr = 0, v;
-    size_t n = 0, i = 0;
-    for (;;) {
-        if (!aton_part(s, len, &i, &v))
-            return false;
-        if (i == len)
-            break;
-        if (s[i] != '.' || n == 3 || v > 0xff)
-            return false;
-        addr |= v << (24 - 8 * n);
-        n++;
-        i++;
-    }
-    if (v > max_last[n])
-        return false;
-    *out = addr | v;
-    return true;
-}
-
-/* Parses all of s[0..len) as inet_pton(AF_INET): four decimal octets, no leading zeros. */
-static bool parse_ipv4_strict(const char *s, size_t len, uint8_t out[4])
-{
-    uint8_t tmp[4];
-    size_t i = 0;
-    for (size_t n = 0; n < 4; n++) {
-        size_t start = i;
-        unsigned v = 0;
-        while (i < len && is_digit(s[i]) && i - start < 3)
-            v = v * 10 + (unsigned)(s[i++] - '0');
-        if (i == start || v > 255 || (s[start] == '0' && i - start > 1))
-            return false;
-        tmp[n] = (uint8_t)v;
-        if (n < 3) {
-            if (i >= len || s[i] != '.')
-                return false;
-            i++;
-        }
-    }
-    if (i != len)
-        return false;
-    memcpy(out, tmp, 4);
-    return true;
-}
-
-/* ---- IPv6 text ---- */
-
-static size_t hex_run(const char *s, size_t len, size_t i)
-{
-    size_t start = i;
-    while (i < len && str_hex_value(s[i]) >= 0)
-        i++;
-    return i - start;
-}
-
-/* Expands "::" (at byte gap, or none when gap < 0) once n bytes were read. */
-static bool ipv6_finish(uint8_t buf[16], size_t n, long gap, uint8_t out[16])
-{
-    if (gap < 0) {
-        if (n != 16)
-            return false;
-    } else {
-        if (n == 16)
-            return false; /* "::" must stand for at least one group */
-        size_t tail = n - (size_t)gap;
-        memmove(buf + 16 - tail, buf + gap, tail);
-        memset(buf + gap, 0, 16 - tail - (size_t)gap);
-    }
-    memcpy(out, buf, 16);
-    return true;
-}
-
-/* Parses all of s[0..len) as inet_pton(AF_INET6), dotted IPv4 tail included. */
-static bool parse_ipv6(const char *s, size_t len, uint8_t out[16])
-{
-    uint8_t buf[16] = {0};
-    size_t n = 0, i = 0;
-    long gap = -1;
-    if (len >= 2 && s[0] == ':' && s[1] == ':') {
-        gap = 0;
-        i = 2;
-    }
-    while (i < len) {
-        size_t d = hex_run(s, len, i);
-        if (i + d < len && s[i + d] == '.') {
-            if (n + 4 > 16 || !parse_ipv4_strict(s + i, len - i, buf + n))
-                return false;
-            n += 4;
-            break;
-        }
-        if (d == 0 || d > 4 || n + 2 > 16)
-            return false;
-        unsigned v = 0;
-        for (size_t k = 0; k < d; k++)
-            v = v * 16 + (unsigned)str_hex_value(s[i + k]);
-        buf[n++] = (uint8_t)(v >> 8);
-        buf[n++] = (uint8_t)v;
-        i += d;
-        if (i == len)
-            break;
-        if (s[i++] != ':' || i == len)
-            return false;
-        if (s[i] == ':') {
-            if (gap >= 0)
-                return false;
-            gap = (long)n;
-            i++;
-        }
-    }
-    return ipv6_finish(buf, n, gap, out);
-}
-
-/* ---- host text ---- */
-
-/* Checks a zone id: 1..15 of [A-Za-z0-9._-]; *id is its number when all digits, else 0. */
-static bool parse_scope(const char *s, size_t len, uint32_t *id)
-{
-    bool numeric = true;
-    uint64_t v = 0;
-    if (len == 0 || len > SCOPE_MAX)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        if (!alpha && !is_digit(c) && c != '.' && c != '_' && c != '-')
-            return false;
-        numeric = numeric && is_digit(c);
-        if (numeric)
-            v = v * 10 + (unsigned)(c - '0');
-    }
-    if (numeric && v > UINT32_MAX)
-        return false;
-    *id = numeric ? (uint32_t)v : 0;
-    return true;
-}
-
-/* IPv6 with an optional %scope into out (when not NULL). */
-static bool parse_host_ipv6(const char *s, size_t len, struct sockaddr_storage *out)
-{
-    const char *pct = memchr(s, '%', len);
-    size_t alen = pct ? (size_t)(pct - s) : len;
-    uint32_t scope = 0;
-    uint8_t a[16];
-    if (pct && !parse_scope(pct + 1, len - alen - 1, &scope))
-        return false;
-    if (!parse_ipv6(s, alen, a))
-        return false;
-    if (out) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)out;
-        sin6->sin6_family = AF_INET6;
-        memcpy(&sin6->sin6_addr, a, 16);
-        sin6->sin6_scope_id = scope;
-    }
-    return true;
-}
-
-/* WHATWG "ends in a number": all decimal digits, or 0x/0X and hex digits (maybe none). */
-static bool is_number_label(const char *s, size_t len)
-{
-    size_t i = 0;
-    if (len == 0)
-        return false;
-    if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        for (i = 2; i < len; i++)
-            if (str_hex_value(s[i]) < 0)
-                return false;
-        return true;
-    }
-    for (; i < len; i++)
-        if (!is_digit(s[i]))
-            return false;
-    return true;
-}
-
-/* True when some parser would read a host that is not exact inet_aton text as IPv4. */
-static bool looks_numeric_v4(const char *s, size_t len)
-{
-    size_t ws = 0, end = len, start;
-    uint32_t v;
-    while (ws < len && !is_space(s[ws]))
-        ws++;
-    if (ws < len && parse_ipv4_aton(s, ws, &v))
-        return true;
-    if (end > 1 && s[end - 1] == '.')
-        end--;
-    for (start = end; start > 0 && s[start - 1] != '.'; start--)
-        ;
-    return is_number_label(s + start, end - start);
-}
-
-int netaddr_parse_host(const char *host, struct sockaddr_storage *out)
-{
-    size_t len;
-    uint32_t v4;
-    if (out)
-        memset(out, 0, sizeof(*out));
-    if (!host || (len = strlen(host)) == 0)
-        return -1;
-    if (host[0] == '[') {
-        if (len < 2 || host[len - 1] != ']')
-            return -1;
-        return parse_host_ipv6(host + 1, len - 2, out) ? 1 : -1;
-    }
-    if (memchr(host, ':', len))
-        return parse_host_ipv6(host, len, out) ? 1 : -1;
-    if (parse_ipv4_aton(host, len, &v4)) {
-        if (out) {
-            struct sockaddr_in *sin = (struct sockaddr_in *)out;
-            sin->sin_family = AF_INET;
-            sin->sin_addr.s_addr = htonl(v4);
-        }
-        return 1;
-    }
-    return looks_numeric_v4(host, len) ? -1 : 0;
 }
 
 /* ---- classification ---- */
@@ -530,16 +279,24 @@ static bool parse_prefix_len(const char *s, size_t len, unsigned max, unsigned *
     return true;
 }
 
-/* Parses the address part of a CIDR into c->net; *max is 32 for IPv4, 128 for IPv6. */
+/*
+ * Parses the address part of a CIDR into c->net with inet_pton, which reads IPv4 as a strict
+ * dotted quad and IPv6 without brackets or scope; *max is 32 for IPv4, 128 for IPv6.
+ */
 static bool parse_cidr_addr(const char *s, size_t len, struct cidr *c, unsigned *max)
 {
+    char text[TOKEN_MAX + 1];
+    if (len > TOKEN_MAX)
+        return false;
+    memcpy(text, s, len);
+    text[len] = '\0';
     if (memchr(s, ':', len)) {
         *max = 128;
-        return parse_ipv6(s, len, c->net);
+        return inet_pton(AF_INET6, text, c->net) == 1;
     }
     *max = 32;
     memcpy(c->net, embeds_v4[0], 12);
-    return parse_ipv4_strict(s, len, c->net + 12);
+    return inet_pton(AF_INET, text, c->net + 12) == 1;
 }
 
 static bool host_bits_clear(const uint8_t a[16], unsigned len)

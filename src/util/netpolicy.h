@@ -2,6 +2,11 @@
  * Which addresses and ports the fetcher may connect to: public unicast addresses on ports 80, 443
  * and ALLOWED_PORTS, plus the networks listed in FETCH_ALLOW_CIDRS. No project dependencies.
  *
+ * The policy judges socket addresses, never host text: curl resolves the URL's host (numeric
+ * spellings such as "0x7f.1" or "[::ffff:127.0.0.1]" included) and media/fetch.c asks
+ * netpolicy_allows_sockaddr about each address curl is about to connect to, so every spelling of
+ * a host meets the same rules. The only text read here is the two configuration lists.
+ *
  * Address rules (source of truth: the IANA IPv4/IPv6 special-purpose address registries, the
  * multicast registries and the IPv6 address space registry). Refused:
  *   IPv4: 0/8 (0.0.0.0 "unspecified", rest "this-network"), 10/8, 172.16/12, 192.168/16
@@ -42,8 +47,9 @@ struct netpolicy;
  * Builds a policy from FETCH_ALLOW_CIDRS ("127.0.0.2/32, ::1/128") and ALLOWED_PORTS
  * ("8080,8443"). Returns NULL with a message in err when either does not parse.
  * Both lists are separated by commas and/or ASCII whitespace; NULL or empty means none.
- * A CIDR is a strict dotted-quad IPv4 address or an inet_pton IPv6 address (no brackets, no
- * scope), optionally followed by /N (0..32 or 0..128); a bare address means /32 or /128.
+ * A CIDR is an address as inet_pton reads it (IPv4: a strict dotted quad, four decimal octets
+ * without leading zeros; IPv6 when it contains ':', without brackets or scope), optionally
+ * followed by /N (0..32 or 0..128); a bare address means /32 or /128.
  * An entry with bits set beyond its prefix ("10.0.0.1/8") is rejected, not masked, because it
  * is most likely a typo for a single host. A port is 1 to 5 decimal digits in 1..65535.
  * Error messages start with the variable's name; err may be NULL when errlen is 0.
@@ -67,19 +73,5 @@ const char *netpolicy_refusal(const struct netpolicy *p, const struct sockaddr *
 bool netpolicy_allows_port(const struct netpolicy *p, unsigned port);
 /* True when the policy lifts the address rule for some network (start-up warns loudly). */
 bool netpolicy_has_exceptions(const struct netpolicy *p);
-
-/*
- * Parses a URL host (no port) the way the system resolver reads numeric hosts: IPv4 as glibc's
- * inet_aton without trailing characters (getaddrinfo's rule: 1 to 4 parts, each decimal, 0-octal
- * or 0x-hex, so "2130706433", "0x7f000001", "0177.0.0.1", "127.1" and "0x7f.1" are all
- * 127.0.0.1), IPv6 as inet_pton, plain or in brackets, with an optional "%scope" (1 to 15 of
- * [A-Za-z0-9._-]; a numeric scope sets sin6_scope_id, a named one leaves it 0: no interface
- * lookup is made). Returns 1 and fills out (port 0) for a numeric address; 0 for a name; -1 for
- * text that is malformed numeric: empty, bracketed but not IPv6, containing ':' but not IPv6,
- * ending in a numeric label (the WHATWG URL rule: "1.2.3.256", "1.2.3.4.", "example.0x1"), or
- * an address followed by whitespace (accepted by older inet_aton). out may be NULL; when given,
- * it is zeroed first.
- */
-int netaddr_parse_host(const char *host, struct sockaddr_storage *out);
 
 #endif
