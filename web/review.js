@@ -234,7 +234,7 @@ async function loadList(more = false) {
 
 // ---- The review view
 
-const review = { id: null, events: [], decisions: {}, selected: -1, duration: 1 };
+const review = { id: null, events: [], decisions: {}, selected: -1, duration: 1, evidence: {} };
 
 function fact(dl, name, value) {
   if (value === undefined || value === null || value === "") return;
@@ -326,7 +326,7 @@ function eventItem(e, i) {
     el("button", { type: "button", class: "seek", onclick: () => selectEvent(i) },
        `${clock(start)}–${clock(end)}`),
     el("span", { class: "event-kind" }, eventLabel(e)),
-    e.evidence ? el("img", { class: "evidence", loading: "lazy", src: `/evidence/${review.id}/${e.id}.jpg`,
+    e.evidence ? el("img", { class: "evidence", loading: "lazy", src: review.evidence[e.id] || `/evidence/${review.id}/${e.id}.jpg`,
                              alt: `Evidence frame of ${words(e.kind)} at ${clock(start)}` }) : null,
     el("div", { class: "decide" }, note,
        el("button", { type: "button", class: "confirm", onclick: () => decide(e.id, "confirmed") }, "Confirm"),
@@ -442,6 +442,7 @@ async function openReview(videoId, push) {
   if (push) history.pushState(null, "", "/?video=" + videoId);
   else history.replaceState(null, "", "/?video=" + videoId);
   review.id = videoId;
+  review.evidence = p.evidence_urls || {};
   review.duration = meta.output?.duration || 1;
   review.events = meta.analysis?.events || [];
   review.decisions = decR.status === 200 ? decR.body.decisions : {};

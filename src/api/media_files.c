@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include "api/internal.h"
+#include "api/video_index.h"
+#include "core/alloc.h"
 #include "core/media_url.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -135,6 +137,34 @@ void api_add_analysis_urls(const struct app *app, const char *video_id, json_t *
     }
 }
 
+/* evidence_urls: {event_id: URL} of the events whose evidence frame exists (signed like the rest). */
+static void add_evidence_urls(struct api_call *call, const char *video_id, json_t *obj)
+{
+    const struct app *app = call->t->app;
+    const struct video_summary *v = video_index_get(call->t->video_index, app->store, video_id);
+    json_t *urls = json_object();
+    const char *event_id;
+    json_t *kind;
+    json_object_foreach(v ? v->events : NULL, event_id, kind)
+    {
+        char ext[32];
+        if (!event_id_valid(event_id))
+            continue;
+        snprintf(ext, sizeof(ext), "evidence-%s.jpg", event_id);
+        if (!store_exists(app->store, video_id, ext))
+            continue;
+        char *suffix = xasprintf("/%s.jpg", event_id);
+        char *url = media_url_public(app->cfg, "/evidence/", video_id, suffix);
+        json_object_set_new(urls, event_id, json_string(url));
+        free(url);
+        free(suffix);
+    }
+    if (json_object_size(urls))
+        json_object_set_new(obj, "evidence_urls", urls);
+    else
+        json_decref(urls);
+}
+
 void api_processed(struct api_call *call)
 {
     const struct app *app = call->t->app;
@@ -155,5 +185,6 @@ void api_processed(struct api_call *call)
     free(metadata_url);
     free(thumbnail_url);
     api_add_analysis_urls(app, id, body);
+    add_evidence_urls(call, id, body);
     api_reply_json(call->req, 200, body);
 }

@@ -64,7 +64,9 @@ def publish(svc, files, review=True, events=True):
         place(svc, video_id, "evidence-e1.jpg", files["jpg"])
     if review:
         place(svc, video_id, "review.mp4", files["review"])
-    place(svc, video_id, "json", json.dumps({"video_id": video_id}))
+    analysis = {"events": [{"id": "e1", "kind": "face_absent"}, {"id": "e2", "kind": "looking_away"}]}
+    place(svc, video_id, "json", json.dumps({"video_id": video_id, "analysis": analysis}
+                                            if events else {"video_id": video_id}))
     return video_id
 
 
@@ -270,6 +272,13 @@ def test_signed_urls(tmp_path, redis_server, files):
         assert r.status_code == 404 and error_code(r) == "event_not_found"
         bad = f"/evidence/{video_id}/E1.jpg"
         assert requests.get(f"{s.base}{bad}?{sign(bad)}").status_code == 404
+        # /processed lists the signed URL of each evidence frame that exists (e2 has none).
+        evidence = urls["evidence_urls"]
+        assert list(evidence) == ["e1"], evidence
+        assert evidence["e1"].startswith(f"{s.base}{e1}?") and "sig=" in evidence["e1"]
+        assert requests.get(evidence["e1"]).content == files["jpg"]
+        plain = requests.get(f"{s.base}/processed/{publish(s, files, events=False)}").json()
+        assert "evidence_urls" not in plain
     finally:
         codes = s.stop()
     assert all(c == 0 for c in codes.values()), s.dump_logs()
