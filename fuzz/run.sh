@@ -30,12 +30,12 @@ declare -A sources=(
     [celery_message]="queue/celery.c core/alloc.c util/uuid.c"
     [ffprobe_json]="media/probe.c media/proc.c media/process.c media/report.c core/alloc.c
                     core/log.c util/crypto.c util/os.c util/str.c"
-    [dotenv]="core/config.c core/alloc.c core/log.c"
+    [dotenv]="core/config.c core/alloc.c core/log.c util/crypto.c util/str.c"
     [submit_body]="api/submit_body.c core/alloc.c core/log.c core/error.c util/uuid.c"
     [upload_parse]="api/upload_parse.c queue/celery.c core/alloc.c util/uuid.c"
 )
 declare -A libs=(
-    [celery_message]=jansson [ffprobe_json]="jansson crypto" [submit_body]=jansson
+    [celery_message]=jansson [ffprobe_json]="jansson crypto" [submit_body]=jansson [dotenv]=crypto
     [upload_parse]=jansson
 )
 declare -A ldflags=()

@@ -24,6 +24,7 @@ struct api_auth {
     char *names[KEYS_MAX]; /* "name:key" entries name their key; NULL for a bare key */
     size_t nkeys;
     char *signing_key;
+    bool signing_key_derived; /* from API_KEYS: a bearer key opens media too */
 };
 
 /* Adds each key of text, split on commas, spaces and newlines. */
@@ -64,6 +65,7 @@ struct api_auth *api_auth_new(const struct config *cfg, char *err, size_t errlen
 {
     struct api_auth *a = xcalloc(1, sizeof(*a));
     a->signing_key = cfg->signing_key[0] ? xstrdup(cfg->signing_key) : NULL;
+    a->signing_key_derived = cfg->signing_key_derived;
     const char *keys = cfg->api_keys;
     char *file_text = NULL;
     if (strncmp(keys, "file:", 5) == 0) {
@@ -136,9 +138,10 @@ bool api_auth_check(const struct api_auth *a, struct http_request *req, enum rou
 {
     if (access == ACCESS_PUBLIC)
         return true;
-    if (access == ACCESS_MEDIA && a->signing_key) {
-        if (signature_valid(a, req))
-            return true;
+    if (access == ACCESS_MEDIA && a->signing_key && signature_valid(a, req))
+        return true;
+    /* With a key derived from API_KEYS, an API key opens media too, as it did before. */
+    if (access == ACCESS_MEDIA && a->signing_key && !a->signing_key_derived) {
         api_reply_error(req, 403, "invalid_signature",
                         "this media URL is unsigned, altered or expired");
         return false;

@@ -12,7 +12,8 @@ struct api_auth;
 enum route_access {
     ACCESS_PUBLIC, /* /healthz, /readyz */
     ACCESS_API,    /* needs a bearer key when API_KEYS is set */
-    ACCESS_MEDIA,  /* needs a valid signature when SIGNING_KEY is set, else as ACCESS_API */
+    ACCESS_MEDIA,  /* a valid signature when SIGNING_KEY is set (or a bearer key when that key is
+                      derived from API_KEYS), else as ACCESS_API */
 };
 
 /*

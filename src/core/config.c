@@ -11,6 +11,8 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "util/crypto.h"
+#include "util/str.h"
 
 enum option_type { OPT_STRING, OPT_INT };
 
@@ -74,7 +76,8 @@ static const struct option options[] = {
     {"LOG_LEVEL", STR(log_level), "info", false, "debug, info, warn or error"},
     {"API_KEYS", STR(api_keys), "", true,
      "bearer keys required by the API (comma list, or file:PATH with one key a line)"},
-    {"SIGNING_KEY", STR(signing_key), "", true, "key that signs media URLs"},
+    {"SIGNING_KEY", STR(signing_key), "", true,
+     "key that signs media URLs (empty with API_KEYS set: derived from the keys)"},
     {"SIGNED_URL_TTL_S", INT(signed_url_ttl_s, 1, 31536000), "3600", false,
      "lifetime of signed media URLs"},
     {"MAX_CONNECTIONS", INT(max_connections, 0, 1000000), "4096", false,
@@ -212,6 +215,32 @@ static bool preset_valid(const char *preset)
     return false;
 }
 
+static char *read_small_file(const char *path);
+
+/*
+ * With API keys and no SIGNING_KEY, media URLs are signed anyway, with a key derived from the
+ * keys' text (every process that reads the same API_KEYS derives the same key): a browser's
+ * <video> cannot send a bearer key, so without signed URLs the review page could not play media
+ * behind API keys. Changing API_KEYS changes the key and ends the URLs signed before.
+ */
+static void derive_signing_key(struct config *cfg)
+{
+    if (cfg->signing_key[0] || !cfg->api_keys[0])
+        return;
+    char *text = has_prefix(cfg->api_keys, "file:") ? read_small_file(cfg->api_keys + 5)
+                                                    : xstrdup(cfg->api_keys);
+    if (!text)
+        return; /* the API refuses to start without its key file */
+    static const char label[] = "interview-api media URL signing key v1";
+    unsigned char mac[SHA256_LEN];
+    crypto_hmac_sha256(text, strlen(text), label, sizeof(label) - 1, mac);
+    free(text);
+    free(cfg->signing_key);
+    cfg->signing_key = xmalloc(2 * SHA256_LEN + 1);
+    str_hex(cfg->signing_key, mac, SHA256_LEN);
+    cfg->signing_key_derived = true;
+}
+
 static int validate(struct config *cfg, char *err, size_t errlen)
 {
     if (!has_prefix(cfg->broker_url, "redis://")) {
@@ -262,6 +291,7 @@ static int validate(struct config *cfg, char *err, size_t errlen)
         cfg->worker_concurrency = cores;
     if (cfg->serve_threads == 0)
         cfg->serve_threads = cores;
+    derive_signing_key(cfg);
     return 0;
 }
 
@@ -342,6 +372,8 @@ void config_print(const struct config *cfg, FILE *out)
             const char *v = str_value(cfg, o);
             if (o->secret && strncmp(v, "redis://", 8) == 0)
                 print_redacted_url(out, v);
+            else if (o->offset == offsetof(struct config, signing_key) && cfg->signing_key_derived)
+                fputs("(derived from API_KEYS, redacted)", out);
             else if (o->secret && v[0])
                 fputs("(set, redacted)", out);
             else

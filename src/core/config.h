@@ -2,6 +2,7 @@
 #ifndef IA_CORE_CONFIG_H
 #define IA_CORE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -35,6 +36,7 @@ struct config {
     char *log_level;
     char *api_keys;
     char *signing_key;
+    bool signing_key_derived; /* SIGNING_KEY was empty: derived from API_KEYS (see config.c) */
     long long signed_url_ttl_s;
     long long max_connections;
     long long request_timeout_s;

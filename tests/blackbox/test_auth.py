@@ -1,6 +1,7 @@
 """Access control: bearer API keys and signed, expiring media URLs."""
 import json
 import os
+import subprocess
 import time
 import uuid
 
@@ -114,3 +115,28 @@ def test_task_result_urls_are_signed_like_the_apis(tmp_path, redis_server, file_
     finally:
         codes = svc.stop()
     assert all(c == 0 for c in codes.values()), svc.dump_logs()
+
+
+def test_api_keys_alone_still_give_playable_media_urls(tmp_path, redis_server):
+    """A browser's <video> sends no bearer key: with API_KEYS and no SIGNING_KEY, media URLs are
+    signed with a key derived from the API keys, and a bearer key still opens media too."""
+    svc = Service(str(tmp_path), redis_server, extra_env={"API_KEYS": KEY}, workers=0)
+    try:
+        video_id = publish_fake_video(svc)
+        urls = requests.get(f"{svc.base}/processed/{video_id}", headers=auth(), timeout=10).json()
+        url = urls["video_url"]
+        assert "sig=" in url and "expires=" in url, url
+        assert requests.get(url, timeout=10).status_code == 200  # what the page's player does
+        unsigned = url.split("?")[0]
+        assert requests.get(unsigned, headers=auth(), timeout=10).status_code == 200
+        assert requests.get(unsigned, timeout=10).status_code == 401
+        assert requests.get(unsigned, headers=auth("wrong"), timeout=10).status_code == 403
+        tampered = url[:-1] + ("0" if url[-1] != "0" else "1")
+        assert requests.get(tampered, timeout=10).status_code == 401
+    finally:
+        codes = svc.stop()
+    assert all(c == 0 for c in codes.values()), svc.dump_logs()
+    check = subprocess.run([os.environ["IA_BIN"], "check-config"], capture_output=True,
+                           text=True, timeout=30, env={**svc.env})
+    assert "SIGNING_KEY=(derived from API_KEYS, redacted)" in check.stdout, check.stdout
+    assert KEY not in check.stdout
