@@ -137,7 +137,6 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level((enum log_level)log_level_parse(cfg.log_level));
-    media_global_init();
     int rc = run_command(&cfg, argc, argv);
     media_global_cleanup();
     config_cleanup(&cfg);

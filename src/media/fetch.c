@@ -20,6 +20,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "media/media.h"
+#include "util/curl_load.h"
 #include "util/netpolicy.h"
 #include "util/os.h"
 #include "util/str.h"
@@ -46,10 +47,13 @@ struct fetch_ctx {
 
 enum ia_err media_global_init(void)
 {
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? IA_OK : IA_ERR_INTERNAL;
+    const char *why = curl_load_error();
+    if (why)
+        log_msg(LOG_ERROR, "media", "libcurl cannot be loaded: %s", why);
+    return why ? IA_ERR_INTERNAL : IA_OK;
 }
 
-void media_global_cleanup(void) { curl_global_cleanup(); }
+void media_global_cleanup(void) { curl_load_cleanup(); }
 
 void fetch_result_cleanup(struct fetch_result *res)
 {

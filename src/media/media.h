@@ -48,7 +48,10 @@ struct fetch_result {
     char sha256[65];
 };
 
-/* Initialises libcurl once per process, before threads start. Returns IA_OK or IA_ERR_INTERNAL. */
+/*
+ * Loads libcurl (util/curl_load.c) now: the worker calls it before its threads start; other
+ * commands load it on first use, and `serve` never does. IA_ERR_INTERNAL (logged) when it cannot.
+ */
 enum ia_err media_global_init(void);
 /* Releases what media_global_init() set up, after all threads stopped. */
 void media_global_cleanup(void);
