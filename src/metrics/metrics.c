@@ -68,6 +68,7 @@ static struct {
     atomic_int nroutes;
     atomic_ullong requests[METRICS_ROUTES_MAX][N_METHODS][N_STATUSES];
     atomic_ullong body_bytes[METRICS_ROUTES_MAX];
+    atomic_ullong sent_bytes;
     struct histogram latency[METRICS_ROUTES_MAX];
     atomic_ullong tasks[METRICS_TASK__COUNT][IA_ERR__COUNT];
     struct histogram stages[METRICS_STAGE__COUNT];
@@ -150,6 +151,8 @@ void metrics_http_observe(int route_id, const char *method, int status, uint64_t
     histogram_observe(&m.latency[route_id], http_bounds, HTTP_BOUNDS, duration_ns / 1000);
 }
 
+void metrics_http_sent(uint64_t bytes) { add(&m.sent_bytes, bytes); }
+
 void metrics_task_outcome(enum metrics_task_outcome outcome, enum ia_err code)
 {
     if ((unsigned)outcome >= METRICS_TASK__COUNT)
@@ -189,6 +192,7 @@ void metrics_reset(void)
     pthread_mutex_unlock(&m.lock);
     memset(m.requests, 0, sizeof(m.requests));
     memset(m.body_bytes, 0, sizeof(m.body_bytes));
+    atomic_store(&m.sent_bytes, 0);
     memset(m.latency, 0, sizeof(m.latency));
     memset(m.tasks, 0, sizeof(m.tasks));
     memset(m.stages, 0, sizeof(m.stages));
@@ -358,6 +362,14 @@ static void render_http(struct out *o)
                 label(r, metrics_route_label(i)), get(&m.body_bytes[i]));
 }
 
+static void render_sent(struct out *o)
+{
+    family(o, "interview_http_sent_bytes_total", "counter",
+           "Bytes written to client sockets: status lines, headers and bodies (files by "
+           "sendfile), as the kernel took them; a client that leaves early stops it.");
+    put(o, "interview_http_sent_bytes_total %llu\n", get(&m.sent_bytes));
+}
+
 static void render_queue(struct out *o, long long depth)
 {
     family(o, "interview_redis_up", "gauge",
@@ -428,6 +440,7 @@ char *metrics_render(const struct metrics_scrape *s, size_t *len)
     struct out o = {xmalloc(16384), 0, 16384, false};
     o.p[0] = '\0';
     render_http(&o);
+    render_sent(&o);
     render_queue(&o, s->queue_depth);
     if (s->role == METRICS_ROLE_WORKER)
         render_tasks(&o);

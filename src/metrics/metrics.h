@@ -38,6 +38,9 @@ const char *metrics_route_label(int route_id);
 void metrics_http_observe(int route_id, const char *method, int status, uint64_t body_bytes,
                           uint64_t duration_ns);
 
+/* Bytes written to a client's socket (status line, headers and body; files by sendfile). */
+void metrics_http_sent(uint64_t bytes);
+
 /* Where a task's delivery ended. */
 enum metrics_task_outcome {
     METRICS_TASK_SUCCESS,  /* SUCCESS written */

@@ -258,6 +258,10 @@ def test_counters_grow_by_exactly_the_requests_made_and_the_task(metered, file_s
     grew = (value(after, body, route="/stream/{video_id}") -
             value(before, body, route="/stream/{video_id}"))
     assert grew == size + 100
+    handed = sum(after[body]["samples"].values()) - sum(before[body]["samples"].values())
+    sent = "interview_http_sent_bytes_total"
+    on_the_wire = value(after, sent) - value(before, sent)
+    assert on_the_wire > handed  # every body was read whole, and heads come on top
     labels = all_label_values(after)
     assert not any(stranger in v or tid in v for v in labels)
     assert value(after, "interview_redis_up") == 1
@@ -300,6 +304,37 @@ def test_request_log_line_escapes_the_path_and_names_the_request(metered):
                      lines[0]), lines[0]
     other = requests.get(metered.base + "/healthz", timeout=10).headers["X-Request-Id"]
     assert other != rid
+
+
+def test_sent_bytes_stop_where_a_client_left(metered):
+    """A 256 MiB file whose reader leaves after 1 MiB: handed whole, sent only in part."""
+    vid = str(uuid.uuid4())
+    with open(os.path.join(metered.processed, f"processed_{vid}.mp4"), "wb") as f:
+        f.truncate(256 << 20)  # sparse: costs no disk
+    before = scrape(metered.base + "/metrics")
+    with socket.create_connection(("127.0.0.1", metered.port), timeout=30 * SLOW) as s:
+        s.sendall(f"GET /stream/{vid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        got = 0
+        while got < 1 << 20:
+            chunk = s.recv(65536)
+            assert chunk
+            got += len(chunk)
+    # Closed with unread bytes: the next write fails and the connection goes.
+    log_line = re.compile(r"route=/stream/\{video_id\} status=200 bytes=268435456 ")
+    deadline = time.time() + 30 * SLOW
+    while not log_line.search(read_log(metered, 0)):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    after = scrape(metered.base + "/metrics")
+    body = "interview_http_response_body_bytes_total"
+    assert (value(after, body, route="/stream/{video_id}") -
+            value(before, body, route="/stream/{video_id}")) == 256 << 20
+    sent = "interview_http_sent_bytes_total"
+    grew = value(after, sent) - value(before, sent)
+    assert 1 << 20 <= grew < 128 << 20  # socket buffers hold a few MiB at most
+    assert requests.get(metered.base + "/healthz", timeout=10).status_code == 200
+    later = value(scrape(metered.base + "/metrics"), sent) - value(before, sent)
+    assert later < 128 << 20  # nothing more went to the client that left
 
 
 def test_metrics_answer_while_redis_is_down(metered, redis_server):

@@ -103,6 +103,8 @@ static void test_http_series(void **state)
     metrics_http_observe(r, "HEAD", 404, 0, 20000000000ull); /* 20 s: only +Inf */
     metrics_http_observe(q, "BREW", 418, 7, 0);
     metrics_http_observe(METRICS_ROUTE_UNMATCHED, "GET", 404, 41, 5000);
+    metrics_http_sent(1000);
+    metrics_http_sent(234);
     char *t = render(METRICS_ROLE_SERVE, 3);
     const char *h = "interview_http_request_duration_seconds";
     assert_line(t, "# TYPE interview_http_requests_total counter");
@@ -128,6 +130,7 @@ static void test_http_series(void **state)
     snprintf(line, sizeof(line), "%s_sum{route=\"/status/{task_id}\"} 20.002001", h);
     assert_line(t, line);
     assert_line(t, "interview_http_response_body_bytes_total{route=\"/status/{task_id}\"} 150");
+    assert_line(t, "interview_http_sent_bytes_total 1234");
     assert_line(t, "interview_redis_up 1");
     assert_line(t, "interview_queue_depth 3");
     assert_line(t, "interview_webhook_deliveries_total{outcome=\"delivered\"} 0");
