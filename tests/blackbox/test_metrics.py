@@ -291,6 +291,28 @@ def test_counters_grow_by_exactly_the_requests_made_and_the_task(metered, file_s
     assert f"task={tid} stage=analyse" not in worker_log  # turned off for this task
 
 
+def test_a_failed_task_counts_with_its_code_and_the_stage_it_failed_in(metered, file_server):
+    before = scrape(metered.metrics_url)
+    r = requests.post(metered.base + "/submit", json={"video_url": file_server.url("notes.txt")},
+                      timeout=10)
+    tid = r.json()["task_id"]
+    code, body = metered.wait_done(tid, timeout=120 * SLOW)
+    assert body["code"] == "not_a_video", body
+    after = scrape(metered.metrics_url)
+    tasks = "interview_tasks_total"
+    assert (value(after, tasks, outcome="failure", code="not_a_video") -
+            value(before, tasks, outcome="failure", code="not_a_video")) == 1
+    assert sum(after[tasks]["samples"].values()) - sum(before[tasks]["samples"].values()) == 1
+    stage = "interview_task_stage_duration_seconds"
+    for name, n in (("fetch", 1), ("process", 1), ("analyse", 0), ("publish", 0)):
+        grew = (value(after, stage, stage + "_count", stage=name) -
+                value(before, stage, stage + "_count", stage=name))
+        assert grew == n, name
+    log = read_log(metered, 1)
+    assert re.search(rf"task={tid} stage=fetch ms=\d+ result=ok\n", log)
+    assert re.search(rf"task={tid} stage=process ms=\d+ result=not_a_video\n", log)
+
+
 def test_request_log_line_escapes_the_path_and_names_the_request(metered):
     r = requests.get(metered.base + "/status/%22%0a%1b%C3%A9", timeout=10)
     assert r.status_code == 404
