@@ -129,6 +129,7 @@ void api_video_delete(struct api_call *call);
 void api_openapi(struct api_call *call);
 void api_docs_page(struct api_call *call);
 void api_docs_asset(struct api_call *call);
+void api_metrics(struct api_call *call);
 
 /*
  * The reviewer's part (decisions_body.c: pure parsers; decisions.c, videos_list.c: handlers;

@@ -1,4 +1,6 @@
 /* The route table and dispatch: 404 for unknown paths, 405 with Allow for wrong methods. */
+#include <assert.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +12,14 @@
 #include "api/video_index.h"
 #include "core/alloc.h"
 #include "http/http.h"
+#include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "util/uuid.h"
 
 struct route {
-    const char *pattern; /* segments; "*" captures one segment, "*.ext" one without ".ext" */
+    /* Segments as docs/openapi.yaml writes them: "{name}" (or "*") captures one segment,
+     * "{name}.ext" one without ".ext". Also the route's label in logs and metrics. */
+    const char *pattern;
     unsigned methods;
     enum route_access access;
     api_handler_fn fn;
@@ -32,30 +37,32 @@ static const struct route routes[] = {
     {"/upload", HTTP_POST, ACCESS_API, api_upload_simple, API_BODY_MAX},
     {"/uploads", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX},
     {"/uploads", HTTP_POST, ACCESS_API, api_tus_create, JSON_BODY_MAX},
-    {"/uploads/*", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX},
-    {"/uploads/*", HTTP_HEAD, ACCESS_API, api_tus_head, JSON_BODY_MAX},
-    {"/uploads/*", HTTP_PATCH, ACCESS_API, api_tus_patch, API_BODY_MAX},
-    {"/status/*", GET_HEAD, ACCESS_API, api_status, JSON_BODY_MAX},
-    {"/processed/*", GET_HEAD, ACCESS_API, api_processed, JSON_BODY_MAX},
-    {"/stream/*", GET_HEAD, ACCESS_MEDIA, api_stream, JSON_BODY_MAX},
-    {"/download/*", GET_HEAD, ACCESS_MEDIA, api_download, JSON_BODY_MAX},
-    {"/download/*/metadata", GET_HEAD, ACCESS_MEDIA, api_download_metadata, JSON_BODY_MAX},
-    {"/metadata/*", GET_HEAD, ACCESS_MEDIA, api_metadata, JSON_BODY_MAX},
-    {"/thumbnail/*", GET_HEAD, ACCESS_MEDIA, api_thumbnail, JSON_BODY_MAX},
-    {"/events/*.vtt", GET_HEAD, ACCESS_MEDIA, api_events, JSON_BODY_MAX},
-    {"/review/*", GET_HEAD, ACCESS_MEDIA, api_review, JSON_BODY_MAX},
-    {"/evidence/*/*.jpg", GET_HEAD, ACCESS_MEDIA, api_evidence, JSON_BODY_MAX},
+    {"/uploads/{upload_id}", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX},
+    {"/uploads/{upload_id}", HTTP_HEAD, ACCESS_API, api_tus_head, JSON_BODY_MAX},
+    {"/uploads/{upload_id}", HTTP_PATCH, ACCESS_API, api_tus_patch, API_BODY_MAX},
+    {"/status/{task_id}", GET_HEAD, ACCESS_API, api_status, JSON_BODY_MAX},
+    {"/processed/{video_id}", GET_HEAD, ACCESS_API, api_processed, JSON_BODY_MAX},
+    {"/stream/{video_id}", GET_HEAD, ACCESS_MEDIA, api_stream, JSON_BODY_MAX},
+    {"/download/{video_id}", GET_HEAD, ACCESS_MEDIA, api_download, JSON_BODY_MAX},
+    {"/download/{video_id}/metadata", GET_HEAD, ACCESS_MEDIA, api_download_metadata, JSON_BODY_MAX},
+    {"/metadata/{video_id}", GET_HEAD, ACCESS_MEDIA, api_metadata, JSON_BODY_MAX},
+    {"/thumbnail/{video_id}", GET_HEAD, ACCESS_MEDIA, api_thumbnail, JSON_BODY_MAX},
+    {"/events/{video_id}.vtt", GET_HEAD, ACCESS_MEDIA, api_events, JSON_BODY_MAX},
+    {"/review/{video_id}", GET_HEAD, ACCESS_MEDIA, api_review, JSON_BODY_MAX},
+    {"/evidence/{video_id}/{event_id}.jpg", GET_HEAD, ACCESS_MEDIA, api_evidence, JSON_BODY_MAX},
     {"/healthz", GET_HEAD, ACCESS_PUBLIC, api_healthz, JSON_BODY_MAX},
     {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz, JSON_BODY_MAX},
     {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index, JSON_BODY_MAX},
-    {"/web/*", GET_HEAD, ACCESS_PUBLIC, api_web_asset, JSON_BODY_MAX},
-    {"/videos/*", HTTP_DELETE, ACCESS_API, api_video_delete, JSON_BODY_MAX},
+    {"/web/{asset}", GET_HEAD, ACCESS_PUBLIC, api_web_asset, JSON_BODY_MAX},
+    {"/videos/{video_id}", HTTP_DELETE, ACCESS_API, api_video_delete, JSON_BODY_MAX},
     {"/videos", GET_HEAD, ACCESS_API, api_videos_list, JSON_BODY_MAX},
-    {"/videos/*/decisions", GET_HEAD, ACCESS_API, api_decisions_get, JSON_BODY_MAX},
-    {"/videos/*/events/*", HTTP_PATCH, ACCESS_API, api_decision_patch, DECISION_BODY_MAX},
+    {"/videos/{video_id}/decisions", GET_HEAD, ACCESS_API, api_decisions_get, JSON_BODY_MAX},
+    {"/videos/{video_id}/events/{event_id}", HTTP_PATCH, ACCESS_API, api_decision_patch,
+     DECISION_BODY_MAX},
     {"/openapi.json", GET_HEAD, ACCESS_PUBLIC, api_openapi, JSON_BODY_MAX},
     {"/docs", GET_HEAD, ACCESS_PUBLIC, api_docs_page, JSON_BODY_MAX},
-    {"/docs/*", GET_HEAD, ACCESS_PUBLIC, api_docs_asset, JSON_BODY_MAX},
+    {"/docs/{asset}", GET_HEAD, ACCESS_PUBLIC, api_docs_asset, JSON_BODY_MAX},
+    {"/metrics", GET_HEAD, ACCESS_API, api_metrics, JSON_BODY_MAX},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -72,11 +79,21 @@ static void id_normalize(char *param, size_t len)
             param[i] = (char)(param[i] - 'A' + 'a');
 }
 
+/* The end of a capture at pattern ("{name}" or "*"): where the literal text after it starts. */
+static const char *capture_end(const char *pattern)
+{
+    if (*pattern == '*')
+        return pattern + 1;
+    const char *close = strchr(pattern, '}');
+    assert(close); /* the table's patterns are well formed */
+    return close + 1;
+}
+
 /*
- * Matches path against pattern; on a match copies what each "*" captured into params, in order
- * (the others are ""), with ids in lower case. A "*" takes a whole non-empty segment, or, when
- * literal text follows it in the pattern ("*.vtt"), the non-empty part of the segment before
- * that text, which must end it.
+ * Matches path against pattern; on a match copies what each capture ("{name}" or "*") took into
+ * params, in order (the others are ""), with ids in lower case. A capture takes a whole
+ * non-empty segment, or, when literal text follows it in the pattern ("{video_id}.vtt"), the
+ * non-empty part of the segment before that text, which must end it.
  */
 static bool route_match(const char *pattern, const char *path, char params[MAX_PARAMS][MAX_PARAM])
 {
@@ -84,21 +101,32 @@ static bool route_match(const char *pattern, const char *path, char params[MAX_P
     for (size_t i = 0; i < MAX_PARAMS; i++)
         params[i][0] = '\0';
     while (*pattern && *path) {
-        if (*pattern == '*') {
-            size_t seg = strcspn(path, "/"), lit = strcspn(pattern + 1, "/");
+        if (*pattern == '*' || *pattern == '{') {
+            const char *after = capture_end(pattern);
+            size_t seg = strcspn(path, "/"), lit = strcspn(after, "/");
             if (n_params == MAX_PARAMS || seg <= lit || seg - lit >= MAX_PARAM ||
-                memcmp(path + seg - lit, pattern + 1, lit) != 0)
+                memcmp(path + seg - lit, after, lit) != 0)
                 return false;
             memcpy(params[n_params], path, seg - lit);
             params[n_params][seg - lit] = '\0';
             id_normalize(params[n_params++], seg - lit);
             path += seg;
-            pattern += 1 + lit;
+            pattern = after + lit;
         } else if (*pattern++ != *path++) {
             return false;
         }
     }
     return *pattern == '\0' && *path == '\0';
+}
+
+/* Each row's metrics_route_id(), registered once per process. */
+static int route_ids[N_ROUTES];
+static pthread_once_t route_ids_once = PTHREAD_ONCE_INIT;
+
+static void route_ids_init(void)
+{
+    for (size_t i = 0; i < N_ROUTES; i++)
+        route_ids[i] = metrics_route_id(routes[i].pattern);
 }
 
 static void reply_not_allowed(struct http_request *req, unsigned allowed)
@@ -147,10 +175,13 @@ void api_handle(struct http_request *req, void *thread_ctx)
     for (size_t i = 0; i < N_ROUTES; i++) {
         if (!route_match(routes[i].pattern, path, params))
             continue;
+        if (!allowed) /* the first row of the pattern names it, also for a 405 */
+            http_request_set_route(req, route_ids[i]);
         if (!(routes[i].methods & method)) {
             allowed |= routes[i].methods;
             continue;
         }
+        http_request_set_route(req, route_ids[i]);
         struct api_call call = {req, thread_ctx, params[0], params[1]};
         if (body_too_large(&routes[i], req))
             return;
@@ -168,6 +199,7 @@ void *api_thread_new(void *app)
 {
     const struct app *a = app;
     struct api_thread *t = xcalloc(1, sizeof(*t));
+    pthread_once(&route_ids_once, route_ids_init);
     t->app = a;
     t->queue = queue_new(a->cfg);
     t->status_cache = status_cache_new();

@@ -15,6 +15,8 @@ struct config {
     char *backend_url;
     long long worker_concurrency;
     long long serve_threads;
+    long long worker_metrics_port;
+    char *worker_metrics_addr;
     char *fetch_allow_cidrs;
     char *allowed_ports;
     long long max_download_bytes;

@@ -30,6 +30,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "metrics/metrics.h"
 
 struct http_conn {
     struct http_conns *owner;
@@ -37,6 +38,8 @@ struct http_conn {
     struct event *deadline;
     struct evbuffer *input;          /* the connection's input buffer, watched while in_head */
     struct evbuffer_cb_entry *watch; /* our callback on it */
+    struct evbuffer *output;         /* the connection's output buffer: what leaves it was sent */
+    struct evbuffer_cb_entry *sent;  /* our callback on it */
     bool in_head;                    /* a head is arriving: its end stops the deadline */
     unsigned char eol;               /* head scan: 0 in a line, 1 after "\n", 2 after "\n\r" */
     int fd;
@@ -146,12 +149,25 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
         head_scan_input(conn, info->n_added < len ? len - info->n_added : 0);
 }
 
+/*
+ * Bytes leave the output buffer when they are written to the socket (sendfile included); evhttp
+ * drains it otherwise only in a reset, which a server connection never goes through (it is
+ * freed, after on_close removed this callback).
+ */
+static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf, (void)arg;
+    if (info->n_deleted > 0)
+        metrics_http_sent(info->n_deleted);
+}
+
 /* evhttp frees a connection: uncount it and release its state. */
 static void on_close(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
     struct http_conn *conn = arg;
     evbuffer_remove_cb_entry(conn->input, conn->watch);
+    evbuffer_remove_cb_entry(conn->output, conn->sent);
     atomic_fetch_sub(conn->owner->open, 1);
     if (by_fd_get(conn->owner, conn->fd) == conn)
         by_fd_set(conn->owner, conn->fd, NULL);
@@ -184,7 +200,9 @@ static void admit(struct http_conns *c, struct evhttp_connection *evcon, struct 
     conn->deadline = event_new(c->base, -1, 0, on_deadline, conn);
     conn->input = bufferevent_get_input(bev);
     conn->watch = evbuffer_add_cb(conn->input, on_input, conn);
-    if (!conn->deadline || !conn->watch)
+    conn->output = bufferevent_get_output(bev);
+    conn->sent = evbuffer_add_cb(conn->output, on_output, conn);
+    if (!conn->deadline || !conn->watch || !conn->sent)
         abort();
     by_fd_set(c, conn->fd, conn);
     evhttp_connection_set_closecb(evcon, on_close, conn);

@@ -94,6 +94,14 @@ size_t http_request_body_length(struct http_request *req);
 bool http_request_body_to_fd(struct http_request *req, int fd);
 /* The peer's address as text. */
 const char *http_request_peer(const struct http_request *req);
+/* The request's id: "req=" in its log line, X-Request-Id in its response. */
+#define HTTP_REQUEST_ID_LEN 16
+const char *http_request_id(const struct http_request *req);
+/*
+ * Names the route that took the request, by its metrics_route_id() (a route table's pattern,
+ * never the path): its log line and metrics show that label. Before the reply.
+ */
+void http_request_set_route(struct http_request *req, int route_id);
 
 /* Response. Headers added before the reply are sent with it. */
 void http_reply_header(struct http_request *req, const char *name, const char *value);

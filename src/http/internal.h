@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 #include <event2/buffer.h>
@@ -21,15 +22,20 @@ struct http_request {
     bool query_parsed;
     bool query_ok;
     bool replied;
+    int route_id;      /* metrics_route_id() of the route that took it; 0: none */
+    int64_t start_ns;  /* monotonic, when the handler was called */
+    char id[HTTP_REQUEST_ID_LEN + 1];
 };
 
-/* Prepares req for ev (decodes the path); http_request_cleanup() releases it. */
-void http_request_init(struct http_request *req, struct evhttp_request *ev);
+/* Prepares req for ev (decodes the path, starts its clock, names it id); http_request_cleanup()
+ * releases it. */
+void http_request_init(struct http_request *req, struct evhttp_request *ev, const char *id);
 void http_request_cleanup(struct http_request *req);
 
 /*
- * Sends the reply: status, the output headers added so far, and the output buffer (which
- * libevent does not send for HEAD). Marks req replied; a second reply is logged and dropped.
+ * Sends the reply: status, the output headers added so far with X-Request-Id, and the output
+ * buffer (which libevent does not send for HEAD). Marks req replied; a second reply is logged
+ * and dropped. Counts the request in the metrics and writes its log line.
  */
 void http_request_send(struct http_request *req, int status);
 /* True when req was already answered; logs the misuse. */

@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "metrics/metrics.h"
 #include "util/str.h"
 
 static enum http_method method_of(const struct evhttp_request *ev)
@@ -56,10 +58,19 @@ bad:
     return NULL;
 }
 
-void http_request_init(struct http_request *req, struct evhttp_request *ev)
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void http_request_init(struct http_request *req, struct evhttp_request *ev, const char *id)
 {
     memset(req, 0, sizeof(*req));
     req->ev = ev;
+    req->start_ns = now_ns();
+    snprintf(req->id, sizeof(req->id), "%s", id);
     req->method = method_of(ev);
     TAILQ_INIT(&req->query);
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
@@ -108,6 +119,10 @@ const unsigned char *http_request_body(struct http_request *req, size_t *len)
         return (const unsigned char *)"";
     return evbuffer_pullup(in, -1);
 }
+
+const char *http_request_id(const struct http_request *req) { return req->id; }
+
+void http_request_set_route(struct http_request *req, int route_id) { req->route_id = route_id; }
 
 const char *http_request_peer(const struct http_request *req)
 {
@@ -201,10 +216,64 @@ static const char *reason_phrase(int status)
     return "Status";
 }
 
+static const char *method_name(enum http_method m)
+{
+    switch (m) {
+    case HTTP_GET:
+        return "GET";
+    case HTTP_HEAD:
+        return "HEAD";
+    case HTTP_POST:
+        return "POST";
+    case HTTP_PUT:
+        return "PUT";
+    case HTTP_PATCH:
+        return "PATCH";
+    case HTTP_DELETE:
+        return "DELETE";
+    case HTTP_OPTIONS:
+        return "OPTIONS";
+    default:
+        return "OTHER";
+    }
+}
+
+/* The path as the log shows it: decoded when it decodes, else as sent; never the query. */
+static const char *log_path(const struct http_request *req, char *out, size_t cap)
+{
+    const char *p = req->path;
+    if (!p) {
+        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->ev);
+        p = uri ? evhttp_uri_get_path(uri) : NULL;
+    }
+    if (!p)
+        p = "";
+    return log_escape(out, cap, p, strlen(p));
+}
+
+/* The request's metrics and its one log line (info): what was asked, answered, and how fast. */
+static void request_account(const struct http_request *req, int status, uint64_t bytes)
+{
+    int64_t ns = now_ns() - req->start_ns;
+    uint64_t duration = ns > 0 ? (uint64_t)ns : 0;
+    const char *method = method_name(req->method);
+    metrics_http_observe(req->route_id, method, status, bytes, duration);
+    if (LOG_INFO < log_threshold)
+        return;
+    char path[256];
+    log_write(LOG_INFO, "http",
+              "req=%s method=%s route=%s status=%d bytes=%llu ms=%.3f path=\"%s\"", req->id, method,
+              metrics_route_label(req->route_id), status, (unsigned long long)bytes,
+              (double)duration / 1e6, log_path(req, path, sizeof(path)));
+}
+
 void http_request_send(struct http_request *req, int status)
 {
     if (http_request_check_replied(req))
         return;
     req->replied = true;
+    evhttp_add_header(evhttp_request_get_output_headers(req->ev), "X-Request-Id", req->id);
+    /* Before the send: libevent frees ev at once when the connection is gone. */
+    request_account(req, status, evbuffer_get_length(evhttp_request_get_output_buffer(req->ev)));
     evhttp_send_reply(req->ev, status, reason_phrase(status), NULL);
 }

@@ -7,14 +7,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -46,6 +49,8 @@ struct http_server {
     int nloops;
     struct http_loop *loops;
     atomic_int open_conns; /* connections open on all loops */
+    uint32_t id_prefix;    /* random: request ids of two processes differ */
+    atomic_uint next_id;
 };
 
 static _Thread_local struct http_loop *current_loop;
@@ -91,8 +96,11 @@ static void on_request(struct evhttp_request *ev, void *arg)
 {
     struct http_loop *loop = arg;
     struct http_request req;
+    char id[HTTP_REQUEST_ID_LEN + 1];
+    snprintf(id, sizeof(id), "%08" PRIx32 "%08x", loop->srv->id_prefix,
+             atomic_fetch_add_explicit(&loop->srv->next_id, 1, memory_order_relaxed));
     http_conns_request_started(loop->conns, ev);
-    http_request_init(&req, ev);
+    http_request_init(&req, ev, id);
     if (request_within_limits(&loop->srv->opts, &req))
         loop->srv->opts.handler(&req, loop->ctx);
     if (!req.replied) {
@@ -236,6 +244,10 @@ struct http_server *http_server_new(const struct http_server_opts *opts, char *e
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     srv->opts = *opts;
     atomic_init(&srv->open_conns, 0);
+    atomic_init(&srv->next_id, 1);
+    if (getrandom(&srv->id_prefix, sizeof(srv->id_prefix), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(srv->id_prefix))
+        srv->id_prefix = (uint32_t)getpid() ^ (uint32_t)time(NULL);
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
     srv->listen_fd = listen_on(opts->host, opts->port, err, errlen);
     if (srv->listen_fd < 0)

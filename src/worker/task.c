@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/media_url.h"
 #include "media/media.h"
+#include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "store/store.h"
 #include "util/os.h"
@@ -53,6 +54,16 @@ static void task_progress(const char *stage, double progress, void *ctx)
     json_t *meta = json_pack("{s:s, s:f}", "stage", stage, "progress", progress);
     queue_task_set_state(run->env->queue, run->t, "PROGRESS", meta);
     json_decref(meta);
+}
+
+/* A stage ended (started at t0_ms): its time goes to the metrics and to one log line. */
+static void stage_done(const struct task_run *run, enum metrics_stage stage, int64_t t0_ms,
+                       enum ia_err err)
+{
+    int64_t ms = media_now_ms() - t0_ms;
+    metrics_task_stage(stage, ms);
+    log_msg(LOG_INFO, "worker", "task=%s stage=%s ms=%lld result=%s", run->t->task_id,
+            metrics_stage_name(stage), (long long)ms, ia_err_code(err));
 }
 
 static void media_opts_init(struct media_opts *o, struct task_run *run)
@@ -171,6 +182,7 @@ static enum ia_err task_analyse(struct task_run *run, const struct media_opts *o
     ao.work_dir = run->work_dir;
     int64_t t0 = os_monotonic_ms();
     enum ia_err err = analysis_run(&ao, opts, mp4, report, aout, detail, sizeof(detail));
+    stage_done(run, METRICS_STAGE_ANALYSE, t0, err);
     if (err == IA_ERR_TIMEOUT)
         return err;
     if (err) {
@@ -238,21 +250,28 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
     media_opts_init(&opts, run);
     outputs_init(&out, run->work_dir);
     json_t *facts = NULL;
+    int64_t t0 = media_now_ms();
     enum ia_err err = task_source(run, &opts, url, &out, &fetched, &facts, detail, len);
-    if (!err)
+    stage_done(run, METRICS_STAGE_FETCH, t0, err);
+    if (!err) {
+        t0 = media_now_ms();
         err = media_process(&opts, out.input, out.mp4, out.jpg, &report, detail, len);
+        stage_done(run, METRICS_STAGE_PROCESS, t0, err);
+    }
     if (!err)
         err = task_analyse(run, &opts, out.mp4, report, &aout);
     if (!err) {
+        t0 = media_now_ms();
         json_t *doc = metadata_build(run, report, facts);
         facts = NULL;
         err = write_json_file(run->env->store, out.json, doc);
         json_decref(doc);
+        if (!err)
+            err = publish_analysis(run, &aout);
+        if (!err)
+            err = publish_all(run, &out);
+        stage_done(run, METRICS_STAGE_PUBLISH, t0, err);
     }
-    if (!err)
-        err = publish_analysis(run, &aout);
-    if (!err)
-        err = publish_all(run, &out);
     analysis_outputs_cleanup(&aout);
     json_decref(facts);
     fetch_result_cleanup(&fetched);
@@ -286,6 +305,7 @@ static bool task_deleted(const struct task_run *run)
     bool deleted = false;
     if (queue_video_deleted(run->env->queue, run->video_id, &deleted) || !deleted)
         return false;
+    metrics_task_outcome(METRICS_TASK_DELETED, IA_OK);
     struct store_video_id v;
     snprintf(v.id, sizeof(v.id), "%s", run->video_id);
     store_remove_videos(run->env->store, &v, 1, NULL);
@@ -299,6 +319,7 @@ static enum task_outcome task_unsettled(const struct task_run *run, enum ia_err 
     if (err == IA_ERR_NOT_FOUND)
         log_msg(LOG_WARN, "worker", "task=%s another delivery holds it now; no state written",
                 run->t->task_id);
+    metrics_task_outcome(METRICS_TASK_RETURNED, err);
     return TASK_OUTCOME_REQUEUE;
 }
 
@@ -312,6 +333,7 @@ static enum task_outcome task_succeed(struct task_run *run)
     if (err) /* the files are there; the next run only writes SUCCESS */
         return task_unsettled(run, err);
     log_msg(LOG_INFO, "worker", "task=%s success", run->t->task_id);
+    metrics_task_outcome(METRICS_TASK_SUCCESS, IA_OK);
     return TASK_OUTCOME_ACK;
 }
 
@@ -323,7 +345,10 @@ static enum task_outcome task_fail(struct task_run *run, enum ia_err err, const 
             ia_err_code(err), escaped);
     enum ia_err werr =
         queue_task_set_failure(run->env->queue, run->t, ia_err_code(err), ia_strerror(err));
-    return werr ? task_unsettled(run, werr) : TASK_OUTCOME_ACK;
+    if (werr)
+        return task_unsettled(run, werr);
+    metrics_task_outcome(METRICS_TASK_FAILURE, err);
+    return TASK_OUTCOME_ACK;
 }
 
 /* Sleeps up to seconds, waking early on cancel; false when cancelled. */
@@ -374,6 +399,7 @@ static enum task_outcome task_process(struct task_run *run, const char *url)
             return task_succeed(run);
         if (atomic_load(run->env->cancel)) {
             log_msg(LOG_INFO, "worker", "task=%s interrupted; returning it", run->t->task_id);
+            metrics_task_outcome(METRICS_TASK_RETURNED, IA_OK);
             return TASK_OUTCOME_REQUEUE;
         }
         long long delay = retry_delay_s(cfg, retry);
@@ -383,8 +409,11 @@ static enum task_outcome task_process(struct task_run *run, const char *url)
         log_msg(LOG_INFO, "worker", "task=%s transient %s; retry %d in %lld s", run->t->task_id,
                 ia_err_code(err), retry, delay);
         queue_task_set_retry(run->env->queue, run->t, ia_err_code(err), ia_strerror(err));
-        if (!backoff_sleep(run->env, delay))
+        metrics_task_outcome(METRICS_TASK_RETRY, err);
+        if (!backoff_sleep(run->env, delay)) {
+            metrics_task_outcome(METRICS_TASK_RETURNED, IA_OK);
             return TASK_OUTCOME_REQUEUE;
+        }
     }
 }
 

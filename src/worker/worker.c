@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "media/media.h"
+#include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "store/store.h"
 #include "util/netpolicy.h"
@@ -71,7 +72,9 @@ static void slot_run_one(struct slot *s, struct queue *q, struct claimed_task *t
                            &s->w->draining};
     atomic_store(&s->cancel, false);
     slot_set_current(s, t);
+    metrics_worker_busy_add(1);
     enum task_outcome outcome = task_run(&env, t);
+    metrics_worker_busy_add(-1);
     slot_set_current(s, NULL);
     slot_finish(q, t, outcome);
 }
@@ -237,11 +240,19 @@ int worker_main(const struct config *cfg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    struct worker_metrics *metrics = NULL;
+    if (!worker_metrics_start(cfg, &metrics)) {
+        store_free(w.store);
+        netpolicy_free(w.policy);
+        return 1;
+    }
+    metrics_worker_slots_set(w.nslots);
     pthread_t heartbeat;
     worker_start(&w, &heartbeat);
     log_msg(LOG_INFO, "worker", "ready: %d slot(s), lease %lld s", w.nslots, cfg->task_lease_s);
     worker_wait_shutdown(&w, &set);
     worker_join(&w, heartbeat);
+    worker_metrics_stop(metrics);
     analysis_global_cleanup();
     store_free(w.store);
     netpolicy_free(w.policy);

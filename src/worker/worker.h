@@ -8,9 +8,21 @@
 #ifndef IA_WORKER_WORKER_H
 #define IA_WORKER_WORKER_H
 
+#include <stdbool.h>
+
 struct config;
 
 /* Runs until SIGTERM/SIGINT; returns the process exit status. */
 int worker_main(const struct config *cfg);
+
+/*
+ * The worker's GET /metrics (metrics_server.c) on WORKER_METRICS_ADDR:WORKER_METRICS_PORT, in a
+ * thread of its own (start it with SIGINT and SIGTERM blocked). *out is NULL when the port is 0.
+ * False, logged, when it cannot listen.
+ */
+struct worker_metrics;
+bool worker_metrics_start(const struct config *cfg, struct worker_metrics **out);
+/* Stops it and frees it; NULL is fine. */
+void worker_metrics_stop(struct worker_metrics *wm);
 
 #endif

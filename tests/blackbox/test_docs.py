@@ -52,14 +52,14 @@ OPERATIONS = {"get", "head", "post", "put", "patch", "delete", "options"}
 
 
 def router_table():
-    """{route pattern: {method: access class}} from src/api/router.c's table."""
+    """{route pattern ("*" for each {name}): {method: access class}} from src/api/router.c."""
     table = {}
     rows = re.findall(r'\{"(/[^"]*)", ([A-Z_| ]+), ACCESS_([A-Z]+), api_',
                       read("src/api/router.c"))
     for pattern, flags, access in rows:
         for flag in flags.split("|"):
             for method in FLAGS[flag.strip()]:
-                table.setdefault(pattern, {})[method] = access
+                table.setdefault(spec_pattern(pattern), {})[method] = access
     return table
 
 
