@@ -4,7 +4,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 void crypto_sha256(const void *data, size_t len, unsigned char out[SHA256_LEN])
 {
@@ -19,6 +22,40 @@ void crypto_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t 
     unsigned int n = SHA256_LEN;
     if (!HMAC(EVP_sha256(), key, (int)keylen, msg, len, out, &n))
         abort();
+}
+
+int crypto_sha256_fd(int fd, unsigned long long off, unsigned long long len,
+                     unsigned char out[SHA256_LEN])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        abort();
+    static const size_t block = 65536;
+    unsigned char *buf = malloc(block);
+    if (!buf)
+        abort();
+    int rc = 0;
+    while (len > 0) {
+        size_t want = len < block ? (size_t)len : block;
+        ssize_t n = pread(fd, buf, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            rc = -1;
+            break;
+        }
+        EVP_DigestUpdate(md, buf, (size_t)n);
+        off += (unsigned long long)n;
+        len -= (unsigned long long)n;
+    }
+    unsigned int dlen = SHA256_LEN;
+    if (!rc)
+        EVP_DigestFinal_ex(md, out, &dlen);
+    free(buf);
+    EVP_MD_CTX_free(md);
+    return rc;
 }
 
 bool crypto_equal(const void *a, const void *b, size_t n)
