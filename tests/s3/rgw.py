@@ -5,7 +5,8 @@ and is stopped by its PID. Cluster authentication is off (cephx is not what we t
 signatures are, and radosgw checks those itself), which needs the crc messenger mode on the
 client side, else radosgw loops on "get_initial_auth_request returned -13".
 
-Run it by hand: /usr/bin/python3 tests/s3/rgw.py  (prints the endpoint and keys, Ctrl-C stops).
+Run it by hand: /usr/bin/python3 tests/s3/rgw.py  (prints the endpoint and keys; Ctrl-C or
+SIGTERM stops it; --check starts, prints and stops).
 """
 import os
 import shutil
@@ -198,17 +199,24 @@ rgw_dns_name = 127.0.0.1
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-if __name__ == "__main__":
+def _main():
+    # Run by hand or in the background: SIGTERM and SIGINT both stop the cluster cleanly.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.monotonic()
     rgw = Rgw()
-    print(f"radosgw answers S3 at {rgw.endpoint} after {time.monotonic() - t0:.1f} s, "
-          f"RSS {rgw.rss_kib() // 1024} MiB")
-    print(f"AWS_ACCESS_KEY_ID={rgw.access_key} AWS_SECRET_ACCESS_KEY={rgw.secret_key}")
-    if len(sys.argv) > 1 and sys.argv[1] == "--check":
-        rgw.stop()
-        sys.exit(0)
     try:
-        signal.pause()
+        print(f"radosgw answers S3 at {rgw.endpoint} after {time.monotonic() - t0:.1f} s, "
+              f"RSS {rgw.rss_kib() // 1024} MiB", flush=True)
+        print(f"AWS_ACCESS_KEY_ID={rgw.access_key} AWS_SECRET_ACCESS_KEY={rgw.secret_key}",
+              flush=True)
+        if not (len(sys.argv) > 1 and sys.argv[1] == "--check"):
+            signal.pause()
     except KeyboardInterrupt:
         pass
-    rgw.stop()
+    finally:
+        rgw.stop()
+
+
+if __name__ == "__main__":
+    _main()
