@@ -217,6 +217,10 @@ int worker_main(const struct config *cfg)
     struct worker w = {.cfg = cfg, .nslots = (int)cfg->worker_concurrency};
     w.policy = netpolicy_new(cfg->fetch_allow_cidrs, cfg->allowed_ports, err, sizeof(err));
     w.store = w.policy ? store_new(cfg->processed_dir, err, sizeof(err)) : NULL;
+    if (w.store && store_use_s3(w.store, cfg, err, sizeof(err))) {
+        store_free(w.store);
+        w.store = NULL;
+    }
     if (!w.store) {
         log_msg(LOG_ERROR, "worker", "%s", err);
         netpolicy_free(w.policy);
