@@ -468,6 +468,8 @@ static bool setup_safety(CURL *h, struct xfer *x)
 {
     return curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
            curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+           /* The path goes out as signed: curl must not squash "/../" in a key. */
+           curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L) == CURLE_OK &&
            curl_easy_setopt(h, CURLOPT_PROXY, "") == CURLE_OK &&
            curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket) == CURLE_OK &&
            curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x) == CURLE_OK;

@@ -113,6 +113,24 @@ def test_list_pages_and_delete(rgw, bucket, prefix, tmp_path):
     assert len(s3(env, "ls").stdout.decode().splitlines()) == 5
 
 
+def test_keys_are_sent_as_signed(rgw, bucket, prefix, tmp_path):
+    """Reserved characters, dot segments and non-ASCII in keys: encoded once, never squashed."""
+    env = s3env(rgw, prefix)
+    f = tmp_path / "f"
+    keys = ["a/../b.txt", "./c", "d//e", "x;y=z&w+v", "sp ace?#%.txt", "caf\u00e9/\u00fc.mp4"]
+    for i, key in enumerate(keys):
+        f.write_bytes(str(i).encode())
+        s3(env, "put", str(f), key)
+    for i, key in enumerate(keys):
+        assert s3(env, "cat", key).stdout == str(i).encode(), key
+    listed = [line.split("\t")[0] for line in s3(env, "ls").stdout.decode().splitlines()]
+    # Bytes outside printable ASCII are printed escaped (\xNN), as log lines print them.
+    escaped = [k.encode().decode("latin-1").encode("ascii", "backslashreplace").decode()
+               for k in keys]
+    assert "caf\\xc3\\xa9/\\xc3\\xbc.mp4" in escaped
+    assert sorted(listed) == sorted(escaped)
+
+
 def test_presigned_get_range_and_head(rgw, bucket, prefix, tmp_path):
     env = s3env(rgw, prefix)
     src = tmp_path / "clip.bin"
@@ -196,10 +214,48 @@ def test_check_config_redacts_secrets(rgw, tmp_path):
 
 
 class Hostile(http.server.BaseHTTPRequestHandler):
-    """Answers every listing as truncated with the same token, and every object as huge."""
+    """Answers every listing as truncated with the same token, every object as huge, and fails
+    the second part of a multipart upload (recording the requests that follow)."""
+
+    seen = []
 
     def log_message(self, *args):
         pass
+
+    def reply(self, status, body=b""):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        while n > 0:
+            n -= len(self.rfile.read(min(n, 1 << 16)))
+
+    def do_POST(self):
+        self.read_body()
+        Hostile.seen.append(("POST", self.path))
+        if self.path.endswith("?uploads="):
+            self.reply(200, b"<InitiateMultipartUploadResult><UploadId>up&amp;1</UploadId>"
+                            b"</InitiateMultipartUploadResult>")
+        else:
+            self.reply(200, b"<CompleteMultipartUploadResult/>")
+
+    def do_PUT(self):
+        self.read_body()
+        Hostile.seen.append(("PUT", self.path))
+        if "partNumber=2" in self.path:
+            self.reply(500, b"<Error><Code>InternalError</Code></Error>")
+        else:
+            self.send_response(200)
+            self.send_header("ETag", '"part"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    def do_DELETE(self):
+        Hostile.seen.append(("DELETE", self.path))
+        self.reply(204)
 
     def do_GET(self):
         if "list-type=2" in self.path:
@@ -246,3 +302,23 @@ def test_hostile_endpoint(rgw, hostile, tmp_path):
     assert big.returncode == 1 and b"too_large" in big.stderr
     odd = s3(env, "cat", "bad-entity", check=False)
     assert odd.returncode == 1 and b"storage_denied: HTTP 403\n" in odd.stderr
+
+
+def test_failed_multipart_upload_is_aborted(rgw, hostile, tmp_path):
+    five = 5 * 1024 * 1024
+    env = s3env(rgw, "p", AWS_ENDPOINT_URL_S3=hostile, S3_MULTIPART_THRESHOLD=five,
+                S3_PART_SIZE=five)
+    f = tmp_path / "big"
+    f.write_bytes(b"\0" * (2 * five + 1))
+    Hostile.seen.clear()
+    out = s3(env, "put", str(f), "big", check=False)
+    assert out.returncode == 1
+    assert b"storage_unavailable: HTTP 500 InternalError" in out.stderr
+    # Created, part 1 sent, part 2 failed, then aborted with the decoded upload id; no part 3,
+    # no completion.
+    assert Hostile.seen == [
+        ("POST", "/iatest/p/big?uploads="),
+        ("PUT", "/iatest/p/big?partNumber=1&uploadId=up%261"),
+        ("PUT", "/iatest/p/big?partNumber=2&uploadId=up%261"),
+        ("DELETE", "/iatest/p/big?uploadId=up%261"),
+    ], Hostile.seen
