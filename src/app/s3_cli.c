@@ -105,8 +105,7 @@ static int run(struct s3 *s, int argc, char **argv)
                    h.last_modified);
     } else if (strcmp(cmd, "ls") == 0 && argc <= 2) {
         unsigned pages = 0;
-        e = s3_list(s, argc == 2 ? argv[1] : "", list_print, NULL, &pages, detail,
-                    sizeof detail);
+        e = s3_list(s, argc == 2 ? argv[1] : "", list_print, NULL, &pages, detail, sizeof detail);
         if (!e)
             fprintf(stderr, "pages=%u\n", pages);
     } else if (strcmp(cmd, "rm") == 0 && argc == 2) {

@@ -94,8 +94,9 @@ static bool parse_endpoint(struct s3 *s, const char *endpoint, char *err, size_t
         curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK ||
         (path && strcmp(path, "/") != 0) || !str_to_u64(port, strlen(port), &portnum) ||
         portnum == 0 || portnum > 65535) {
-        snprintf(err, errlen, "AWS_ENDPOINT_URL_S3: expected http(s)://host[:port] without "
-                              "user, path or query");
+        snprintf(err, errlen,
+                 "AWS_ENDPOINT_URL_S3: expected http(s)://host[:port] without "
+                 "user, path or query");
         goto out;
     }
     s->scheme = xstrdup(scheme);
@@ -111,36 +112,34 @@ out:
     return ok;
 }
 
-/* The endpoint's host without brackets, to ask whether it is an address literal. */
-static bool host_is_address(const char *host)
-{
-    return netaddr_parse_host(host, NULL) == 1;
-}
+/* True when the endpoint's host is an IP address literal (IPv6 in brackets too). */
+static bool host_is_address(const char *host) { return netaddr_parse_host(host, NULL) == 1; }
 
 static bool configure(struct s3 *s, const struct config *cfg, char *err, size_t errlen)
 {
     if (!parse_storage_url(s, cfg->storage_url, err, errlen))
         return false;
-    s->region = xstrdup(first_set(first_set(cfg->aws_region, cfg->aws_default_region),
-                                  S3_DEFAULT_REGION));
+    s->region =
+        xstrdup(first_set(first_set(cfg->aws_region, cfg->aws_default_region), S3_DEFAULT_REGION));
     char *aws = xasprintf("https://s3.%s.amazonaws.com", s->region);
-    const char *endpoint = first_set(first_set(cfg->aws_endpoint_url_s3, cfg->aws_endpoint_url),
-                                     aws);
+    const char *endpoint =
+        first_set(first_set(cfg->aws_endpoint_url_s3, cfg->aws_endpoint_url), aws);
     bool ok = parse_endpoint(s, endpoint, err, errlen);
     free(aws);
     if (!ok)
         return false;
     if (!cfg->aws_access_key_id[0] || !cfg->aws_secret_access_key[0]) {
-        snprintf(err, errlen, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set for "
-                              "STORAGE_URL=s3://...");
+        snprintf(err, errlen,
+                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set for "
+                 "STORAGE_URL=s3://...");
         return false;
     }
     s->access_key = xstrdup(cfg->aws_access_key_id);
     s->secret_key = xstrdup(cfg->aws_secret_access_key);
     s->session_token = xstrdup(cfg->aws_session_token);
     /* Virtual-hosted style needs a DNS name: an address or a dotted bucket goes in the path. */
-    s->path_style = cfg->s3_force_path_style || host_is_address(s->host) ||
-                    strchr(s->bucket, '.') != NULL;
+    s->path_style =
+        cfg->s3_force_path_style || host_is_address(s->host) || strchr(s->bucket, '.') != NULL;
     s->connect_timeout_s = (long)cfg->s3_connect_timeout_s;
     s->timeout_s = (long)cfg->s3_timeout_s;
     s->multipart_threshold = (uint64_t)cfg->s3_multipart_threshold;
@@ -229,9 +228,9 @@ static char *host_header(const struct s3 *s)
 static char *request_path(const struct s3 *s, const char *key)
 {
     char *enc = key ? sigv4_encode(key, strlen(key), true) : xstrdup("");
-    char *path = s->path_style ? (key ? xasprintf("/%s/%s", s->bucket, enc)
-                                      : xasprintf("/%s", s->bucket))
-                               : xasprintf("/%s", enc);
+    char *path = s->path_style
+                     ? (key ? xasprintf("/%s/%s", s->bucket, enc) : xasprintf("/%s", s->bucket))
+                     : xasprintf("/%s", enc);
     free(enc);
     return path;
 }
@@ -419,16 +418,15 @@ static struct curl_slist *signed_headers(const struct s3 *s, const struct s3_req
 {
     char date[SIGV4_DATE_LEN];
     sigv4_format_date((long long)time(NULL), date);
-    struct sigv4_pair h[5] = {{"host", host}, {"x-amz-content-sha256", hash},
-                              {"x-amz-date", date}};
+    struct sigv4_pair h[5] = {{"host", host}, {"x-amz-content-sha256", hash}, {"x-amz-date", date}};
     size_t nh = 3;
     if (s->session_token[0])
         h[nh++] = (struct sigv4_pair){"x-amz-security-token", s->session_token};
     if (r->range)
         h[nh++] = (struct sigv4_pair){"range", r->range};
     struct sigv4_creds c = {s->access_key, s->secret_key, s->session_token};
-    struct sigv4_request sr = {r->method, path, r->query, r->nquery, h, nh, hash,
-                               s->region, "s3", date};
+    struct sigv4_request sr = {r->method, path, r->query,  r->nquery, h,
+                               nh,        hash, s->region, "s3",      date};
     char *auth = sigv4_authorization(&c, &sr);
     struct curl_slist *list = NULL;
     for (size_t i = 0; i < nh; i++)

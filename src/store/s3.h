@@ -62,8 +62,8 @@ enum ia_err s3_put_mem(struct s3 *s, const char *key, const void *data, size_t l
  * Downloads key into a new file at path (created 0600, never following a symbolic link); the
  * file is removed on failure. max: the largest body accepted (0: no limit).
  */
-enum ia_err s3_get_file(struct s3 *s, const char *key, const char *path, uint64_t max,
-                        char *detail, size_t detaillen);
+enum ia_err s3_get_file(struct s3 *s, const char *key, const char *path, uint64_t max, char *detail,
+                        size_t detaillen);
 /* Downloads key into memory, at most max bytes (IA_ERR_TOO_LARGE above); *out is terminated. */
 enum ia_err s3_get_mem(struct s3 *s, const char *key, size_t max, char **out, size_t *len,
                        char *detail, size_t detaillen);

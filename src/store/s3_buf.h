@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 struct s3_buf {
-    char *p;       /* always terminated once anything was added; NULL before */
+    char *p; /* always terminated once anything was added; NULL before */
     size_t len;
     size_t cap;
     size_t max;    /* most bytes it may hold (not counting the terminator) */

@@ -90,8 +90,8 @@ enum ia_err s3_put_mem(struct s3 *s, const char *key, const void *data, size_t l
     return e;
 }
 
-enum ia_err s3_get_file(struct s3 *s, const char *key, const char *path, uint64_t max,
-                        char *detail, size_t detaillen)
+enum ia_err s3_get_file(struct s3 *s, const char *key, const char *path, uint64_t max, char *detail,
+                        size_t detaillen)
 {
     char *full = s3_full_key(s, key);
     if (!full)
@@ -213,8 +213,7 @@ static enum ia_err list_page(struct s3 *s, const char *full_prefix, const char *
 {
     char maxkeys[16];
     snprintf(maxkeys, sizeof maxkeys, "%u", s->list_page);
-    struct sigv4_pair q[4] = {{"list-type", "2"}, {"max-keys", maxkeys},
-                              {"prefix", full_prefix}};
+    struct sigv4_pair q[4] = {{"list-type", "2"}, {"max-keys", maxkeys}, {"prefix", full_prefix}};
     size_t nq = 3;
     if (token)
         q[nq++] = (struct sigv4_pair){"continuation-token", token};
@@ -313,8 +312,8 @@ static enum ia_err multipart_create(struct s3 *s, const char *full, const char *
 }
 
 static enum ia_err multipart_part(struct s3 *s, const char *full, const char *upload_id,
-                                  unsigned number, int fd, uint64_t off, uint64_t len,
-                                  char *etag, size_t etaglen, char *detail, size_t detaillen)
+                                  unsigned number, int fd, uint64_t off, uint64_t len, char *etag,
+                                  size_t etaglen, char *detail, size_t detaillen)
 {
     char num[16];
     snprintf(num, sizeof num, "%u", number);
@@ -346,8 +345,7 @@ static enum ia_err multipart_complete(struct s3 *s, const char *full, const char
     s3_buf_adds(&body, "<CompleteMultipartUpload>");
     for (unsigned i = 0; i < nparts; i++) {
         char *etag = s3_xml_escape(etags[i]);
-        s3_buf_addf(&body, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1,
-                    etag);
+        s3_buf_addf(&body, "<Part><PartNumber>%u</PartNumber><ETag>%s</ETag></Part>", i + 1, etag);
         free(etag);
     }
     s3_buf_adds(&body, "</CompleteMultipartUpload>");
@@ -413,16 +411,15 @@ enum ia_err s3_multipart_put(struct s3 *s, const char *full_key, int fd, uint64_
     for (unsigned i = 0; !e && i < nparts; i++) {
         uint64_t off = (uint64_t)i * part;
         uint64_t len = size - off < part ? size - off : part;
-        e = multipart_part(s, full_key, upload_id, i + 1, fd, off, len, etags[i],
-                           sizeof etags[i], detail, detaillen);
+        e = multipart_part(s, full_key, upload_id, i + 1, fd, off, len, etags[i], sizeof etags[i],
+                           detail, detaillen);
     }
     if (!e)
         e = multipart_complete(s, full_key, upload_id, etags, nparts, detail, detaillen);
     if (e)
         multipart_abort(s, full_key, upload_id);
     else
-        log_msg(LOG_DEBUG, "s3", "multipart upload of %" PRIu64 " bytes in %u parts", size,
-                nparts);
+        log_msg(LOG_DEBUG, "s3", "multipart upload of %" PRIu64 " bytes in %u parts", size, nparts);
     free(etags);
     free(upload_id);
     return e;

@@ -16,8 +16,8 @@
 
 static bool unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 char *sigv4_encode(const char *s, size_t len, bool keep_slash)
@@ -260,8 +260,11 @@ char *sigv4_presign_query(const struct sigv4_creds *c, const char *method, const
     size_t n = 0;
     for (size_t i = 0; i < nquery; i++)
         q[n++] = query[i];
-    struct sigv4_request r = {.method = method, .path = path, .payload_hash =
-                                  SIGV4_UNSIGNED_PAYLOAD, .region = region, .service = service,
+    struct sigv4_request r = {.method = method,
+                              .path = path,
+                              .payload_hash = SIGV4_UNSIGNED_PAYLOAD,
+                              .region = region,
+                              .service = service,
                               .amz_date = amz_date};
     char *scope = scope_of(&r);
     char *credential = xasprintf("%s/%s", c->access_key, scope);

@@ -52,7 +52,8 @@ struct sigv4_request {
 char *sigv4_encode(const char *s, size_t len, bool keep_slash);
 /* "/" + the key with each segment encoded (S3 encodes once, keeps '/'). The caller frees it. */
 char *sigv4_encode_path(const char *key);
-/* The canonical query string: names and values encoded, sorted by name then value. Frees: caller. */
+/* The canonical query string: names and values encoded, sorted by name then value. Frees: caller.
+ */
 char *sigv4_canonical_query(const struct sigv4_pair *query, size_t n);
 /*
  * The canonical request (method, path, query, headers in lower case with trimmed values and

@@ -23,9 +23,8 @@ bool s3_xml_element(struct slice in, const char *tag, struct slice *content, str
         if (!lt || (size_t)(end - lt) < tl + 2)
             return false;
         const char *after = lt + 1 + tl;
-        if (memcmp(lt + 1, tag, tl) != 0 ||
-            (*after != '>' && *after != ' ' && *after != '/' && *after != '\t' &&
-             *after != '\r' && *after != '\n')) {
+        if (memcmp(lt + 1, tag, tl) != 0 || (*after != '>' && *after != ' ' && *after != '/' &&
+                                             *after != '\t' && *after != '\r' && *after != '\n')) {
             p = lt + 1;
             continue;
         }
@@ -155,12 +154,23 @@ char *s3_xml_escape(const char *s)
     s3_buf_init(&b, strlen(s) * 6 + 1);
     for (; *s; s++) {
         switch (*s) {
-        case '&': s3_buf_adds(&b, "&amp;"); break;
-        case '<': s3_buf_adds(&b, "&lt;"); break;
-        case '>': s3_buf_adds(&b, "&gt;"); break;
-        case '"': s3_buf_adds(&b, "&quot;"); break;
-        case '\'': s3_buf_adds(&b, "&apos;"); break;
-        default: s3_buf_add(&b, s, 1);
+        case '&':
+            s3_buf_adds(&b, "&amp;");
+            break;
+        case '<':
+            s3_buf_adds(&b, "&lt;");
+            break;
+        case '>':
+            s3_buf_adds(&b, "&gt;");
+            break;
+        case '"':
+            s3_buf_adds(&b, "&quot;");
+            break;
+        case '\'':
+            s3_buf_adds(&b, "&apos;");
+            break;
+        default:
+            s3_buf_add(&b, s, 1);
         }
     }
     return s3_buf_take(&b);

@@ -92,8 +92,8 @@ static char *object_name(const char *video_id, const char *ext)
     return xasprintf(STORE_FILE_PREFIX "%s.%s", video_id, ext);
 }
 
-enum ia_err store_remote_publish(struct store_remote *r, const char *src_path,
-                                 const char *video_id, const char *ext)
+enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, const char *video_id,
+                                 const char *ext)
 {
     struct s3 *s = remote_take(r);
     if (!s) {
@@ -107,8 +107,7 @@ enum ia_err store_remote_publish(struct store_remote *r, const char *src_path,
         log_msg(LOG_ERROR, "store", "publishing %s to the bucket failed: %s: %s", name,
                 ia_err_code(e), detail);
     else
-        log_msg(LOG_INFO, "store", "published %s to s3://%s/%s", name, s3_bucket(s),
-                s3_prefix(s));
+        log_msg(LOG_INFO, "store", "published %s to s3://%s/%s", name, s3_bucket(s), s3_prefix(s));
     unlink(src_path);
     free(name);
     remote_give(r, s);
@@ -125,8 +124,8 @@ bool store_remote_exists(struct store_remote *r, const char *video_id, const cha
     char detail[512];
     enum ia_err e = s3_head(s, name, &h, detail, sizeof detail);
     if (e && e != IA_ERR_NOT_FOUND)
-        log_msg(LOG_WARN, "store", "asking the bucket for %s failed: %s: %s", name,
-                ia_err_code(e), detail);
+        log_msg(LOG_WARN, "store", "asking the bucket for %s failed: %s: %s", name, ia_err_code(e),
+                detail);
     free(name);
     remote_give(r, s);
     return e == IA_OK;
@@ -182,16 +181,16 @@ static enum ia_err remove_rest(struct s3 *s, const char *id, size_t *removed)
         free(v.keys[i]);
     }
     if (e)
-        log_msg(LOG_ERROR, "store", "removing video=%s from the bucket: %s: %s", id,
-                ia_err_code(e), detail);
+        log_msg(LOG_ERROR, "store", "removing video=%s from the bucket: %s: %s", id, ia_err_code(e),
+                detail);
     free(v.keys);
     free(meta);
     free(prefix);
     return e;
 }
 
-enum ia_err store_remote_remove(struct store_remote *r, const struct store_video_id *ids,
-                                size_t n, size_t *removed)
+enum ia_err store_remote_remove(struct store_remote *r, const struct store_video_id *ids, size_t n,
+                                size_t *removed)
 {
     struct s3 *s = remote_take(r);
     if (!s)

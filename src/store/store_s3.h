@@ -22,12 +22,12 @@ void store_remote_free(struct store_remote *r);
 /* The remote of a store, or NULL when results stay in the directory. */
 struct store_remote *store_remote_of(const struct store *s);
 /* Uploads src_path as processed_<video_id>.<ext>, then removes src_path (also on failure). */
-enum ia_err store_remote_publish(struct store_remote *r, const char *src_path,
-                                 const char *video_id, const char *ext);
+enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, const char *video_id,
+                                 const char *ext);
 /* True when processed_<video_id>.<ext> is in the bucket (false also when it cannot be asked). */
 bool store_remote_exists(struct store_remote *r, const char *video_id, const char *ext);
 /* store_remove_videos() for the bucket: every metadata object first, then the rest. */
-enum ia_err store_remote_remove(struct store_remote *r, const struct store_video_id *ids,
-                                size_t n, size_t *removed);
+enum ia_err store_remote_remove(struct store_remote *r, const struct store_video_id *ids, size_t n,
+                                size_t *removed);
 
 #endif

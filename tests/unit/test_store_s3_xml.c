@@ -14,16 +14,15 @@ static struct slice sl(const char *s) { return (struct slice){s, strlen(s)}; }
 static void test_list_page(void **state)
 {
     (void)state;
-    const char *xml =
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
-        "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-        "<Name>b</Name><Prefix>p/</Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys>"
-        "<IsTruncated>true</IsTruncated>"
-        "<Contents><Key>p/a &amp; b&#x2F;&lt;c&gt;</Key><Size>10</Size>"
-        "<ETag>&quot;abc&quot;</ETag></Contents>"
-        "<Contents><Key>p/&#233;t&#xE9;</Key><Size>0</Size></Contents>"
-        "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM="
-        "</NextContinuationToken></ListBucketResult>";
+    const char *xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+                      "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                      "<Name>b</Name><Prefix>p/</Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys>"
+                      "<IsTruncated>true</IsTruncated>"
+                      "<Contents><Key>p/a &amp; b&#x2F;&lt;c&gt;</Key><Size>10</Size>"
+                      "<ETag>&quot;abc&quot;</ETag></Contents>"
+                      "<Contents><Key>p/&#233;t&#xE9;</Key><Size>0</Size></Contents>"
+                      "<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM="
+                      "</NextContinuationToken></ListBucketResult>";
     struct slice in = sl(xml), c, rest;
     assert_true(s3_xml_element(in, "Contents", &c, &rest));
     char *key = s3_xml_get(c, "Key", 1024), *etag = s3_xml_get(c, "ETag", 100);
@@ -62,11 +61,20 @@ static void test_hostile_text_refused(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "<Key>a<b</Key>",          "<Key>&bogus;</Key>",   "<Key>&#0;</Key>",
-        "<Key>&#x1;</Key>",        "<Key>&#xD800;</Key>",  "<Key>&#x110000;</Key>",
-        "<Key>&#;</Key>",          "<Key>&#x;</Key>",      "<Key>&amp</Key>",
-        "<Key>a\x01</Key>",        "<Key>&#99999999999;</Key>",
-        "<Key>unterminated",       "<Key",                 "<Key>x</Ke>",
+        "<Key>a<b</Key>",
+        "<Key>&bogus;</Key>",
+        "<Key>&#0;</Key>",
+        "<Key>&#x1;</Key>",
+        "<Key>&#xD800;</Key>",
+        "<Key>&#x110000;</Key>",
+        "<Key>&#;</Key>",
+        "<Key>&#x;</Key>",
+        "<Key>&amp</Key>",
+        "<Key>a\x01</Key>",
+        "<Key>&#99999999999;</Key>",
+        "<Key>unterminated",
+        "<Key",
+        "<Key>x</Ke>",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *v = s3_xml_get(sl(bad[i]), "Key", 100);
