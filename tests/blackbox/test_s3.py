@@ -8,6 +8,7 @@ import http.server
 import os
 import subprocess
 import threading
+import time
 import uuid
 
 import pytest
@@ -266,6 +267,8 @@ class Hostile(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+        elif self.path.endswith("/silent"):
+            time.sleep(8)  # longer than the client's S3_TIMEOUT_S in the test
         elif self.path.endswith("/bad-entity"):
             body = b"<Error><Code>Bad&#0;</Code><Message>&unknown;</Message></Error>"
             self.send_response(403)
@@ -302,6 +305,26 @@ def test_hostile_endpoint(rgw, hostile, tmp_path):
     assert big.returncode == 1 and b"too_large" in big.stderr
     odd = s3(env, "cat", "bad-entity", check=False)
     assert odd.returncode == 1 and b"storage_denied: HTTP 403\n" in odd.stderr
+
+
+def test_silent_endpoint_times_out(rgw, hostile):
+    env = s3env(rgw, "p", AWS_ENDPOINT_URL_S3=hostile, S3_TIMEOUT_S=2)
+    started = time.monotonic()
+    out = s3(env, "cat", "silent", check=False)
+    assert out.returncode == 1 and b"interview-api s3: timeout: S3 endpoint" in out.stderr
+    assert time.monotonic() - started < 8  # cut by our limit, not by the server's sleep
+
+
+def test_endpoint_falls_back_to_aws_endpoint_url(rgw, bucket, prefix, tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"fallback")
+    env = s3env(rgw, prefix, AWS_ENDPOINT_URL_S3="", AWS_ENDPOINT_URL=rgw.endpoint)
+    s3(env, "put", str(f), "f")
+    assert s3(env, "cat", "f").stdout == b"fallback"
+    # AWS_ENDPOINT_URL_S3 wins over AWS_ENDPOINT_URL.
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = s3env(rgw, prefix, AWS_ENDPOINT_URL=closed)
+    assert s3(env, "cat", "f").stdout == b"fallback"
 
 
 def test_failed_multipart_upload_is_aborted(rgw, hostile, tmp_path):
