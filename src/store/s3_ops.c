@@ -197,7 +197,7 @@ static bool list_entry(struct s3 *s, struct slice c, s3_list_cb cb, void *ctx, i
     uint64_t n = 0;
     size_t plen = strlen(s->prefix);
     bool ok = key && size && str_to_u64(size, strlen(size), &n) && strlen(key) > plen &&
-              memchr(key, '\0', strlen(key)) == NULL && strncmp(key, s->prefix, plen) == 0;
+              strncmp(key, s->prefix, plen) == 0;
     if (ok) {
         struct s3_object o = {key + plen, n, etag ? etag : "", mtime ? mtime : ""};
         *stop = cb(&o, ctx);
