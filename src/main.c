@@ -27,6 +27,8 @@ static const char usage[] =
     "  submit FILE [--wait]   upload a local video file (resumable: run it again after an\n"
     "                         interruption to continue where it stopped)\n"
     "  status TASK_ID         print a task's status\n"
+    "  s3 COMMAND [ARGS]      the S3 bucket of STORAGE_URL: mb, put, get, cat, head, ls, rm,\n"
+    "                         presign (interview-api s3 --help)\n"
     "  check-config           print the effective configuration (secrets redacted)\n"
     "  version                print the version\n"
     "  --help                 print this help\n"
@@ -90,6 +92,8 @@ static int run_command(struct config *cfg, int argc, char **argv)
             goto bad;
         return client_submit(client_base(cfg), argv[2], wait);
     }
+    if (strcmp(cmd, "s3") == 0)
+        return s3_cli_main(cfg, argc - 2, argv + 2);
     if (strcmp(cmd, "status") == 0 && argc == 3)
         return client_status(client_base(cfg), argv[2]);
 bad:

@@ -33,7 +33,7 @@ int serve_main(const struct config *cfg)
 {
     char err[256];
     struct app app = {cfg, store_new(cfg->processed_dir, err, sizeof(err)), NULL};
-    if (app.store)
+    if (app.store && !store_use_s3(app.store, cfg, err, sizeof(err)))
         app.auth = api_auth_new(cfg, err, sizeof(err));
     if (!app.auth) {
         log_msg(LOG_ERROR, "serve", "%s", err);

@@ -145,6 +145,36 @@ static const struct option options[] = {
      "videos whose processing finished more than this many days ago are deleted (0: never)"},
     {"RETENTION_SWEEP_S", INT(retention_sweep_s, 1, 86400), "3600", false,
      "seconds between two retention sweeps (by one serve process of those sharing Redis)"},
+    {"STORAGE_URL", STR(storage_url), "", false,
+     "s3://bucket/prefix to keep results in an S3-compatible bucket (empty: PROCESSED_DIR)"},
+    {"AWS_ENDPOINT_URL_S3", STR(aws_endpoint_url_s3), "", false,
+     "S3 endpoint, e.g. http://127.0.0.1:7480 (empty: AWS_ENDPOINT_URL, else AWS's)"},
+    {"AWS_ENDPOINT_URL", STR(aws_endpoint_url), "", false,
+     "endpoint of every AWS service (used for S3 when AWS_ENDPOINT_URL_S3 is empty)"},
+    {"AWS_REGION", STR(aws_region), "", false,
+     "region of the bucket (empty: AWS_DEFAULT_REGION, else us-east-1)"},
+    {"AWS_DEFAULT_REGION", STR(aws_default_region), "", false,
+     "region when AWS_REGION is empty"},
+    {"AWS_ACCESS_KEY_ID", STR(aws_access_key_id), "", false, "S3 access key id"},
+    {"AWS_SECRET_ACCESS_KEY", STR(aws_secret_access_key), "", true, "S3 secret key"},
+    {"AWS_SESSION_TOKEN", STR(aws_session_token), "", true,
+     "S3 session token of temporary credentials (sent as X-Amz-Security-Token)"},
+    {"S3_FORCE_PATH_STYLE", INT(s3_force_path_style, 0, 1), "0", false,
+     "1: address the bucket in the path (endpoint/bucket/key), as MinIO and radosgw expect; "
+     "always so when the endpoint is an IP address"},
+    {"S3_ALLOW_CIDRS", STR(s3_allow_cidrs), "", false,
+     "private networks the S3 endpoint may be in (127.0.0.1/32 for a local radosgw); "
+     "public addresses are always allowed"},
+    {"S3_CONNECT_TIMEOUT_S", INT(s3_connect_timeout_s, 1, 3600), "10", false,
+     "connect timeout of an S3 request"},
+    {"S3_TIMEOUT_S", INT(s3_timeout_s, 1, 86400), "600", false,
+     "whole time limit of one S3 request (one part of a multipart upload)"},
+    {"S3_MULTIPART_THRESHOLD", INT(s3_multipart_threshold, 5242880, 5368709120LL), "67108864",
+     false, "files at least this large are uploaded in parts"},
+    {"S3_PART_SIZE", INT(s3_part_size, 5242880, 5368709120LL), "16777216", false,
+     "size of each part of a multipart upload (the last may be smaller)"},
+    {"S3_LIST_PAGE", INT(s3_list_page, 1, 1000), "1000", false,
+     "keys asked for per page when listing a prefix"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -287,6 +317,12 @@ static int validate(struct config *cfg, char *err, size_t errlen)
         size_t n = strlen(cfg->public_base_url);
         while (n > 0 && cfg->public_base_url[n - 1] == '/')
             cfg->public_base_url[--n] = '\0';
+    }
+    if (cfg->storage_url[0] &&
+        (!has_prefix(cfg->storage_url, "s3://") || !cfg->storage_url[5] ||
+         cfg->storage_url[5] == '/')) {
+        snprintf(err, errlen, "STORAGE_URL: expected s3://bucket or s3://bucket/prefix");
+        return -1;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1)

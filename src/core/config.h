@@ -70,6 +70,21 @@ struct config {
     long long review_video;
     long long retention_days;
     long long retention_sweep_s;
+    char *storage_url;
+    char *aws_endpoint_url_s3;
+    char *aws_endpoint_url;
+    char *aws_region;
+    char *aws_default_region;
+    char *aws_access_key_id;
+    char *aws_secret_access_key;
+    char *aws_session_token;
+    long long s3_force_path_style;
+    char *s3_allow_cidrs;
+    long long s3_connect_timeout_s;
+    long long s3_timeout_s;
+    long long s3_multipart_threshold;
+    long long s3_part_size;
+    long long s3_list_page;
 };
 
 /* A lookup of a name in an environment: returns NULL when unset. */

@@ -25,6 +25,10 @@ static const struct {
     [IA_ERR_TIMEOUT] = {"timeout", "processing took longer than allowed", false},
     [IA_ERR_STORAGE_FULL] = {"storage_full", "there is no space left to store the video", false},
     [IA_ERR_WORKER_LOST] = {"worker_lost", "the worker stopped too many times while processing the video", false},
+    [IA_ERR_STORAGE_DENIED] = {"storage_denied", "the object store refused the credentials",
+                               false},
+    [IA_ERR_STORAGE_UNAVAILABLE] = {"storage_unavailable", "the object store is unavailable",
+                                    true},
     [IA_ERR_INTERNAL] = {"internal_error", "an internal error occurred", false},
 };
 

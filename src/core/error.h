@@ -23,6 +23,8 @@ enum ia_err {
     IA_ERR_TIMEOUT,          /* a time limit ran out */
     IA_ERR_STORAGE_FULL,     /* no space left on the output device */
     IA_ERR_WORKER_LOST,      /* TASK_MAX_DELIVERIES deliveries each ended with their worker */
+    IA_ERR_STORAGE_DENIED,   /* the object store refused our credentials or signature (403) */
+    IA_ERR_STORAGE_UNAVAILABLE, /* the object store is unreachable or failing (5xx): retry */
     IA_ERR_INTERNAL,         /* a bug or an impossible state */
     IA_ERR__COUNT
 };

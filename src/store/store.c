@@ -15,11 +15,13 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "store/store_s3.h"
 #include "util/uuid.h"
 
 struct store {
     char *dir;
     char *work;
+    struct store_remote *remote; /* NULL: results stay in dir */
 };
 
 static int mkdir_p(const char *path)
@@ -57,9 +59,23 @@ void store_free(struct store *s)
 {
     if (!s)
         return;
+    store_remote_free(s->remote);
     free(s->dir);
     free(s->work);
     free(s);
+}
+
+enum ia_err store_use_s3(struct store *s, const struct config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->storage_url[0])
+        return IA_OK;
+    s->remote = store_remote_new(cfg, err, errlen);
+    return s->remote ? IA_OK : IA_ERR_INVALID;
+}
+
+struct store_remote *store_remote_of(const struct store *s)
+{
+    return s->remote;
 }
 
 const char *store_dir(const struct store *s)
@@ -90,6 +106,9 @@ int store_open(const struct store *s, const char *video_id, const char *ext, str
 
 bool store_exists(const struct store *s, const char *video_id, const char *ext)
 {
+    if (s->remote)
+        return uuid_is_canonical(video_id, strlen(video_id)) &&
+               store_remote_exists(s->remote, video_id, ext);
     struct stat st;
     int fd = store_open(s, video_id, ext, &st);
     if (fd < 0)
@@ -233,6 +252,8 @@ static int fsync_path(const char *path, int flags)
 enum ia_err store_publish(const struct store *s, const char *src_path, const char *video_id,
                           const char *ext)
 {
+    if (s->remote)
+        return store_remote_publish(s->remote, src_path, video_id, ext);
     enum ia_err result = IA_OK;
     char *final = store_path(s, video_id, ext);
     if (fsync_path(src_path, O_RDONLY) || rename(src_path, final) ||

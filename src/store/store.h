@@ -16,9 +16,22 @@
 
 struct store;
 
+struct config;
+
 /* Creates the directory (and .work/) if needed; NULL with a message in err on failure. */
 struct store *store_new(const char *dir, char *err, size_t errlen);
 void store_free(struct store *s);
+/*
+ * With cfg->storage_url set (s3://bucket/prefix), results are published to the bucket
+ * (store/s3.h) instead of the directory: store_publish() uploads the file as
+ * prefix/processed_<id>.<ext> (metadata last, as the callers publish it) and removes the local
+ * one, store_exists() asks the bucket, store_remove_videos() removes the objects, metadata
+ * first. Scratch space and upload staging stay in the directory. The other reads (listing,
+ * opening, decisions) do not use the bucket yet. IA_OK and nothing changed when storage_url is
+ * empty; IA_ERR_INVALID with a message in err when the S3 configuration is incomplete. cfg must
+ * outlive the store.
+ */
+enum ia_err store_use_s3(struct store *s, const struct config *cfg, char *err, size_t errlen);
 
 /* "DIR/processed_<video_id>.<ext>"; the caller frees it. video_id must be a canonical UUID. */
 char *store_path(const struct store *s, const char *video_id, const char *ext);

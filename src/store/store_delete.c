@@ -16,6 +16,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "store/store_s3.h"
 
 static int id_cmp(const void *a, const void *b)
 {
@@ -91,6 +92,8 @@ enum ia_err store_remove_videos(const struct store *s, const struct store_video_
 {
     if (removed)
         memset(removed, 0, n * sizeof(*removed));
+    if (store_remote_of(s))
+        return store_remote_remove(store_remote_of(s), ids, n, removed);
     DIR *d = opendir(store_dir(s));
     if (!d)
         return IA_ERR_IO;

@@ -16,6 +16,12 @@ void crypto_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t 
  * False on an open or read error (errno set).
  */
 bool crypto_sha256_file(const char *path, uint64_t *bytes, char hex[2 * SHA256_LEN + 1]);
+/*
+ * SHA-256 of len bytes of fd from offset off, read with pread in 64 KiB blocks (bounded memory,
+ * the file position untouched). -1 with errno on a read error or a file shorter than off+len.
+ */
+int crypto_sha256_fd(int fd, unsigned long long off, unsigned long long len,
+                     unsigned char out[SHA256_LEN]);
 /* Compares n bytes in time that does not depend on where they differ. */
 bool crypto_equal(const void *a, const void *b, size_t n);
 /* Compares two strings of any lengths without revealing where or whether lengths differ. */

@@ -32,6 +32,7 @@ static struct {
     CURL *(*easy_init)(void);
     CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
     CURLcode (*easy_perform)(CURL *);
+    void (*easy_reset)(CURL *);
     CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
     void (*easy_cleanup)(CURL *);
     const char *(*easy_strerror)(CURLcode);
@@ -71,6 +72,7 @@ static void load(void)
     LOAD(easy_init, "curl_easy_init");
     LOAD(easy_setopt, "curl_easy_setopt");
     LOAD(easy_perform, "curl_easy_perform");
+    LOAD(easy_reset, "curl_easy_reset");
     LOAD(easy_getinfo, "curl_easy_getinfo");
     LOAD(easy_cleanup, "curl_easy_cleanup");
     LOAD(easy_strerror, "curl_easy_strerror");
@@ -145,6 +147,12 @@ CURLcode curl_easy_setopt(CURL *curl, CURLoption option, ...)
 CURLcode curl_easy_perform(CURL *curl)
 {
     return ready() && curl ? lib.easy_perform(curl) : CURLE_FAILED_INIT;
+}
+
+void curl_easy_reset(CURL *curl)
+{
+    if (curl && ready())
+        lib.easy_reset(curl);
 }
 
 CURLcode curl_easy_getinfo(CURL *curl, CURLINFO info, ...)

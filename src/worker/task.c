@@ -60,7 +60,7 @@ static void task_progress(const char *stage, double progress, void *ctx)
 static void stage_done(const struct task_run *run, enum metrics_stage stage, int64_t t0_ms,
                        enum ia_err err)
 {
-    int64_t ms = media_now_ms() - t0_ms;
+    int64_t ms = os_monotonic_ms() - t0_ms;
     metrics_task_stage(stage, ms);
     log_msg(LOG_INFO, "worker", "task=%s stage=%s ms=%lld result=%s", run->t->task_id,
             metrics_stage_name(stage), (long long)ms, ia_err_code(err));
@@ -250,18 +250,18 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
     media_opts_init(&opts, run);
     outputs_init(&out, run->work_dir);
     json_t *facts = NULL;
-    int64_t t0 = media_now_ms();
+    int64_t t0 = os_monotonic_ms();
     enum ia_err err = task_source(run, &opts, url, &out, &fetched, &facts, detail, len);
     stage_done(run, METRICS_STAGE_FETCH, t0, err);
     if (!err) {
-        t0 = media_now_ms();
+        t0 = os_monotonic_ms();
         err = media_process(&opts, out.input, out.mp4, out.jpg, &report, detail, len);
         stage_done(run, METRICS_STAGE_PROCESS, t0, err);
     }
     if (!err)
         err = task_analyse(run, &opts, out.mp4, report, &aout);
     if (!err) {
-        t0 = media_now_ms();
+        t0 = os_monotonic_ms();
         json_t *doc = metadata_build(run, report, facts);
         facts = NULL;
         err = write_json_file(run->env->store, out.json, doc);

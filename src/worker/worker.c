@@ -226,6 +226,10 @@ int worker_main(const struct config *cfg)
         w.store = NULL;
         snprintf(err, sizeof(err), "cannot fetch anything without libcurl");
     }
+    if (w.store && store_use_s3(w.store, cfg, err, sizeof(err))) {
+        store_free(w.store);
+        w.store = NULL;
+    }
     if (!w.store) {
         log_msg(LOG_ERROR, "worker", "%s", err);
         netpolicy_free(w.policy);

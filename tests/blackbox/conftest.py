@@ -283,3 +283,51 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, "rep_" + rep.when, rep)
+
+
+# A real radosgw (tests/s3/rgw.py), started once per session: about 13 s and 130 MiB.
+sys.path.insert(0, os.path.join(ROOT, "tests", "s3"))
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_path_factory):
+    from rgw import Rgw
+    started = time.monotonic()
+    r = Rgw(base=str(tmp_path_factory.mktemp("rgw")), timeout=120 * SLOW)
+    r.start_seconds = time.monotonic() - started
+    yield r
+    r.stop()
+
+
+# The S3 client through `interview-api s3`, on the session's radosgw (test_s3*.py).
+BUCKET = "iatest"
+
+
+def s3env(rgw, prefix, **extra):
+    env = {"PATH": os.environ["PATH"], **SANITIZER_ENV,
+           "STORAGE_URL": f"s3://{BUCKET}/{prefix}",
+           "AWS_ENDPOINT_URL_S3": rgw.endpoint,
+           "AWS_REGION": rgw.region,
+           "AWS_ACCESS_KEY_ID": rgw.access_key,
+           "AWS_SECRET_ACCESS_KEY": rgw.secret_key,
+           "S3_ALLOW_CIDRS": "127.0.0.1/32"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def s3(env, *args, cwd=None, check=True):
+    out = subprocess.run([IA_BIN, "s3", *args], env=env, capture_output=True, cwd=cwd,
+                         timeout=120 * SLOW)
+    if check:
+        assert out.returncode == 0, (out.returncode, out.stderr.decode(errors="replace"))
+    else:
+        assert out.returncode not in (86, 87, 88), out.stderr.decode(errors="replace")
+    return out
+
+
+@pytest.fixture(scope="session")
+def bucket(rgw):
+    s3(s3env(rgw, ""), "mb")
+    # Creating it again is not an error (the bucket is ours).
+    s3(s3env(rgw, ""), "mb")
+    return BUCKET

@@ -1,0 +1,205 @@
+/* Publication to an S3 bucket: the store's remote back end (store_s3.h). */
+#include "store/store_s3.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "store/s3.h"
+
+struct store_remote {
+    const struct config *cfg;
+    pthread_mutex_t lock;
+    struct s3 **idle; /* clients not in use */
+    size_t nidle, cap;
+};
+
+struct store_remote *store_remote_new(const struct config *cfg, char *err, size_t errlen)
+{
+    struct s3 *first = s3_new(cfg, err, errlen);
+    if (!first)
+        return NULL;
+    struct store_remote *r = xcalloc(1, sizeof *r);
+    r->cfg = cfg;
+    pthread_mutex_init(&r->lock, NULL);
+    r->cap = 4;
+    r->idle = xcalloc(r->cap, sizeof *r->idle);
+    r->idle[r->nidle++] = first;
+    log_msg(LOG_INFO, "store", "results are published to s3://%s/%s", s3_bucket(first),
+            s3_prefix(first));
+    return r;
+}
+
+void store_remote_free(struct store_remote *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nidle; i++)
+        s3_free(r->idle[i]);
+    free(r->idle);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* A client for this thread's request: an idle one, else a new one (the config was checked). */
+static struct s3 *remote_take(struct store_remote *r)
+{
+    struct s3 *s = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->nidle)
+        s = r->idle[--r->nidle];
+    pthread_mutex_unlock(&r->lock);
+    if (!s) {
+        char err[256];
+        s = s3_new(r->cfg, err, sizeof err);
+        if (!s)
+            log_msg(LOG_ERROR, "store", "S3 client: %s", err);
+    }
+    return s;
+}
+
+static void remote_give(struct store_remote *r, struct s3 *s)
+{
+    pthread_mutex_lock(&r->lock);
+    if (r->nidle == r->cap) {
+        r->cap *= 2;
+        r->idle = xrealloc(r->idle, r->cap * sizeof *r->idle);
+    }
+    r->idle[r->nidle++] = s;
+    pthread_mutex_unlock(&r->lock);
+}
+
+static const char *content_type_of(const char *ext)
+{
+    size_t n = strlen(ext);
+    if (n >= 3 && strcmp(ext + n - 3, "mp4") == 0)
+        return "video/mp4";
+    if (n >= 3 && strcmp(ext + n - 3, "jpg") == 0)
+        return "image/jpeg";
+    if (n >= 4 && strcmp(ext + n - 4, "json") == 0)
+        return "application/json";
+    if (strcmp(ext, "vtt") == 0)
+        return "text/vtt";
+    return "application/octet-stream";
+}
+
+static char *object_name(const char *video_id, const char *ext)
+{
+    return xasprintf(STORE_FILE_PREFIX "%s.%s", video_id, ext);
+}
+
+enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, const char *video_id,
+                                 const char *ext)
+{
+    struct s3 *s = remote_take(r);
+    if (!s) {
+        unlink(src_path);
+        return IA_ERR_INTERNAL;
+    }
+    char *name = object_name(video_id, ext);
+    char detail[512];
+    enum ia_err e = s3_put_file(s, name, src_path, content_type_of(ext), detail, sizeof detail);
+    if (e)
+        log_msg(LOG_ERROR, "store", "publishing %s to the bucket failed: %s: %s", name,
+                ia_err_code(e), detail);
+    else
+        log_msg(LOG_INFO, "store", "published %s to s3://%s/%s", name, s3_bucket(s), s3_prefix(s));
+    unlink(src_path);
+    free(name);
+    remote_give(r, s);
+    return e;
+}
+
+bool store_remote_exists(struct store_remote *r, const char *video_id, const char *ext)
+{
+    struct s3 *s = remote_take(r);
+    if (!s)
+        return false;
+    char *name = object_name(video_id, ext);
+    struct s3_head h;
+    char detail[512];
+    enum ia_err e = s3_head(s, name, &h, detail, sizeof detail);
+    if (e && e != IA_ERR_NOT_FOUND)
+        log_msg(LOG_WARN, "store", "asking the bucket for %s failed: %s: %s", name, ia_err_code(e),
+                detail);
+    free(name);
+    remote_give(r, s);
+    return e == IA_OK;
+}
+
+/* The names of one video's objects other than its metadata. */
+struct video_keys {
+    char **keys;
+    size_t n;
+    const char *meta; /* "processed_<id>.json", skipped */
+};
+
+static int collect_key(const struct s3_object *o, void *ctx)
+{
+    struct video_keys *v = ctx;
+    if (strcmp(o->key, v->meta) == 0)
+        return 0;
+    v->keys = xrealloc(v->keys, (v->n + 1) * sizeof *v->keys);
+    v->keys[v->n++] = xstrdup(o->key);
+    return 0;
+}
+
+/* Deletes the metadata of a video: true when it was there. */
+static enum ia_err remove_meta(struct s3 *s, const char *id, size_t *removed)
+{
+    char *meta = object_name(id, "json");
+    char detail[512];
+    struct s3_head h;
+    enum ia_err e = s3_head(s, meta, &h, detail, sizeof detail);
+    bool present = e == IA_OK;
+    if (e == IA_OK || e == IA_ERR_NOT_FOUND)
+        e = present ? s3_delete(s, meta, detail, sizeof detail) : IA_OK;
+    if (!e && present && removed)
+        (*removed)++;
+    free(meta);
+    return e;
+}
+
+/* Deletes every other object of a video. */
+static enum ia_err remove_rest(struct s3 *s, const char *id, size_t *removed)
+{
+    char *prefix = xasprintf(STORE_FILE_PREFIX "%s.", id);
+    char *meta = object_name(id, "json");
+    struct video_keys v = {NULL, 0, meta};
+    char detail[512];
+    enum ia_err e = s3_list(s, prefix, collect_key, &v, NULL, detail, sizeof detail);
+    for (size_t i = 0; i < v.n; i++) {
+        if (!e) {
+            e = s3_delete(s, v.keys[i], detail, sizeof detail);
+            if (!e && removed)
+                (*removed)++;
+        }
+        free(v.keys[i]);
+    }
+    if (e)
+        log_msg(LOG_ERROR, "store", "removing video=%s from the bucket: %s: %s", id, ia_err_code(e),
+                detail);
+    free(v.keys);
+    free(meta);
+    free(prefix);
+    return e;
+}
+
+enum ia_err store_remote_remove(struct store_remote *r, const struct store_video_id *ids, size_t n,
+                                size_t *removed)
+{
+    struct s3 *s = remote_take(r);
+    if (!s)
+        return IA_ERR_INTERNAL;
+    enum ia_err err = IA_OK;
+    for (size_t i = 0; i < n && !err; i++) /* first: each video stops being complete */
+        err = remove_meta(s, ids[i].id, removed ? &removed[i] : NULL);
+    for (size_t i = 0; i < n && !err; i++)
+        err = remove_rest(s, ids[i].id, removed ? &removed[i] : NULL);
+    remote_give(r, s);
+    return err;
+}

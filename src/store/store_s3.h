@@ -1,0 +1,33 @@
+/*
+ * The S3 back end of the store (inside store/ only): with STORAGE_URL=s3://bucket/prefix,
+ * published results go to the bucket as prefix/processed_<id>.<ext>, metadata last, and are
+ * removed from it metadata first. A pool of S3 clients (one curl handle each) serves the
+ * threads that publish or look at the same time.
+ */
+#ifndef IA_STORE_STORE_S3_H
+#define IA_STORE_STORE_S3_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "store/store.h"
+
+struct store_remote;
+
+/* NULL with a message in err when the S3 configuration is incomplete or invalid. */
+struct store_remote *store_remote_new(const struct config *cfg, char *err, size_t errlen);
+void store_remote_free(struct store_remote *r);
+/* The remote of a store, or NULL when results stay in the directory. */
+struct store_remote *store_remote_of(const struct store *s);
+/* Uploads src_path as processed_<video_id>.<ext>, then removes src_path (also on failure). */
+enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, const char *video_id,
+                                 const char *ext);
+/* True when processed_<video_id>.<ext> is in the bucket (false also when it cannot be asked). */
+bool store_remote_exists(struct store_remote *r, const char *video_id, const char *ext);
+/* store_remove_videos() for the bucket: every metadata object first, then the rest. */
+enum ia_err store_remote_remove(struct store_remote *r, const struct store_video_id *ids, size_t n,
+                                size_t *removed);
+
+#endif
