@@ -45,8 +45,10 @@ unit:
 	cd $(ASAN_BUILD) && ctest --output-on-failure
 
 # The black-box suite runs the sanitizer build of the real program.
+# BLACKBOX_TESTS narrows the run to some files (PYTEST_ARGS="-k ..." to some tests).
+BLACKBOX_TESTS ?= tests/blackbox
 blackbox:
-	IA_BIN=$(CURDIR)/$(ASAN_BUILD)/interview-api $(PYTHON) -m pytest -q tests/blackbox $(PYTEST_ARGS)
+	IA_BIN=$(CURDIR)/$(ASAN_BUILD)/interview-api $(PYTHON) -m pytest -q $(BLACKBOX_TESTS) $(PYTEST_ARGS)
 
 # Benchmarks against nginx and bare ffmpeg in the same run (not part of `make test`).
 bench:
