@@ -66,6 +66,11 @@ struct config {
     long long review_video;
     long long retention_days;
     long long retention_sweep_s;
+    char *webhook_secret;
+    long long webhook_retry_base_s;
+    long long webhook_retry_max_s;
+    long long webhook_max_age_s;
+    long long webhook_timeout_s;
 };
 
 /* A lookup of a name in an environment: returns NULL when unset. */

@@ -42,6 +42,12 @@
  */
 #define QUEUE_DELETED_PREFIX "interview-deleted-"
 #define QUEUE_PERIODIC_PREFIX "interview-periodic-"
+/*
+ * Backend: webhook events waiting for delivery (queue_webhook.c): a hash of envelopes with their
+ * attempt counts and queue times, and a zset of their ids by the time of their next attempt.
+ */
+#define QUEUE_WEBHOOKS_KEY "interview-webhooks"
+#define QUEUE_WEBHOOKS_DUE_KEY "interview-webhooks-due"
 
 #define QUEUE_TIMEOUT_MS 1000 /* connect and command timeout */
 #define QUEUE_RETRY_MS 250    /* no reconnect attempt sooner than this after a failure */
@@ -56,6 +62,8 @@ enum queue_script {
     SCRIPT_LOST,
     SCRIPT_IDEM,
     SCRIPT_FENCE,
+    SCRIPT_WEBHOOK_CLAIM,
+    SCRIPT_WEBHOOK_SETTLE,
     SCRIPT__COUNT
 };
 

@@ -1,4 +1,4 @@
-/* Worker process: slots, heartbeat, signals and orderly shutdown. */
+/* Worker process: slots, heartbeat, the webhook sender, signals and orderly shutdown. */
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include "queue/queue.h"
 #include "store/store.h"
 #include "util/netpolicy.h"
+#include "webhook/webhook.h"
 #include "worker/task.h"
 
 #define CLAIM_WAIT_MS 1000
@@ -233,9 +234,11 @@ int worker_main(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     pthread_t heartbeat;
     worker_start(&w, &heartbeat);
+    struct webhook_sender *sender = webhook_sender_start(cfg, w.policy);
     log_msg(LOG_INFO, "worker", "ready: %d slot(s), lease %lld s", w.nslots, cfg->task_lease_s);
     worker_wait_shutdown(&w, &set);
     worker_join(&w, heartbeat);
+    webhook_sender_stop(sender);
     analysis_global_cleanup();
     store_free(w.store);
     netpolicy_free(w.policy);
