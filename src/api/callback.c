@@ -9,61 +9,11 @@
 #include <string.h>
 
 #include "api/internal.h"
-#include "core/alloc.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "http/http.h"
 #include "media/media.h"
-#include "queue/celery.h"
 #include "webhook/webhook.h"
-
-const char *api_parse_submit_callback(const unsigned char *body, size_t len, char **url_out)
-{
-    *url_out = NULL;
-    json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, NULL);
-    const json_t *v = json_object_get(root, "callback_url");
-    const char *why = NULL;
-    if (json_is_string(v) && json_string_length(v) <= WEBHOOK_URL_MAX)
-        *url_out = xstrdup(json_string_value(v));
-    else if (v && !json_is_null(v))
-        why = "callback_url must be a string of at most 2048 bytes";
-    json_decref(root);
-    return why;
-}
-
-bool upload_metadata_callback(const char *m, char **url_out)
-{
-    static const char key[] = "callback_url";
-    const size_t klen = sizeof(key) - 1;
-    const char *p = m, *end = m + strlen(m);
-    *url_out = NULL;
-    while (p < end) {
-        p += strspn(p, " ");
-        const char *comma = memchr(p, ',', (size_t)(end - p));
-        const char *stop = comma ? comma : end;
-        bool named = (size_t)(stop - p) > klen && memcmp(p, key, klen) == 0 && p[klen] == ' ';
-        bool bare = (size_t)(stop - p) == klen && memcmp(p, key, klen) == 0;
-        if (bare || (named && *url_out))
-            goto bad; /* no value, or twice */
-        if (named) {
-            size_t n;
-            unsigned char *raw =
-                celery_base64_decode(p + klen + 1, (size_t)(stop - p - klen - 1), &n);
-            if (!raw || n == 0 || n > WEBHOOK_URL_MAX || memchr(raw, '\0', n)) {
-                free(raw);
-                goto bad;
-            }
-            *url_out = xstrndup((const char *)raw, n);
-            free(raw);
-        }
-        p = comma ? comma + 1 : end;
-    }
-    return true;
-bad:
-    free(*url_out);
-    *url_out = NULL;
-    return false;
-}
 
 bool api_callback_admit(struct api_call *call, const char *url)
 {

@@ -65,8 +65,9 @@ enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **
  */
 json_t *api_task_kwargs_new(bool analysis_off);
 
-/* Webhooks (callback.c): the callback_url of a task. */
 /*
+ * Webhooks: the callback_url of a task (parsers in submit_body.c and upload_parse.c, the check
+ * in callback.c).
  * The optional "callback_url" member of a POST /submit body (parsed again, after
  * api_parse_submit_body accepted it): NULL with *url_out the URL (the caller frees it) or NULL
  * when absent or null; else the client-facing 422 reason (static).

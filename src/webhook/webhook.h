@@ -2,8 +2,8 @@
  * Webhooks: a signed JSON event POSTed to a task's callback_url when the task succeeds or fails,
  * kept in Redis until a receiver answers 2xx, retried with exponential backoff and jitter for up
  * to WEBHOOK_MAX_AGE_S. The worker queues an event in the same atomic step that writes the
- * task's final state (queue_task_succeed/queue_task_fail); a sender thread in each worker
- * process delivers due events (webhook_sender.c). See docs/webhooks.md.
+ * task's final state (queue_task_succeed/queue_task_fail); sender threads in each worker
+ * process deliver due events (webhook_sender.c). See docs/webhooks.md.
  */
 #ifndef IA_WEBHOOK_WEBHOOK_H
 #define IA_WEBHOOK_WEBHOOK_H
@@ -67,16 +67,17 @@ const char *webhook_task_callback(const json_t *kwargs);
 void webhook_attempt_outcome(const struct queue_webhook *w, enum webhook_outcome outcome,
                              long status, const char *detail, double next_s);
 
-/* The sender thread of a worker process (webhook_sender.c). */
+/* The sender threads of a worker process (webhook_sender.c). */
 struct webhook_sender;
 /*
- * Starts delivering due events when WEBHOOK_SECRET is set (else returns NULL: nothing is sent).
+ * Starts the threads that deliver due events when WEBHOOK_SECRET is set (else returns NULL:
+ * nothing is sent).
  * cfg and policy must outlive it. Start it with the signals the program waits for blocked.
  */
 struct webhook_sender *webhook_sender_start(const struct config *cfg,
                                             const struct netpolicy *policy);
 /*
- * Stops the thread: an attempt in progress is cut short and its event made due again at once
+ * Stops the threads: an attempt in progress is cut short and its event made due again at once
  * (another worker, or this one after a restart, sends it). NULL is fine.
  */
 void webhook_sender_stop(struct webhook_sender *s);

@@ -1,5 +1,6 @@
 /*
- * The sender thread of a worker process: claims due webhook events under a lease, POSTs each
+ * The sender threads of a worker process (two, so that one silent receiver does not hold up every
+ * other): each claims one due webhook event at a time under a lease, POSTs it
  * (signed, through the fetcher's gate, no redirects, WEBHOOK_TIMEOUT_S per attempt), and removes
  * it on a 2xx answer, schedules the next attempt with backoff and jitter, or drops it once
  * WEBHOOK_MAX_AGE_S has passed since the task ended.
@@ -22,14 +23,14 @@
 #include "media/media.h"
 #include "queue/queue.h"
 
-#define SENDER_BATCH 8        /* events claimed at a time */
+#define SENDER_THREADS 2      /* so that one silent receiver does not hold up the others */
 #define SENDER_IDLE_MS 500    /* pause when none is due */
 #define SENDER_OUTAGE_MS 2000 /* pause after Redis failed */
 
 struct webhook_sender {
     const struct config *cfg;
     const struct netpolicy *policy;
-    pthread_t thread;
+    pthread_t threads[SENDER_THREADS];
     atomic_bool stop;
 };
 
@@ -153,18 +154,17 @@ static void *sender_main(void *arg)
 {
     struct webhook_sender *s = arg;
     struct queue *q = queue_new(s->cfg);
-    /* A sender that dies mid-attempt leaves its events to others after the lease. */
+    /*
+     * One event at a time, leased for two attempts' time: a sender that dies mid-attempt leaves
+     * it to the others when the lease ends, and a live one settles it well before.
+     */
     int lease_s = (int)s->cfg->webhook_timeout_s * 2 + 5;
     while (!atomic_load(&s->stop)) {
         struct queue_webhook *ws = NULL;
         size_t n = 0;
-        enum ia_err err = queue_webhook_claim(q, lease_s, SENDER_BATCH, &ws, &n);
-        for (size_t i = 0; i < n; i++) {
-            if (atomic_load(&s->stop))
-                queue_webhook_settle(q, &ws[i], 0); /* stopping: hand it back, due at once */
-            else
-                handle(s, q, &ws[i]);
-        }
+        enum ia_err err = queue_webhook_claim(q, lease_s, 1, &ws, &n);
+        for (size_t i = 0; i < n; i++)
+            handle(s, q, &ws[i]);
         queue_webhooks_free(ws, n);
         if (err || n == 0)
             pause_ms(s, err ? SENDER_OUTAGE_MS : SENDER_IDLE_MS);
@@ -183,8 +183,9 @@ struct webhook_sender *webhook_sender_start(const struct config *cfg,
     struct webhook_sender *s = xcalloc(1, sizeof(*s));
     s->cfg = cfg;
     s->policy = policy;
-    if (pthread_create(&s->thread, NULL, sender_main, s))
-        abort();
+    for (int i = 0; i < SENDER_THREADS; i++)
+        if (pthread_create(&s->threads[i], NULL, sender_main, s))
+            abort();
     return s;
 }
 
@@ -193,6 +194,7 @@ void webhook_sender_stop(struct webhook_sender *s)
     if (!s)
         return;
     atomic_store(&s->stop, true);
-    pthread_join(s->thread, NULL);
+    for (int i = 0; i < SENDER_THREADS; i++)
+        pthread_join(s->threads[i], NULL);
     free(s);
 }

@@ -373,3 +373,30 @@ def test_python_celery_client_with_a_callback(svc, receiver, file_server, redis_
     event = check_signed(h, b)
     assert event["task_id"] == tid and event["status"] == "success"
     assert event["video_url"] == result["video_url"]
+
+
+def test_a_python_worker_receives_the_callback_as_a_keyword(tmp_path, redis_server, receiver,
+                                                            file_server):
+    """What /submit publishes with a callback_url stays a plain Celery call: a real Python
+    Celery worker runs it with the keyword argument intact (and sends no webhook itself)."""
+    from test_celery_interop import PythonWorker
+    svc = Service(str(tmp_path), redis_server, file_server, workers=0, extra_env={
+        "ALLOWED_PORTS": f"{file_server.port},{receiver.port}", "WEBHOOK_SECRET": SECRET})
+    py = PythonWorker(redis_server)
+    try:
+        cb = receiver.url("/python")
+        tid = submit(svc, file_server.url("clip.mp4"), cb)
+        deadline = time.time() + WAIT_S
+        while time.time() < deadline:
+            raw = redis_server.cli("GET", f"celery-task-meta-{tid}", db=1)
+            if raw and json.loads(raw)["status"] in ("SUCCESS", "FAILURE"):
+                break
+            time.sleep(0.1)
+        meta = json.loads(raw)
+    finally:
+        py_log = py.stop()
+        codes = svc.stop()
+    assert meta["status"] == "SUCCESS", (meta, py_log)
+    assert meta["result"]["callback_url"] == cb and meta["result"]["analysis"] is False
+    assert meta["result"]["worker"] == "python-stub"
+    assert all(c == 0 for c in codes.values()), svc.dump_logs()

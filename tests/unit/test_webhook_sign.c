@@ -215,6 +215,40 @@ static void test_tus_metadata_callback(void **state)
     assert_null(url);
 }
 
+/* The callback_url member of a /submit body: absent, null, a string, or refused. */
+static const char *submit_callback(const char *body, char **url)
+{
+    return api_parse_submit_callback((const unsigned char *)body, strlen(body), url);
+}
+
+static void test_submit_callback_member(void **state)
+{
+    (void)state;
+    char *url = NULL;
+    assert_null(submit_callback("{\"video_url\": \"http://a/v\"}", &url));
+    assert_null(url);
+    assert_null(submit_callback("{\"callback_url\": null}", &url));
+    assert_null(url);
+    assert_null(submit_callback("{\"callback_url\": \"https://h/x?t=1\"}", &url));
+    assert_string_equal(url, "https://h/x?t=1");
+    free(url);
+    static const char *const refused[] = {
+        "{\"callback_url\": 5}", "{\"callback_url\": [\"https://h/\"]}",
+        "{\"callback_url\": {}}", "{\"callback_url\": true}",
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        assert_non_null(submit_callback(refused[i], &url));
+        assert_null(url);
+    }
+    char *big = malloc(2100);
+    int n = snprintf(big, 2100, "{\"callback_url\": \"https://h/");
+    memset(big + n, 'a', 2049 - 10);
+    memcpy(big + n + 2049 - 10, "\"}", 3);
+    assert_non_null(submit_callback(big, &url));
+    assert_null(url);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -225,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_task_callback_from_kwargs),
         cmocka_unit_test(test_callback_url_check),
         cmocka_unit_test(test_tus_metadata_callback),
+        cmocka_unit_test(test_submit_callback_member),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
