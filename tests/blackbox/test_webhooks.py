@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from conftest import ALLOWED_HOST, ROOT, SLOW, Service, free_port, stop_process
+from conftest import ALLOWED_HOST, ROOT, SLOW, Redis, Service, free_port, stop_process
 
 SECRET = "whsec-test-0123456789"
 WAIT_S = 120 * SLOW
@@ -399,4 +399,53 @@ def test_a_python_worker_receives_the_callback_as_a_keyword(tmp_path, redis_serv
     assert meta["status"] == "SUCCESS", (meta, py_log)
     assert meta["result"]["callback_url"] == cb and meta["result"]["analysis"] is False
     assert meta["result"]["worker"] == "python-stub"
+    assert all(c == 0 for c in codes.values()), svc.dump_logs()
+
+
+def test_an_event_is_dropped_after_max_age(tmp_path, redis_server, file_server, receiver):
+    """A receiver that always fails: attempts stop once the next would come after
+    WEBHOOK_MAX_AGE_S, the event leaves Redis and the drop is logged."""
+    receiver.fail_first["/down"] = 10 ** 6
+    svc = make_service(tmp_path, redis_server, file_server, receiver, WEBHOOK_MAX_AGE_S="4")
+    try:
+        tid = submit(svc, file_server.url("clip.mp4"), receiver.url("/down"))
+        receiver.wait_for("/down", 2, dump=svc.dump_logs)
+        deadline = time.time() + WAIT_S
+        while "failed; dropped" not in "".join(open(n, errors="replace").read()
+                                                 for n in svc.logs):
+            assert time.time() < deadline, svc.dump_logs()
+            time.sleep(0.2)
+        assert wait_empty(redis_server)
+        assert redis_server.cli("EXISTS", "interview-webhooks", db=1) == "0"
+        attempts = len(receiver.seen("/down"))
+        time.sleep(3 * SLOW)
+        assert len(receiver.seen("/down")) == attempts, "no attempt after the drop"
+        logs = "".join(open(n, errors="replace").read() for n in svc.logs)
+        assert re.search(rf"task={tid} event=\S+ attempt={attempts} host=\S+ status=500 "
+                         r"failed; dropped", logs), logs[-3000:]
+    finally:
+        codes = svc.stop()
+    assert all(c == 0 for c in codes.values()), svc.dump_logs()
+
+
+def test_a_pending_event_survives_a_redis_restart(tmp_path, file_server, receiver):
+    """Redis with its append-only file: an event waiting for its next attempt is still
+    delivered, with the same id, after Redis stopped and came back (the workers reconnect)."""
+    aof = tmp_path / "redis-aof"
+    aof.mkdir()
+    redis = Redis(str(aof), appendonly=True)
+    svc = make_service(tmp_path, redis, file_server, receiver)
+    try:
+        submit(svc, file_server.url("clip.mp4"), receiver.url("/until-released"))
+        [(h, body)] = receiver.wait_for("/until-released", 1, dump=svc.dump_logs)
+        first = check_signed(h, body)
+        redis.stop()
+        redis.start()
+        receiver.released.set()
+        [(h, b)] = receiver.wait_for("/until-released+released", 1, dump=svc.dump_logs)
+        assert check_signed(h, b)["id"] == first["id"] and b == body
+        assert wait_empty(redis)
+    finally:
+        codes = svc.stop()
+        redis.stop()
     assert all(c == 0 for c in codes.values()), svc.dump_logs()
