@@ -27,6 +27,12 @@ struct queue *queue_new(const struct config *cfg)
     return q;
 }
 
+void queue_set_lost_events(struct queue *q, queue_event_fn fn, void *ctx)
+{
+    q->lost_event = fn;
+    q->lost_event_ctx = ctx;
+}
+
 void queue_free(struct queue *q)
 {
     if (!q)
@@ -61,12 +67,18 @@ bool queue_task_id_ok(const char *id)
     return true;
 }
 
-/* Writes interview-task-<id> = {"video_url", "submitted_at"} with the result TTL. */
-static enum ia_err record_accepted(struct queue *q, const char *task_id, const char *video_url)
+/*
+ * Writes interview-task-<id> = {"video_url", "submitted_at"} with the result TTL, plus the
+ * kwargs' "callback_url" when there is one (a task_lost failure sends its webhook event).
+ */
+static enum ia_err record_accepted(struct queue *q, const char *task_id, const char *video_url,
+                                   const json_t *kwargs)
 {
     char when[40];
     celery_isoformat(queue_wall_now(), when, sizeof(when));
-    json_t *rec = json_pack("{s:s, s:s}", "video_url", video_url, "submitted_at", when);
+    const char *callback = json_string_value(json_object_get(kwargs, "callback_url"));
+    json_t *rec = json_pack("{s:s, s:s, s:s*}", "video_url", video_url, "submitted_at", when,
+                            "callback_url", callback);
     char *text = rec ? json_dumps(rec, JSON_ENSURE_ASCII) : NULL;
     json_decref(rec);
     if (!text)
@@ -116,7 +128,7 @@ enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video
     json_decref(args);
     if (!msg)
         return IA_ERR_INVALID;
-    enum ia_err rc = record_accepted(q, task_id, video_url);
+    enum ia_err rc = record_accepted(q, task_id, video_url, kwargs);
     if (!rc) {
         rc = publish(q, task_id, msg);
         if (rc == IA_ERR_BROKER_UNSURE) { /* it may run: /status must know it */
@@ -372,6 +384,12 @@ static enum ia_err set_exception_ev(struct queue *q, const char *task_id, const 
     enum ia_err rc = set_state_ev(q, task_id, fence, status, exc, ev);
     json_decref(exc);
     return rc;
+}
+
+enum ia_err queue_set_failure_event(struct queue *q, const char *task_id, const char *code,
+                                    const char *message, const struct queue_webhook_event *ev)
+{
+    return set_exception_ev(q, task_id, "", "FAILURE", code, message, ev);
 }
 
 static enum ia_err set_exception(struct queue *q, const char *task_id, const char *fence,

@@ -213,6 +213,20 @@ enum ia_err queue_task_succeed(struct queue *q, const struct claimed_task *t, js
 enum ia_err queue_task_fail(struct queue *q, const struct claimed_task *t, const char *code,
                             const char *message, const struct queue_webhook_event *ev);
 
+/*
+ * Builds the webhook event of a task that failed before any worker ran it (task_lost), for its
+ * callback URL: fills ev (event_id in id_buf, 64 bytes) and returns the body (the caller frees
+ * it), or returns NULL for no event.
+ */
+typedef char *(*queue_event_fn)(void *ctx, const char *task_id, const char *callback_url,
+                                const char *code, const char *message,
+                                struct queue_webhook_event *ev, char *id_buf);
+/*
+ * Makes queue_fail_lost() on q queue an event, built by fn, with each task_lost failure of a
+ * task submitted with a callback_url (kept in its accepted record). fn NULL: none (the default).
+ */
+void queue_set_lost_events(struct queue *q, queue_event_fn fn, void *ctx);
+
 /* A webhook event claimed for one delivery attempt. */
 struct queue_webhook {
     char event_id[64];

@@ -87,6 +87,8 @@ struct queue {
     long long result_ttl_s;
     long long max_queued; /* publish refuses beyond this many waiting messages; 0: no bound */
     char sha[SCRIPT__COUNT][41];
+    queue_event_fn lost_event; /* the webhook event of a task_lost failure (may be NULL) */
+    void *lost_event_ctx;
 };
 
 /* Monotonic and wall-clock time in seconds. */
@@ -113,6 +115,10 @@ redisReply *queue_eval(struct queue *q, struct queue_conn *qc, enum queue_script
 void queue_scripts_init(struct queue *q);
 /* True when r is an error reply; logs it. */
 bool queue_reply_failed(const struct queue_conn *qc, const redisReply *r, const char *what);
+
+/* queue_set_failure() with no fence, queuing ev (may be NULL) with the FAILURE it writes. */
+enum ia_err queue_set_failure_event(struct queue *q, const char *task_id, const char *code,
+                                    const char *message, const struct queue_webhook_event *ev);
 
 /* Task ids name Redis keys and appear in logs: printable ASCII without spaces, short. */
 bool queue_task_id_ok(const char *id);

@@ -14,6 +14,7 @@
 struct config;
 struct netpolicy;
 struct queue_webhook;
+struct queue_webhook_event;
 typedef struct json_t json_t;
 
 #define WEBHOOK_SIGNATURE_HEADER "Interview-Signature"
@@ -54,6 +55,13 @@ enum webhook_outcome {
 char *webhook_event_body(const char *event_id, const char *task_id, const char *status,
                          const json_t *result, const char *alert_level, const char *error_code,
                          const char *error_message, long long created);
+
+/*
+ * The event of a task that failed before any worker ran it (queue_fail_lost, a queue_event_fn):
+ * a new event id in id_buf (64 bytes), ev filled, the body returned (the caller frees it).
+ */
+char *webhook_lost_event(void *ctx, const char *task_id, const char *callback_url, const char *code,
+                         const char *message, struct queue_webhook_event *ev, char *id_buf);
 
 /* The callback URL a task's kwargs carry ("callback_url"), or NULL. Borrowed from kwargs. */
 const char *webhook_task_callback(const json_t *kwargs);

@@ -1,14 +1,17 @@
-/* The pure parts of webhooks: the signature header, the backoff schedule and the event body. */
+/* The pure parts of webhooks: the signature header, the backoff schedule and the event bodies. */
 #include "webhook/webhook.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/alloc.h"
+#include "queue/queue.h"
 #include "util/crypto.h"
 #include "util/str.h"
+#include "util/uuid.h"
 
 void webhook_signature(const char *secret, long long t, const char *body, size_t len,
                        char out[WEBHOOK_SIGNATURE_MAX])
@@ -83,4 +86,17 @@ char *webhook_event_body(const char *event_id, const char *task_id, const char *
     char *text = json_dumps(ev, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(ev);
     return text;
+}
+
+char *webhook_lost_event(void *ctx, const char *task_id, const char *callback_url, const char *code,
+                         const char *message, struct queue_webhook_event *ev, char *id_buf)
+{
+    (void)ctx;
+    uuid_v4_new(id_buf);
+    char *body = webhook_event_body(id_buf, task_id, "failed", NULL, NULL, code, message,
+                                    (long long)time(NULL));
+    ev->event_id = id_buf;
+    ev->url = callback_url;
+    ev->body = body;
+    return body;
 }

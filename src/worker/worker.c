@@ -138,6 +138,8 @@ static void *heartbeat_main(void *arg)
 {
     struct worker *w = arg;
     struct queue *q = queue_new(w->cfg);
+    if (w->cfg->webhook_secret[0]) /* a task_lost failure sends its webhook too */
+        queue_set_lost_events(q, webhook_lost_event, NULL);
     long period_ms = w->cfg->task_lease_s * 1000 / 3;
     int64_t next_sweep = 0;
     while (!atomic_load(&w->stopped)) {

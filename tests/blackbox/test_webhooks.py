@@ -449,3 +449,25 @@ def test_a_pending_event_survives_a_redis_restart(tmp_path, file_server, receive
         codes = svc.stop()
         redis.stop()
     assert all(c == 0 for c in codes.values()), svc.dump_logs()
+
+
+def test_a_task_lost_by_the_queue_sends_its_failure_event(tmp_path, redis_server, file_server,
+                                                          receiver):
+    """A task whose message an operator purged before any worker took it fails as task_lost
+    (swept by a worker's heartbeat), and that failure sends the task's event too."""
+    extra = {"ALLOWED_PORTS": f"{file_server.port},{receiver.port}", "WEBHOOK_SECRET": SECRET,
+             "WEBHOOK_RETRY_BASE_S": "1", "TASK_LEASE_S": "3", "TASK_LOST_AFTER_S": "1"}
+    svc = Service(str(tmp_path), redis_server, file_server, workers=0, extra_env=extra)
+    try:
+        tid = submit(svc, file_server.url("clip.mp4"), receiver.url("/lost"))
+        assert redis_server.cli("DEL", "celery") == "1"  # an operator purges the queue
+        svc.workers.append(svc.spawn("worker"))
+        [(h, b)] = receiver.wait_for("/lost", 1, dump=svc.dump_logs)
+        event = check_signed(h, b)
+        _, status = svc.wait_done(tid)
+    finally:
+        codes = svc.stop()
+    assert status["status"] == "failed" and status["code"] == "task_lost", status
+    assert event["task_id"] == tid and event["type"] == "task.failed"
+    assert event["error"] == {"code": "task_lost", "message": status["error"]}
+    assert all(c == 0 for c in codes.values()), svc.dump_logs()

@@ -1,8 +1,8 @@
 /*
  * Tests queue/queue_webhook.c and the event step of the set-result script against a private
  * redis-server on a free loopback port (stopped by its PID): an event is queued with the final
- * state it reports and only then, claims lease it, the attempt number fences the settle, and a
- * sender that dies leaves the event to the next claim.
+ * state it reports and only then, claims lease it, the attempt number fences the settle, a
+ * sender that dies leaves the event to the next claim, and a task_lost failure has its event.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -234,6 +234,52 @@ static void test_unreadable_envelope_is_removed(void **state)
     assert_int_equal(int_cmd("EXISTS %s", "interview-webhooks"), 0);
 }
 
+/* A queue_event_fn that names its event after the task; counts its calls. */
+static int lost_calls;
+static char *lost_event(void *ctx, const char *task_id, const char *callback_url, const char *code,
+                        const char *message, struct queue_webhook_event *ev, char *id_buf)
+{
+    assert_string_equal(ctx, "ctx");
+    assert_string_equal(code, "task_lost");
+    assert_non_null(message);
+    lost_calls++;
+    snprintf(id_buf, 64, "lost-%s", task_id);
+    char *body = malloc(64);
+    snprintf(body, 64, "{\"task\":\"%s\"}", task_id);
+    ev->event_id = id_buf;
+    ev->url = callback_url;
+    ev->body = body;
+    return body;
+}
+
+/* task_lost: the callback URL kept in the accepted record brings the failure's event. */
+static void test_lost_task_sends_its_event(void **state)
+{
+    struct queue *q = *state;
+    json_t *with = json_pack("{s:s}", "callback_url", "https://hooks.example/lost");
+    assert_int_equal(queue_submit(q, "l1", "http://example.test/v.mp4", with), IA_OK);
+    assert_int_equal(queue_submit(q, "l2", "http://example.test/v.mp4", NULL), IA_OK);
+    json_decref(with);
+    freeReplyObject(redisCommand(rc, "SELECT 0"));
+    freeReplyObject(redisCommand(rc, "DEL celery"));
+    freeReplyObject(redisCommand(rc, "SELECT 1"));
+    static char ctx[] = "ctx";
+    queue_set_lost_events(q, lost_event, ctx);
+    lost_calls = 0;
+    usleep(1100 * 1000);
+    assert_int_equal(queue_fail_lost(q, 1), 2);
+    assert_int_equal(lost_calls, 1); /* l2 has no callback */
+    struct queue_webhook *w = claim_one(q, 30);
+    assert_string_equal(w->event_id, "lost-l1");
+    assert_string_equal(w->task_id, "l1");
+    assert_string_equal(w->url, "https://hooks.example/lost");
+    assert_string_equal(w->body, "{\"task\":\"l1\"}");
+    queue_webhooks_free(w, 1);
+    char status[16];
+    assert_int_equal(queue_get_celery_status(q, "l1", status, sizeof status), IA_OK);
+    assert_string_equal(status, "FAILURE");
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, each_setup, each_teardown)
@@ -243,6 +289,7 @@ int main(void)
         T(test_claim_leases_and_settle_is_fenced),
         T(test_a_dead_sender_leaves_the_event_to_the_next),
         T(test_unreadable_envelope_is_removed),
+        T(test_lost_task_sends_its_event),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
