@@ -20,7 +20,7 @@ import requests
 from conftest import ALLOWED_HOST, ROOT, SLOW, Redis, Service, free_port, stop_process
 
 SECRET = "whsec-test-0123456789"
-WAIT_S = 120 * SLOW
+WAIT_S = 120 * SLOW  # an upper bound only for a test that failed: nothing waits this long
 
 
 def docs_verify():
@@ -137,7 +137,7 @@ def receiver():
 def make_service(tmp_path, redis, file_server, receiver, secret=SECRET, **env):
     extra = {"ALLOWED_PORTS": f"{file_server.port},{receiver.port}",
              "WEBHOOK_SECRET": secret, "WEBHOOK_RETRY_BASE_S": "1",
-             "WEBHOOK_TIMEOUT_S": "3"}
+             "WEBHOOK_TIMEOUT_S": str(int(3 * SLOW))}
     extra.update(env)
     svc = Service(str(tmp_path), redis, file_server, extra_env=extra)
     svc.wait_workers_ready()
@@ -406,7 +406,8 @@ def test_an_event_is_dropped_after_max_age(tmp_path, redis_server, file_server, 
     """A receiver that always fails: attempts stop once the next would come after
     WEBHOOK_MAX_AGE_S, the event leaves Redis and the drop is logged."""
     receiver.fail_first["/down"] = 10 ** 6
-    svc = make_service(tmp_path, redis_server, file_server, receiver, WEBHOOK_MAX_AGE_S="4")
+    svc = make_service(tmp_path, redis_server, file_server, receiver,
+                       WEBHOOK_MAX_AGE_S=str(int(4 * SLOW)))
     try:
         tid = submit(svc, file_server.url("clip.mp4"), receiver.url("/down"))
         receiver.wait_for("/down", 2, dump=svc.dump_logs)
