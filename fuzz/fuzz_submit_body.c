@@ -2,7 +2,8 @@
  * libFuzzer target for the POST /submit body check (api_parse_submit_body in api/submit_body.c):
  * the input is a request body. An accepted body yields an absolute http(s) URL of printable ASCII
  * within the length limit and kwargs {} or {"analysis": false}; a refused one yields one of the
- * fixed 422 messages and no URL.
+ * fixed 422 messages and no URL. The optional callback_url (api_parse_submit_callback) is a
+ * string within the limit or the one refusal.
  */
 #include <jansson.h>
 #include <stdbool.h>
@@ -77,6 +78,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_reason(why);
     }
     free(url);
+    char *callback = NULL;
+    why = api_parse_submit_callback(body, size, &callback);
+    static const char refusal[] = "callback_url must be a string of at most 2048 bytes (no NUL)";
+    if (why ? callback || strcmp(why, refusal) != 0 : callback && strlen(callback) > 2048)
+        abort(); /* a refusal has its one message and no URL; a URL is within the limit */
+    free(callback);
     free(body);
     return 0;
 }

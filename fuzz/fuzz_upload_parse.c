@@ -73,6 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort(); /* the analysis is off only when the metadata says so */
     if (upload_parse_flag(offset, &off) && strcmp(offset, off ? "false" : "true") != 0)
         abort();
+    char *callback = NULL;
+    if (upload_metadata_valid(metadata) && upload_metadata_callback(metadata, &callback) &&
+        callback &&
+        (callback[0] == '\0' || strlen(callback) > 2048 || !strstr(metadata, "callback_url")))
+        abort(); /* a callback URL is 1 to 2048 bytes, named by its key */
+    free(callback);
     check_number(offset);
     check_multipart(content_type, body, len);
     free(body);

@@ -9,12 +9,14 @@ struct config;
 struct store;
 struct http_request;
 struct api_auth;
+struct netpolicy;
 
 /* What every request handler may read; shared by all threads, read-only after start. */
 struct app {
     const struct config *cfg;
     struct store *store;
     struct api_auth *auth;
+    const struct netpolicy *policy; /* the fetcher's, for callback URLs at submission */
 };
 
 /*

@@ -62,6 +62,29 @@ enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **
  */
 json_t *api_task_kwargs_new(bool analysis_off);
 
+/*
+ * Webhooks: the callback_url of a task (parsers in submit_body.c and upload_parse.c, the check
+ * in callback.c).
+ * The optional "callback_url" member of a POST /submit body (parsed again, after
+ * api_parse_submit_body accepted it): NULL with *url_out the URL (the caller frees it) or NULL
+ * when absent or null; else the client-facing 422 reason (static).
+ */
+const char *api_parse_submit_callback(const unsigned char *body, size_t len, char **url_out);
+/*
+ * The "callback_url" key of a valid Upload-Metadata value, base64-decoded into *url_out (the
+ * caller frees it; NULL when absent). False when the key has no value, a value that is not
+ * base64 of 1 to 2048 bytes without NUL, or appears twice.
+ */
+bool upload_metadata_callback(const char *m, char **url_out);
+/*
+ * True when url (NULL: none) may be a task's callback URL; else replies 400 webhooks_disabled
+ * (WEBHOOK_SECRET unset) or callback_url_not_allowed (scheme, user-info, port, localhost or a
+ * numeric address the fetcher may not reach; names are checked when the event is sent).
+ */
+bool api_callback_admit(struct api_call *call, const char *url);
+/* api_task_kwargs_new() plus "callback_url" when callback_url is not NULL. A new reference. */
+json_t *api_task_kwargs_with_callback(bool analysis_off, const char *callback_url);
+
 /* Direct uploads (upload_parse.c: pure parsers; upload_tus.c, upload_simple.c: handlers). */
 #define UPLOAD_METADATA_MAX 4096          /* Upload-Metadata, bytes */
 #define UPLOAD_CHUNK_MAX (16 * 1024 * 1024) /* one PATCH body */
@@ -95,12 +118,14 @@ struct store_upload;
 /*
  * Makes the task of a complete upload, at most once however many requests finish it: fills
  * task_id with the new task's id, or with the one made before. analysis_off puts
- * "analysis": false into the new task's kwargs. IA_ERR_TOO_LARGE when the queue is full,
+ * "analysis": false into the new task's kwargs, callback_url (may be NULL) "callback_url".
+ * IA_ERR_TOO_LARGE when the queue is full,
  * IA_ERR_BROKER when Redis is down (the upload stays complete and a later request may try again),
  * IA_ERR_BROKER_UNSURE when the task may have been queued (a later request answers with it).
  */
 enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, const char *upload_id,
-                              bool analysis_off, char *task_id, size_t cap);
+                              bool analysis_off, const char *callback_url, char *task_id,
+                              size_t cap);
 /* Replies to a failed api_upload_finish() as /submit does (503 with Retry-After, ...). */
 void api_upload_reply_finish_error(struct http_request *req, enum ia_err err);
 

@@ -1,4 +1,7 @@
-/* POST /submit: validate {"video_url": ..., "analysis": ...}, record the task and queue it. */
+/*
+ * POST /submit: validate {"video_url": ..., "analysis": ..., "callback_url": ...}, record the task
+ * and queue it.
+ */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,21 +27,28 @@ void api_submit(struct api_call *call)
     char *url;
     bool analysis_off;
     const char *why;
-    if (api_parse_submit_body(raw, len, &url, &analysis_off, &why)) {
+    char *callback = NULL;
+    if (api_parse_submit_body(raw, len, &url, &analysis_off, &why) ||
+        (why = api_parse_submit_callback(raw, len, &callback)) != NULL) {
+        free(url);
         api_reply_error(call->req, 422, "invalid_input", why);
         return;
     }
     char task_id[UUID_STR_LEN + 1];
     uuid_v4_new(task_id);
     bool keyed;
-    if (api_idempotency_begin(call, raw, len, task_id, &keyed)) {
+    if (!api_callback_admit(call, callback) ||
+        api_idempotency_begin(call, raw, len, task_id, &keyed)) {
         free(url);
+        free(callback);
         return;
     }
-    json_t *kwargs = api_task_kwargs_new(analysis_off);
+    json_t *kwargs = api_task_kwargs_with_callback(analysis_off, callback);
     enum ia_err err = queue_submit(call->t->queue, task_id, url, kwargs);
     json_decref(kwargs);
     free(url);
+    bool has_callback = callback != NULL;
+    free(callback);
     if (err && err != IA_ERR_BROKER_UNSURE && keyed) /* unsure: the task may run; keep the key */
         api_idempotency_abandon(call);
     if (err == IA_ERR_TOO_LARGE) {
@@ -51,7 +61,8 @@ void api_submit(struct api_call *call)
         api_reply_ia_error(call->req, err);
         return;
     }
-    log_msg(LOG_INFO, "api", "task=%s accepted%s", task_id, analysis_off ? " (analysis off)" : "");
+    log_msg(LOG_INFO, "api", "task=%s accepted%s%s", task_id, analysis_off ? " (analysis off)" : "",
+            has_callback ? " (with a callback)" : "");
     char location[64];
     snprintf(location, sizeof(location), "/status/%s", task_id);
     http_reply_header(call->req, "Location", location);

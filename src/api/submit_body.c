@@ -1,6 +1,7 @@
 /*
- * The body of POST /submit: a JSON object with an http(s) video_url of at most 2048 bytes and an
- * optional boolean "analysis"; and the task's keyword arguments that the flag becomes.
+ * The body of POST /submit: a JSON object with an http(s) video_url of at most 2048 bytes, an
+ * optional boolean "analysis" and an optional callback_url; and the task's keyword arguments
+ * that the flag becomes.
  */
 #include <jansson.h>
 #include <stdbool.h>
@@ -9,6 +10,7 @@
 
 #include "api/internal.h"
 #include "core/alloc.h"
+#include "webhook/webhook.h"
 
 #define VIDEO_URL_MAX 2048
 
@@ -71,4 +73,19 @@ enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **
 json_t *api_task_kwargs_new(bool analysis_off)
 {
     return analysis_off ? json_pack("{s:b}", "analysis", 0) : json_object();
+}
+
+const char *api_parse_submit_callback(const unsigned char *body, size_t len, char **url_out)
+{
+    *url_out = NULL;
+    json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, NULL);
+    const json_t *v = json_object_get(root, "callback_url");
+    const char *why = NULL;
+    size_t n = json_string_length(v);
+    if (json_is_string(v) && n <= WEBHOOK_URL_MAX && strlen(json_string_value(v)) == n)
+        *url_out = xstrdup(json_string_value(v));
+    else if (v && !json_is_null(v))
+        why = "callback_url must be a string of at most 2048 bytes (no NUL)";
+    json_decref(root);
+    return why;
 }

@@ -1,6 +1,6 @@
 /*
  * The parsers of direct uploads, with no I/O: tus header values (Upload-Length, Upload-Offset,
- * Upload-Metadata and its analysis flag), the analysis flag of POST /upload, and a
+ * Upload-Metadata and its analysis flag and callback URL), the analysis flag of POST /upload, and a
  * multipart/form-data body holding one file part.
  */
 #include <stdbool.h>
@@ -11,7 +11,9 @@
 #include <strings.h>
 
 #include "api/internal.h"
+#include "core/alloc.h"
 #include "queue/celery.h"
+#include "webhook/webhook.h"
 
 #define BOUNDARY_MAX 70             /* RFC 2046 */
 #define PART_HEADERS_MAX (8 * 1024) /* the headers of one part */
@@ -278,4 +280,38 @@ const char *upload_multipart_parse(const unsigned char *body, size_t len, const 
     else
         return "the body does not contain the boundary";
     return walk_parts(p, end, delim, (size_t)dlen, out, base);
+}
+
+bool upload_metadata_callback(const char *m, char **url_out)
+{
+    static const char key[] = "callback_url";
+    const size_t klen = sizeof(key) - 1;
+    const char *p = m, *end = m + strlen(m);
+    *url_out = NULL;
+    while (p < end) {
+        p += strspn(p, " ");
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        bool named = (size_t)(stop - p) > klen && memcmp(p, key, klen) == 0 && p[klen] == ' ';
+        bool bare = (size_t)(stop - p) == klen && memcmp(p, key, klen) == 0;
+        if (bare || (named && *url_out))
+            goto bad; /* no value, or twice */
+        if (named) {
+            size_t n;
+            unsigned char *raw =
+                celery_base64_decode(p + klen + 1, (size_t)(stop - p - klen - 1), &n);
+            if (!raw || n == 0 || n > WEBHOOK_URL_MAX || memchr(raw, '\0', n)) {
+                free(raw);
+                goto bad;
+            }
+            *url_out = xstrndup((const char *)raw, n);
+            free(raw);
+        }
+        p = comma ? comma + 1 : end;
+    }
+    return true;
+bad:
+    free(*url_out);
+    *url_out = NULL;
+    return false;
 }

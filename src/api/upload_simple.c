@@ -1,7 +1,8 @@
 /*
  * POST /upload: a whole file in one request, as a raw body (application/octet-stream or a video
  * type) or as the file part of a multipart/form-data form, up to UPLOAD_SIMPLE_MAX, with an
- * optional ?analysis=false. The file is staged like a tus upload and answered like /submit.
+ * optional ?analysis=false and ?callback_url=<URL, percent-encoded>. The file is staged like a
+ * tus upload and answered like /submit.
  * Also the task-making step both uploads share.
  */
 #include <errno.h>
@@ -23,7 +24,8 @@
 #include "util/uuid.h"
 
 enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, const char *upload_id,
-                              bool analysis_off, char *task_id, size_t cap)
+                              bool analysis_off, const char *callback_url, char *task_id,
+                              size_t cap)
 {
     char fresh[UUID_STR_LEN + 1];
     uuid_v4_new(fresh);
@@ -36,7 +38,7 @@ enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, con
     }
     if (err)
         return err;
-    json_t *kwargs = api_task_kwargs_new(analysis_off);
+    json_t *kwargs = api_task_kwargs_with_callback(analysis_off, callback_url);
     err = queue_submit_upload(call->t->queue, fresh, upload_id, kwargs);
     json_decref(kwargs);
     if (err) {
@@ -96,7 +98,7 @@ static bool write_file(struct http_request *req, int fd, size_t offset, size_t l
 
 /* Stages the file as upload id and makes its task. */
 static enum ia_err stage(struct api_call *call, const char *id, size_t offset, size_t length,
-                         bool analysis_off, char *task_id, size_t cap)
+                         bool analysis_off, const char *callback_url, char *task_id, size_t cap)
 {
     struct store *store = call->t->app->store;
     struct store_upload *u = NULL;
@@ -107,7 +109,7 @@ static enum ia_err stage(struct api_call *call, const char *id, size_t offset, s
         err =
             store_upload_commit(u, write_file(call->req, store_upload_fd(u), offset, length), NULL);
     if (!err)
-        err = api_upload_finish(call, u, id, analysis_off, task_id, cap);
+        err = api_upload_finish(call, u, id, analysis_off, callback_url, task_id, cap);
     store_upload_close(u);
     if (err)
         store_upload_remove(store, id);
@@ -148,7 +150,9 @@ void api_upload_simple(struct api_call *call)
     struct http_request *req = call->req;
     size_t offset, length;
     bool analysis_off;
-    if (!size_ok(call, 1) || !read_analysis(req, &analysis_off) || !api_ratelimit_admit(call))
+    const char *callback = http_request_query_param(req, "callback_url");
+    if (!size_ok(call, 1) || !read_analysis(req, &analysis_off) ||
+        !api_callback_admit(call, callback) || !api_ratelimit_admit(call))
         return;
     const char *why = NULL;
     int refused = locate_file(req, &offset, &length, &why);
@@ -161,7 +165,8 @@ void api_upload_simple(struct api_call *call)
         return;
     char id[UUID_STR_LEN + 1], task_id[STORE_UPLOAD_TASK_ID_MAX];
     uuid_v4_new(id);
-    enum ia_err err = stage(call, id, offset, length, analysis_off, task_id, sizeof(task_id));
+    enum ia_err err =
+        stage(call, id, offset, length, analysis_off, callback, task_id, sizeof(task_id));
     if (err) {
         api_upload_reply_finish_error(req, err);
         return;

@@ -3,7 +3,8 @@
  * (Upload-Length, Upload-Metadata) -> 201 Location, HEAD /uploads/{id} -> Upload-Offset, and
  * PATCH /uploads/{id} (application/offset+octet-stream at Upload-Offset) -> 204. The PATCH that
  * brings the last byte makes the task, exactly as /submit would, and names it in Upload-Task-Id;
- * an Upload-Metadata key "analysis" with the base64 of "false" turns the task's analysis off.
+ * an Upload-Metadata key "analysis" with the base64 of "false" turns the task's analysis off, and
+ * a key "callback_url" with the base64 of a URL asks for webhooks (checked at creation).
  * A request that breaks off leaves nothing: libevent hands us only complete bodies.
  */
 #include <inttypes.h>
@@ -101,6 +102,16 @@ static bool read_creation(struct api_call *call, uint64_t *length, const char **
                         "Upload-Metadata: analysis must be the base64 of true or false");
         return false;
     }
+    char *callback = NULL;
+    if (*metadata && !upload_metadata_callback(*metadata, &callback)) {
+        api_reply_error(req, 400, "invalid_input",
+                        "Upload-Metadata: callback_url must be the base64 of a URL");
+        return false;
+    }
+    bool admitted = api_callback_admit(call, callback);
+    free(callback);
+    if (!admitted)
+        return false;
     if (http_request_body_length(req) > 0) {
         api_reply_error(req, 400, "invalid_input",
                         "POST /uploads takes no body; send the bytes with PATCH");
@@ -116,6 +127,19 @@ static bool metadata_analysis_off(const char *metadata)
     return metadata && upload_metadata_analysis(metadata, &off) && off;
 }
 
+/* api_upload_finish() with the analysis flag and callback URL of the (checked) metadata. */
+static enum ia_err finish_with(struct api_call *call, struct store_upload *u, const char *id,
+                               const char *metadata, char *task_id, size_t cap)
+{
+    char *callback = NULL;
+    if (metadata && metadata[0])
+        upload_metadata_callback(metadata, &callback);
+    enum ia_err err =
+        api_upload_finish(call, u, id, metadata_analysis_off(metadata), callback, task_id, cap);
+    free(callback);
+    return err;
+}
+
 /* An empty file is complete as soon as it exists: make its task now. */
 static enum ia_err finish_empty(struct api_call *call, const char *id, const char *metadata,
                                 char *task_id, size_t cap)
@@ -123,7 +147,7 @@ static enum ia_err finish_empty(struct api_call *call, const char *id, const cha
     struct store_upload *u;
     enum ia_err err = store_upload_begin(call->t->app->store, id, 0, 0, &u);
     if (!err)
-        err = api_upload_finish(call, u, id, metadata_analysis_off(metadata), task_id, cap);
+        err = finish_with(call, u, id, metadata, task_id, cap);
     store_upload_close(u);
     return err;
 }
@@ -235,8 +259,7 @@ static enum ia_err patch_locked(struct api_call *call, struct store_upload *u,
         return err;
     }
     if (info->offset == info->length)
-        err = api_upload_finish(call, u, call->param, metadata_analysis_off(info->metadata),
-                                task_id, cap);
+        err = finish_with(call, u, call->param, info->metadata, task_id, cap);
     return err;
 }
 

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "store/store.h"
+#include "util/netpolicy.h"
 
 #define HEADER_MAX (16 * 1024)
 #define URI_MAX (8 * 1024)
@@ -32,11 +33,16 @@ static void *signal_thread(void *arg)
 int serve_main(const struct config *cfg)
 {
     char err[256];
-    struct app app = {cfg, store_new(cfg->processed_dir, err, sizeof(err)), NULL};
+    struct app app = {cfg, store_new(cfg->processed_dir, err, sizeof(err)), NULL, NULL};
+    struct netpolicy *policy = NULL;
     if (app.store && !store_use_s3(app.store, cfg, err, sizeof(err)))
+        policy = netpolicy_new(cfg->fetch_allow_cidrs, cfg->allowed_ports, err, sizeof(err));
+    app.policy = policy;
+    if (policy)
         app.auth = api_auth_new(cfg, err, sizeof(err));
     if (!app.auth) {
         log_msg(LOG_ERROR, "serve", "%s", err);
+        netpolicy_free(policy);
         store_free(app.store);
         return 1;
     }
@@ -66,6 +72,7 @@ int serve_main(const struct config *cfg)
     if (!srv) {
         log_msg(LOG_ERROR, "serve", "%s", err);
         api_auth_free(app.auth);
+        netpolicy_free(policy);
         store_free(app.store);
         return 1;
     }
@@ -80,6 +87,7 @@ int serve_main(const struct config *cfg)
     api_retention_stop(retention);
     http_server_free(srv);
     api_auth_free(app.auth);
+    netpolicy_free(policy);
     store_free(app.store);
     return 0;
 }

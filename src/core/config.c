@@ -175,6 +175,16 @@ static const struct option options[] = {
      "size of each part of a multipart upload (the last may be smaller)"},
     {"S3_LIST_PAGE", INT(s3_list_page, 1, 1000), "1000", false,
      "keys asked for per page when listing a prefix"},
+    {"WEBHOOK_SECRET", STR(webhook_secret), "", true,
+     "key that signs webhook events (HMAC-SHA256); empty: a callback_url is refused (400)"},
+    {"WEBHOOK_RETRY_BASE_S", INT(webhook_retry_base_s, 1, 3600), "10", false,
+     "first retry delay of a webhook event; doubles at each retry, with jitter"},
+    {"WEBHOOK_RETRY_MAX_S", INT(webhook_retry_max_s, 1, 86400), "3600", false,
+     "longest delay between two attempts of a webhook event"},
+    {"WEBHOOK_MAX_AGE_S", INT(webhook_max_age_s, 1, 604800), "86400", false,
+     "a webhook event not delivered this long after the task ended is dropped (logged)"},
+    {"WEBHOOK_TIMEOUT_S", INT(webhook_timeout_s, 1, 300), "10", false,
+     "time a webhook receiver has to answer one attempt, connection included"},
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -85,6 +85,11 @@ struct config {
     long long s3_multipart_threshold;
     long long s3_part_size;
     long long s3_list_page;
+    char *webhook_secret;
+    long long webhook_retry_base_s;
+    long long webhook_retry_max_s;
+    long long webhook_max_age_s;
+    long long webhook_timeout_s;
 };
 
 /* A lookup of a name in an environment: returns NULL when unset. */

@@ -3,17 +3,21 @@
  * Redirects are followed by hand so that every hop's URL is checked (scheme, user-info, port);
  * every connection's actual address and port are checked at connect time by the open-socket
  * callback, which also covers DNS rebinding. Proxies from the environment are not used, so the
- * address checked is always the origin's.
+ * address checked is always the origin's. Webhook deliveries (media_post) and the check of a
+ * callback URL at submission (media_url_check) go through the same gate.
  */
 #include <curl/curl.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -378,5 +382,222 @@ out:
     if (c.curl)
         curl_easy_cleanup(c.curl);
     EVP_MD_CTX_free(c.sha);
+    return result;
+}
+
+/* ---- Webhooks: one POST through the same gate, never following a redirect ---- */
+
+#define POST_RESPONSE_CAP 65536 /* response bytes read before the transfer is cut short */
+
+struct post_ctx {
+    struct fetch_ctx f; /* the gate's state: opts (policy), refused, errbuf */
+    uint64_t received;
+    bool capped;
+    const atomic_bool *cancel;
+};
+
+/* Response bytes are counted, never kept; past the cap the transfer stops (status is known). */
+static size_t on_post_write(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct post_ctx *p = userp;
+    (void)data;
+    p->received += size * nmemb;
+    if (p->received > POST_RESPONSE_CAP) {
+        p->capped = true;
+        return 0;
+    }
+    return size * nmemb;
+}
+
+static int on_post_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                            curl_off_t ulnow)
+{
+    struct post_ctx *p = userp;
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    if (p->cancel && atomic_load(p->cancel)) {
+        p->f.aborted = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* Maps a finished POST: 2xx is IA_OK, any other status (3xx included) IA_ERR_FETCH_HTTP. */
+static enum ia_err post_result(struct post_ctx *p, CURLcode rc, long *status, char *detail,
+                               size_t detaillen)
+{
+    curl_easy_getinfo(p->f.curl, CURLINFO_RESPONSE_CODE, status);
+    if (rc != CURLE_OK && !(p->capped && *status > 0)) {
+        snprintf(detail, detaillen, "%s", p->f.errbuf[0] ? p->f.errbuf : curl_easy_strerror(rc));
+        if (p->f.refused && rc == CURLE_COULDNT_CONNECT) {
+            snprintf(detail, detaillen, "connection to %s refused by policy", p->f.refused_addr);
+            return IA_ERR_URL_NOT_ALLOWED;
+        }
+        if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
+            return IA_ERR_URL_NOT_ALLOWED;
+        return rc == CURLE_OPERATION_TIMEDOUT || p->f.aborted ? IA_ERR_TIMEOUT
+                                                              : IA_ERR_FETCH_NETWORK;
+    }
+    if (*status >= 200 && *status <= 299)
+        return IA_OK;
+    snprintf(detail, detaillen, "receiver answered HTTP %ld", *status);
+    return IA_ERR_FETCH_HTTP;
+}
+
+static void setup_post(struct post_ctx *p, const struct media_post *req, struct curl_slist *hdrs)
+{
+    CURL *h = p->f.curl;
+    long timeout_ms = req->timeout_s > 0 ? req->timeout_s * 1000 : 10000;
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, FETCH_USER_AGENT);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, p->f.errbuf);
+    curl_easy_setopt(h, CURLOPT_URL, req->url);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_post_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, p);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_post_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, p);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+}
+
+enum ia_err media_post(const struct media_post *req, long *http_status, char *detail,
+                       size_t detaillen)
+{
+    struct media_opts opts = {.policy = req->policy};
+    struct post_ctx p;
+    memset(&p, 0, sizeof p);
+    p.f.opts = &opts;
+    p.f.fd = -1;
+    p.cancel = req->cancel;
+    *http_status = 0;
+    detail[0] = '\0';
+    enum ia_err result = check_url(&opts, req->url, detail, detaillen);
+    if (result)
+        return result;
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    for (size_t i = 0; req->headers && req->headers[i]; i++)
+        hdrs = curl_slist_append(hdrs, req->headers[i]);
+    p.f.curl = curl_easy_init();
+    result = IA_ERR_INTERNAL;
+    if (!hdrs || !p.f.curl) {
+        snprintf(detail, detaillen, "cannot initialise the transfer");
+    } else if (!setup_safety(&p.f)) {
+        snprintf(detail, detaillen, "libcurl lacks a required option (needs 7.85 or later)");
+    } else {
+        setup_post(&p, req, hdrs);
+        result = post_result(&p, curl_easy_perform(p.f.curl), http_status, detail, detaillen);
+    }
+    if (p.f.curl)
+        curl_easy_cleanup(p.f.curl);
+    curl_slist_free_all(hdrs);
+    return result;
+}
+
+/* A host name that always means this machine (RFC 6761): refused without a lookup. */
+static bool host_is_localhost(const char *host)
+{
+    static const char suffix[] = ".localhost";
+    size_t n = strlen(host), s = sizeof(suffix) - 1;
+    while (n > 0 && host[n - 1] == '.')
+        n--;
+    return (n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+           (n > s && strncasecmp(host + n - s, suffix, s) == 0);
+}
+
+/* True when the last label of host (a trailing dot aside) is a number: decimal, or 0x hex. */
+static bool last_label_numeric(const char *host)
+{
+    size_t n = strlen(host);
+    while (n > 0 && host[n - 1] == '.')
+        n--;
+    size_t start = n;
+    while (start > 0 && host[start - 1] != '.')
+        start--;
+    const char *l = host + start;
+    size_t len = n - start, i = 0;
+    bool hex = len > 2 && l[0] == '0' && (l[1] == 'x' || l[1] == 'X');
+    for (i = hex ? 2 : 0; i < len; i++)
+        if (!(hex ? isxdigit((unsigned char)l[i]) : isdigit((unsigned char)l[i])))
+            return false;
+    return len > 0;
+}
+
+/*
+ * 1 with *ss for a numeric host (glibc's own numeric parser, AI_NUMERICHOST: never a lookup;
+ * IPv6 in brackets as a URL writes it), 0 for a name, -1 for text that is neither: one whose
+ * last label is a number but that is no address ("1.2.3.256"; the WHATWG URL rule).
+ */
+static int numeric_host(const char *host, struct sockaddr_storage *ss)
+{
+    char text[INET6_ADDRSTRLEN + 1];
+    size_t n = strlen(host);
+    bool bracketed = n > 0 && host[0] == '[';
+    if (bracketed && (n < 3 || host[n - 1] != ']' || n - 2 >= sizeof(text)))
+        return -1;
+    if (!bracketed && n >= sizeof(text))
+        return strchr(host, ':') ? -1 : 0; /* too long to be an address */
+    memcpy(text, host + bracketed, n - 2 * bracketed);
+    text[n - 2 * bracketed] = '\0';
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM}, *res;
+    if (getaddrinfo(text, NULL, &hints, &res) != 0)
+        return bracketed || strchr(host, ':') || last_label_numeric(host) ? -1 : 0;
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 1;
+}
+
+/* Refuses a numeric host the policy refuses, a malformed one, and localhost names. */
+static enum ia_err check_host(const struct netpolicy *p, const char *host, unsigned port,
+                              char *detail, size_t detaillen)
+{
+    struct sockaddr_storage ss;
+    int kind = numeric_host(host, &ss);
+    if (kind < 0 || (kind == 0 && host_is_localhost(host))) {
+        snprintf(detail, detaillen, "host refused");
+        return IA_ERR_URL_NOT_ALLOWED;
+    }
+    if (kind == 0)
+        return IA_OK; /* a name: its addresses are checked when it is connected to */
+    socklen_t len = sizeof(struct sockaddr_in);
+    if (ss.ss_family == AF_INET) {
+        ((struct sockaddr_in *)(void *)&ss)->sin_port = htons((uint16_t)port);
+    } else {
+        ((struct sockaddr_in6 *)(void *)&ss)->sin6_port = htons((uint16_t)port);
+        len = sizeof(struct sockaddr_in6);
+    }
+    const char *why = netpolicy_refusal(p, (const struct sockaddr *)&ss, len);
+    if (!why)
+        return IA_OK;
+    snprintf(detail, detaillen, "address refused (%s)", why);
+    return IA_ERR_URL_NOT_ALLOWED;
+}
+
+enum ia_err media_url_check(const struct netpolicy *policy, const char *url, char *detail,
+                            size_t detaillen)
+{
+    struct media_opts opts = {.policy = policy};
+    detail[0] = '\0';
+    enum ia_err result = check_url(&opts, url, detail, detaillen);
+    if (result)
+        return result;
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL;
+    uint64_t portnum = 0;
+    result = IA_ERR_URL_NOT_ALLOWED;
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+        !str_to_u64(port, strlen(port), &portnum) || portnum > 65535)
+        snprintf(detail, detaillen, "URL does not parse");
+    else
+        result = check_host(policy, host, (unsigned)portnum, detail, detaillen);
+    curl_free(host), curl_free(port);
+    curl_url_cleanup(u);
     return result;
 }

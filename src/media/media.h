@@ -79,4 +79,35 @@ enum ia_err media_process(const struct media_opts *opts, const char *input_path,
                           const char *output_mp4, const char *output_jpg, json_t **report,
                           char *detail, size_t detaillen);
 
+/* One webhook delivery: a JSON body POSTed to url (media_post). */
+struct media_post {
+    const struct netpolicy *policy; /* the fetcher's: the same addresses and ports */
+    const char *url;
+    const char *const *headers; /* extra "Name: value" lines, NULL-terminated; may be NULL */
+    const char *body;
+    size_t body_len;
+    long timeout_s;            /* the whole attempt, connection included (0: 10) */
+    const atomic_bool *cancel; /* set to stop at once (shutdown); may be NULL */
+};
+
+/*
+ * POSTs req->body as application/json through the fetcher's gate: the URL is checked as a
+ * video URL is (scheme, user-info, port) and every address connected to by the policy; a
+ * redirect is never followed (a 3xx is an answer like any other non-2xx). The response body is
+ * read up to 64 KiB and dropped. IA_OK for a 2xx answer; else IA_ERR_FETCH_HTTP (another status,
+ * in *http_status), IA_ERR_URL_NOT_ALLOWED, IA_ERR_TIMEOUT (time limit or cancel) or
+ * IA_ERR_FETCH_NETWORK, with a log-only detail (names the host, never the path or query).
+ */
+enum ia_err media_post(const struct media_post *req, long *http_status, char *detail,
+                       size_t detaillen);
+
+/*
+ * Checks a URL before it is accepted (a callback URL at submission), without any lookup: http(s),
+ * no user-info, an allowed port, and a host that is a name other than localhost, or a numeric
+ * address the policy allows. A name's addresses are checked when media_post() connects.
+ * IA_OK or IA_ERR_URL_NOT_ALLOWED with a client-safe detail.
+ */
+enum ia_err media_url_check(const struct netpolicy *policy, const char *url, char *detail,
+                            size_t detaillen);
+
 #endif

@@ -27,6 +27,12 @@ struct queue *queue_new(const struct config *cfg)
     return q;
 }
 
+void queue_set_lost_events(struct queue *q, queue_event_fn fn, void *ctx)
+{
+    q->lost_event = fn;
+    q->lost_event_ctx = ctx;
+}
+
 void queue_free(struct queue *q)
 {
     if (!q)
@@ -61,12 +67,18 @@ bool queue_task_id_ok(const char *id)
     return true;
 }
 
-/* Writes interview-task-<id> = {"video_url", "submitted_at"} with the result TTL. */
-static enum ia_err record_accepted(struct queue *q, const char *task_id, const char *video_url)
+/*
+ * Writes interview-task-<id> = {"video_url", "submitted_at"} with the result TTL, plus the
+ * kwargs' "callback_url" when there is one (a task_lost failure sends its webhook event).
+ */
+static enum ia_err record_accepted(struct queue *q, const char *task_id, const char *video_url,
+                                   const json_t *kwargs)
 {
     char when[40];
     celery_isoformat(queue_wall_now(), when, sizeof(when));
-    json_t *rec = json_pack("{s:s, s:s}", "video_url", video_url, "submitted_at", when);
+    const char *callback = json_string_value(json_object_get(kwargs, "callback_url"));
+    json_t *rec = json_pack("{s:s, s:s, s:s*}", "video_url", video_url, "submitted_at", when,
+                            "callback_url", callback);
     char *text = rec ? json_dumps(rec, JSON_ENSURE_ASCII) : NULL;
     json_decref(rec);
     if (!text)
@@ -116,7 +128,7 @@ enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video
     json_decref(args);
     if (!msg)
         return IA_ERR_INVALID;
-    enum ia_err rc = record_accepted(q, task_id, video_url);
+    enum ia_err rc = record_accepted(q, task_id, video_url, kwargs);
     if (!rc) {
         rc = publish(q, task_id, msg);
         if (rc == IA_ERR_BROKER_UNSURE) { /* it may run: /status must know it */
@@ -262,18 +274,23 @@ enum ia_err queue_status(struct queue *q, const char *task_id, struct task_statu
 
 /*
  * Writes an encoded record with the set-result script. fence is "" for a write by no delivery
- * (task_lost), else the writer's: IA_ERR_NOT_FOUND when it no longer holds the task.
+ * (task_lost), else the writer's: IA_ERR_NOT_FOUND when it no longer holds the task. ev (may be
+ * NULL) is a webhook event queued in the same step when the record is written.
  */
-static enum ia_err store_meta(struct queue *q, const char *task_id, const char *fence,
-                              bool final, const char *value)
+static enum ia_err store_meta(struct queue *q, const char *task_id, const char *fence, bool final,
+                              const char *value, const struct queue_webhook_event *ev)
 {
     char key[sizeof(QUEUE_META_PREFIX) + CELERY_MAX_ID_LEN + 1], ttl[24];
     char fence_key[sizeof(QUEUE_FENCE_PREFIX) + CELERY_MAX_ID_LEN + 1];
     snprintf(key, sizeof(key), "%s%s", QUEUE_META_PREFIX, task_id);
     snprintf(fence_key, sizeof(fence_key), "%s%s", QUEUE_FENCE_PREFIX, task_id);
     snprintf(ttl, sizeof(ttl), "%lld", q->result_ttl_s);
-    const char *argv[] = {key, fence_key, value, ttl, fence, final ? "1" : "0"};
-    redisReply *r = queue_eval(q, &q->backend, SCRIPT_SET_RESULT, 2, 6, argv, NULL);
+    char *envelope = ev ? queue_webhook_envelope(task_id, ev) : NULL;
+    const char *argv[] = {
+        key, fence_key, QUEUE_WEBHOOKS_KEY, QUEUE_WEBHOOKS_DUE_KEY,       value,
+        ttl, fence,     final ? "1" : "0",  envelope ? ev->event_id : "", envelope ? envelope : ""};
+    redisReply *r = queue_eval(q, &q->backend, SCRIPT_SET_RESULT, 4, 10, argv, NULL);
+    free(envelope);
     enum ia_err rc = queue_reply_failed(&q->backend, r, "set result") ? IA_ERR_BROKER : IA_OK;
     if (!rc && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
         log_msg(LOG_INFO, "queue", "task=%s already final; record kept", task_id);
@@ -316,9 +333,10 @@ static json_t *exception_from(const char *status, json_t *meta)
     return exc;
 }
 
-/* Writes a record for task_id; fence as for store_meta(). */
-static enum ia_err set_state(struct queue *q, const char *task_id, const char *fence,
-                             const char *status, json_t *result)
+/* Writes a record for task_id; fence and ev as for store_meta(). */
+static enum ia_err set_state_ev(struct queue *q, const char *task_id, const char *fence,
+                                const char *status, json_t *result,
+                                const struct queue_webhook_event *ev)
 {
     if (!queue_task_id_ok(task_id) || !status || !status_known(status))
         return IA_ERR_INVALID;
@@ -332,9 +350,15 @@ static enum ia_err set_state(struct queue *q, const char *task_id, const char *f
     if (!value)
         return IA_ERR_INVALID;
     bool final = !strcmp(status, "SUCCESS") || !strcmp(status, "FAILURE");
-    enum ia_err rc = store_meta(q, task_id, fence, final, value);
+    enum ia_err rc = store_meta(q, task_id, fence, final, value, final ? ev : NULL);
     free(value);
     return rc;
+}
+
+static enum ia_err set_state(struct queue *q, const char *task_id, const char *fence,
+                             const char *status, json_t *result)
+{
+    return set_state_ev(q, task_id, fence, status, result, NULL);
 }
 
 enum ia_err queue_set_state(struct queue *q, const char *task_id, const char *status,
@@ -350,15 +374,28 @@ enum ia_err queue_task_set_state(struct queue *q, const struct claimed_task *t,
 }
 
 /* Writes a FAILURE or RETRY record: Celery's exception shape, carrying our code. */
-static enum ia_err set_exception(struct queue *q, const char *task_id, const char *fence,
-                                 const char *status, const char *code, const char *message)
+static enum ia_err set_exception_ev(struct queue *q, const char *task_id, const char *fence,
+                                    const char *status, const char *code, const char *message,
+                                    const struct queue_webhook_event *ev)
 {
     json_t *exc = celery_exception_new(code, message);
     if (!exc)
         return IA_ERR_INVALID;
-    enum ia_err rc = set_state(q, task_id, fence, status, exc);
+    enum ia_err rc = set_state_ev(q, task_id, fence, status, exc, ev);
     json_decref(exc);
     return rc;
+}
+
+enum ia_err queue_set_failure_event(struct queue *q, const char *task_id, const char *code,
+                                    const char *message, const struct queue_webhook_event *ev)
+{
+    return set_exception_ev(q, task_id, "", "FAILURE", code, message, ev);
+}
+
+static enum ia_err set_exception(struct queue *q, const char *task_id, const char *fence,
+                                 const char *status, const char *code, const char *message)
+{
+    return set_exception_ev(q, task_id, fence, status, code, message, NULL);
 }
 
 enum ia_err queue_set_failure(struct queue *q, const char *task_id, const char *code,
@@ -383,6 +420,18 @@ enum ia_err queue_task_set_retry(struct queue *q, const struct claimed_task *t, 
                                  const char *message)
 {
     return set_exception(q, t->task_id, t->fence, "RETRY", code, message);
+}
+
+enum ia_err queue_task_succeed(struct queue *q, const struct claimed_task *t, json_t *result,
+                               const struct queue_webhook_event *ev)
+{
+    return set_state_ev(q, t->task_id, t->fence, "SUCCESS", result, ev);
+}
+
+enum ia_err queue_task_fail(struct queue *q, const struct claimed_task *t, const char *code,
+                            const char *message, const struct queue_webhook_event *ev)
+{
+    return set_exception_ev(q, t->task_id, t->fence, "FAILURE", code, message, ev);
 }
 
 enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *buf, size_t buflen)

@@ -187,6 +187,69 @@ enum ia_err queue_task_set_failure(struct queue *q, const struct claimed_task *t
                                    const char *code, const char *message);
 enum ia_err queue_task_set_retry(struct queue *q, const struct claimed_task *t, const char *code,
                                  const char *message);
+/*
+ * Webhook events (queue_webhook.c), kept in the backend beside the results. An event to queue
+ * with a task's final state: its id, the callback URL and the body as it will be signed and sent.
+ */
+struct queue_webhook_event {
+    const char *event_id; /* printable ASCII without spaces, at most 63 bytes (a UUID) */
+    const char *url;
+    const char *body;
+};
+/*
+ * Writes SUCCESS (result: the result dict) or FAILURE as queue_task_set_state() and
+ * queue_task_set_failure() do and, in the same atomic step, queues ev (may be NULL) for
+ * delivery, due at once. The event is queued only when this call writes the final state: a
+ * final state already there (IA_OK, nothing written) or a lost fence (IA_ERR_NOT_FOUND) queue
+ * nothing, so each final state has at most one event.
+ */
+enum ia_err queue_task_succeed(struct queue *q, const struct claimed_task *t, json_t *result,
+                               const struct queue_webhook_event *ev);
+enum ia_err queue_task_fail(struct queue *q, const struct claimed_task *t, const char *code,
+                            const char *message, const struct queue_webhook_event *ev);
+
+/*
+ * Builds the webhook event of a task that failed before any worker ran it (task_lost), for its
+ * callback URL: fills ev (event_id in id_buf, 64 bytes) and returns the body (the caller frees
+ * it), or returns NULL for no event.
+ */
+typedef char *(*queue_event_fn)(void *ctx, const char *task_id, const char *callback_url,
+                                const char *code, const char *message,
+                                struct queue_webhook_event *ev, char *id_buf);
+/*
+ * Makes queue_fail_lost() on q queue an event, built by fn, with each task_lost failure of a
+ * task submitted with a callback_url (kept in its accepted record). fn NULL: none (the default).
+ */
+void queue_set_lost_events(struct queue *q, queue_event_fn fn, void *ctx);
+
+/* A webhook event claimed for one delivery attempt. */
+struct queue_webhook {
+    char event_id[64];
+    char task_id[64];
+    char *url;         /* owned */
+    char *body;        /* owned */
+    long long attempt; /* 1 for the first; fences queue_webhook_settle() */
+    double queued_at;  /* server time (Unix seconds) when the event was queued */
+    double now;        /* server time of the claim */
+};
+/*
+ * Claims up to max due events (their time has come), each for lease_s seconds: a sender that
+ * dies leaves its events to be claimed again then. *out receives an array of *n events (free
+ * with queue_webhooks_free). An event whose envelope does not parse is removed and logged.
+ * IA_ERR_BROKER when Redis is unreachable.
+ */
+enum ia_err queue_webhook_claim(struct queue *q, int lease_s, int max, struct queue_webhook **out,
+                                size_t *n);
+/*
+ * Ends the attempt on w: removes the event (retry_in_s < 0: delivered or dropped) or makes it due
+ * again retry_in_s seconds from now (server time). IA_ERR_NOT_FOUND when another claim of the
+ * event came after this one (the lease ran out), IA_ERR_BROKER on an outage.
+ */
+enum ia_err queue_webhook_settle(struct queue *q, const struct queue_webhook *w, double retry_in_s);
+void queue_webhooks_free(struct queue_webhook *ws, size_t n);
+/* The JSON envelope stored for ev: {"url", "task_id", "body"} (a heap string, or NULL). */
+char *queue_webhook_envelope(const char *task_id, const struct queue_webhook_event *ev);
+
 /* The stored Celery status of a task ("SUCCESS", ...) into buf, or "" when none. */
 enum ia_err queue_get_celery_status(struct queue *q, const char *task_id, char *buf, size_t buflen);
 

@@ -42,6 +42,12 @@
  */
 #define QUEUE_DELETED_PREFIX "interview-deleted-"
 #define QUEUE_PERIODIC_PREFIX "interview-periodic-"
+/*
+ * Backend: webhook events waiting for delivery (queue_webhook.c): a hash of envelopes with their
+ * attempt counts and queue times, and a zset of their ids by the time of their next attempt.
+ */
+#define QUEUE_WEBHOOKS_KEY "interview-webhooks"
+#define QUEUE_WEBHOOKS_DUE_KEY "interview-webhooks-due"
 
 #define QUEUE_TIMEOUT_MS 1000 /* connect and command timeout */
 #define QUEUE_RETRY_MS 250    /* no reconnect attempt sooner than this after a failure */
@@ -56,6 +62,8 @@ enum queue_script {
     SCRIPT_LOST,
     SCRIPT_IDEM,
     SCRIPT_FENCE,
+    SCRIPT_WEBHOOK_CLAIM,
+    SCRIPT_WEBHOOK_SETTLE,
     SCRIPT__COUNT
 };
 
@@ -79,6 +87,8 @@ struct queue {
     long long result_ttl_s;
     long long max_queued; /* publish refuses beyond this many waiting messages; 0: no bound */
     char sha[SCRIPT__COUNT][41];
+    queue_event_fn lost_event; /* the webhook event of a task_lost failure (may be NULL) */
+    void *lost_event_ctx;
 };
 
 /* Wall-clock time in seconds. */
@@ -104,6 +114,10 @@ redisReply *queue_eval(struct queue *q, struct queue_conn *qc, enum queue_script
 void queue_scripts_init(struct queue *q);
 /* True when r is an error reply; logs it. */
 bool queue_reply_failed(const struct queue_conn *qc, const redisReply *r, const char *what);
+
+/* queue_set_failure() with no fence, queuing ev (may be NULL) with the FAILURE it writes. */
+enum ia_err queue_set_failure_event(struct queue *q, const char *task_id, const char *code,
+                                    const char *message, const struct queue_webhook_event *ev);
 
 /* Task ids name Redis keys and appear in logs: printable ASCII without spaces, short. */
 bool queue_task_id_ok(const char *id);

@@ -7,10 +7,12 @@
  */
 #include "queue/queue.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "queue/celery.h"
 #include "queue/queue_int.h"
@@ -18,18 +20,42 @@
 #define LOST_BATCH 20 /* tasks looked at per call: bounds the cost of one call */
 #define LOST_MESSAGE "the task was lost by the queue before it ran; submit it again"
 
-/* True when the task was accepted (record alive) and nothing has written a result for it. */
-static bool lost_unanswered(struct queue *q, const char *task_id)
+/*
+ * True when the task was accepted (record alive) and nothing has written a result for it; then
+ * *callback is the record's callback_url (a heap string) or NULL.
+ */
+static bool lost_unanswered(struct queue *q, const char *task_id, char **callback)
 {
+    *callback = NULL;
     redisReply *r = queue_conn_cmd(&q->backend, "EXISTS %s%s", QUEUE_META_PREFIX, task_id);
     bool no_meta = r && r->type == REDIS_REPLY_INTEGER && r->integer == 0;
     freeReplyObject(r);
     if (!no_meta)
         return false;
-    r = queue_conn_cmd(&q->backend, "EXISTS %s%s", QUEUE_ACCEPTED_PREFIX, task_id);
-    bool accepted = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    r = queue_conn_cmd(&q->backend, "GET %s%s", QUEUE_ACCEPTED_PREFIX, task_id);
+    bool accepted = r && r->type == REDIS_REPLY_STRING;
+    if (accepted) {
+        json_t *rec = json_loadb(r->str, r->len, 0, NULL);
+        const char *url = json_string_value(json_object_get(rec, "callback_url"));
+        *callback = url ? xstrdup(url) : NULL;
+        json_decref(rec);
+    }
     freeReplyObject(r);
     return accepted;
+}
+
+/* Writes FAILURE task_lost, with its webhook event when the task has a callback URL. */
+static enum ia_err lost_write(struct queue *q, const char *task_id, const char *callback)
+{
+    struct queue_webhook_event ev;
+    char id[64];
+    char *body = callback && q->lost_event ? q->lost_event(q->lost_event_ctx, task_id, callback,
+                                                           "task_lost", LOST_MESSAGE, &ev, id)
+                                           : NULL;
+    enum ia_err rc =
+        queue_set_failure_event(q, task_id, "task_lost", LOST_MESSAGE, body ? &ev : NULL);
+    free(body);
+    return rc;
 }
 
 /* Writes FAILURE task_lost for one id the script returned; true when written. */
@@ -40,9 +66,12 @@ static bool lost_fail_one(struct queue *q, const redisReply *id)
     char task_id[CELERY_MAX_ID_LEN + 1];
     memcpy(task_id, id->str, id->len);
     task_id[id->len] = '\0';
-    if (!lost_unanswered(q, task_id))
+    char *callback;
+    if (!lost_unanswered(q, task_id, &callback))
         return false;
-    if (queue_set_failure(q, task_id, "task_lost", LOST_MESSAGE) != IA_OK)
+    enum ia_err rc = lost_write(q, task_id, callback);
+    free(callback);
+    if (rc != IA_OK)
         return false;
     log_msg(LOG_WARN, "queue", "task=%s lost: its message is gone; marked failed", task_id);
     return true;

@@ -131,11 +131,14 @@ static const char restore_src[] =
                            "return n\n";
 
 /*
- * KEYS: celery-task-meta-<id>, interview-fence-<id>. ARGV: value, ttl_s, fence, final.
+ * KEYS: celery-task-meta-<id>, interview-fence-<id>, interview-webhooks, interview-webhooks-due.
+ * ARGV: value, ttl_s, fence, final, event_id, event.
  * As Celery's backend: SET EX and PUBLISH on the channel named by the key. A final state
  * (SUCCESS, FAILURE, REVOKED) is never replaced, by anything. With a fence (a worker's write),
  * writes only while the fence key holds that fence, i.e. while this delivery is the task's
  * newest and its lease has not run out (fence_src); a final state (final = "1") ends the fence.
+ * A webhook event (event_id not "") is queued in the same step as the state it reports, so a
+ * final state written has its event and one already there gets none (webhook_claim_src).
  * Returns 1 when written, 0 when a final state was already there, -1 when fenced out.
  */
 static const char set_result_src[] =
@@ -149,6 +152,10 @@ static const char set_result_src[] =
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
     "redis.call('PUBLISH', KEYS[1], ARGV[1])\n"
     "if ARGV[3] ~= '' and ARGV[4] == '1' then redis.call('DEL', KEYS[2]) end\n"
+    "if ARGV[5] ~= '' then\n" LUA_NOW
+    "  redis.call('HSET', KEYS[3], ARGV[5], ARGV[6], ARGV[5] .. ' n', 0, ARGV[5] .. ' t', now)\n"
+    "  redis.call('ZADD', KEYS[4], now, ARGV[5])\n"
+    "end\n"
     "return 1\n";
 
 /*
@@ -224,10 +231,55 @@ static const char idem_src[] =
     "if redis.call('SET', KEYS[1], v, 'NX', 'EX', ARGV[3]) then return {1, ARGV[2]} end\n"
     "return {0, redis.call('GET', KEYS[1]) or ''}\n";
 
+/*
+ * Webhook events (backend). KEYS: interview-webhooks (hash: <id> = the event's envelope,
+ * "<id> n" = attempts claimed, "<id> t" = when it was queued, server time), interview-webhooks-due
+ * (zset: <id> by the time of its next attempt). ARGV: lease_s, limit.
+ * Claims up to limit due events: each is pushed lease_s into the future (if its sender dies, it
+ * is due again then) and its attempt count, which fences the settle of this attempt, goes up.
+ * Returns {now, {{id, envelope, attempt, queued_at}, ...}}, times as strings.
+ */
+static const char webhook_claim_src[] =
+    LUA_NOW "local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0,\n"
+            "                       tonumber(ARGV[2]))\n"
+            "local out = {}\n"
+            "for _, id in ipairs(ids) do\n"
+            "  local env = redis.call('HGET', KEYS[1], id)\n"
+            "  if not env then redis.call('ZREM', KEYS[2], id)\n"
+            "  else\n"
+            "    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), id)\n"
+            "    local n = redis.call('HINCRBY', KEYS[1], id .. ' n', 1)\n"
+            "    local queued = redis.call('HGET', KEYS[1], id .. ' t') or tostring(now)\n"
+            "    out[#out + 1] = {id, env, tostring(n), queued}\n"
+            "  end\n"
+            "end\n"
+            "return {tostring(now), out}\n";
+
+/*
+ * KEYS: interview-webhooks, interview-webhooks-due. ARGV: id, attempt, delay_s ("-1": done).
+ * Ends the attempt that claimed the event as attempt number `attempt`: removes the event, or
+ * makes it due delay_s from now. Returns 1, or 0 when a later claim holds it (this sender's
+ * lease ran out) or it is gone.
+ */
+static const char webhook_settle_src[] =
+    "if redis.call('HGET', KEYS[1], ARGV[1] .. ' n') ~= ARGV[2] then return 0 end\n"
+    "if tonumber(ARGV[3]) < 0 then\n"
+    "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "  redis.call('HDEL', KEYS[1], ARGV[1], ARGV[1] .. ' n', ARGV[1] .. ' t')\n"
+    "  return 1\n"
+    "end\n" LUA_NOW "redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])\n"
+    "return 1\n";
+
 const char *const queue_script_src[SCRIPT__COUNT] = {
-    [SCRIPT_CLAIM] = claim_src,           [SCRIPT_RENEW] = renew_src,
-    [SCRIPT_RELEASE] = release_src,       [SCRIPT_RESTORE] = restore_src,
-    [SCRIPT_SET_RESULT] = set_result_src, [SCRIPT_PUBLISH] = publish_src,
-    [SCRIPT_LOST] = lost_src,             [SCRIPT_IDEM] = idem_src,
+    [SCRIPT_CLAIM] = claim_src,
+    [SCRIPT_RENEW] = renew_src,
+    [SCRIPT_RELEASE] = release_src,
+    [SCRIPT_RESTORE] = restore_src,
+    [SCRIPT_SET_RESULT] = set_result_src,
+    [SCRIPT_PUBLISH] = publish_src,
+    [SCRIPT_LOST] = lost_src,
+    [SCRIPT_IDEM] = idem_src,
     [SCRIPT_FENCE] = fence_src,
+    [SCRIPT_WEBHOOK_CLAIM] = webhook_claim_src,
+    [SCRIPT_WEBHOOK_SETTLE] = webhook_settle_src,
 };

@@ -25,6 +25,7 @@
 #include "store/store.h"
 #include "util/os.h"
 #include "util/uuid.h"
+#include "webhook/webhook.h"
 
 #define METADATA_SCHEMA 1
 #define PROGRESS_INTERVAL_MS 500
@@ -323,12 +324,58 @@ static enum task_outcome task_unsettled(const struct task_run *run, enum ia_err 
     return TASK_OUTCOME_REQUEUE;
 }
 
+/* The alert level of the published analysis (summary.final_level), or NULL; a heap string. */
+static char *task_alert_level(const struct task_run *run)
+{
+    char *path = store_path(run->env->store, run->video_id, "json");
+    json_t *doc = json_load_file(path, 0, NULL);
+    free(path);
+    const char *level = json_string_value(json_object_get(
+        json_object_get(json_object_get(doc, "analysis"), "summary"), "final_level"));
+    char *out = level ? xstrdup(level) : NULL;
+    json_decref(doc);
+    return out;
+}
+
+/*
+ * The webhook event of the final state about to be written (result for a success, else code and
+ * message), when the task carries a callback URL and WEBHOOK_SECRET is set: fills ev and returns
+ * its body (the caller frees it), or returns NULL for no event.
+ */
+static char *task_event(const struct task_run *run, const json_t *result, const char *code,
+                        const char *message, struct queue_webhook_event *ev, char *event_id)
+{
+    memset(ev, 0, sizeof(*ev));
+    const char *url = webhook_task_callback(run->t->kwargs);
+    if (!url)
+        return NULL;
+    if (!run->env->cfg->webhook_secret[0]) {
+        log_msg(LOG_WARN, "worker",
+                "task=%s has a callback_url but WEBHOOK_SECRET is not set: no event",
+                run->t->task_id);
+        return NULL;
+    }
+    uuid_v4_new(event_id);
+    char *level = result ? task_alert_level(run) : NULL;
+    char *body = webhook_event_body(event_id, run->t->task_id, result ? "success" : "failed",
+                                    result, level, code, message, (long long)time(NULL));
+    free(level);
+    ev->event_id = event_id;
+    ev->url = url;
+    ev->body = body;
+    return body;
+}
+
 static enum task_outcome task_succeed(struct task_run *run)
 {
     if (task_deleted(run))
         return TASK_OUTCOME_ACK;
     json_t *result = success_result(run);
-    enum ia_err err = queue_task_set_state(run->env->queue, run->t, "SUCCESS", result);
+    struct queue_webhook_event ev;
+    char event_id[UUID_STR_LEN + 1];
+    char *body = task_event(run, result, NULL, NULL, &ev, event_id);
+    enum ia_err err = queue_task_succeed(run->env->queue, run->t, result, body ? &ev : NULL);
+    free(body);
     json_decref(result);
     if (err) /* the files are there; the next run only writes SUCCESS */
         return task_unsettled(run, err);
@@ -343,8 +390,12 @@ static enum task_outcome task_fail(struct task_run *run, enum ia_err err, const 
     log_escape(escaped, sizeof(escaped), detail, strlen(detail));
     log_msg(LOG_WARN, "worker", "task=%s failed code=%s detail=\"%s\"", run->t->task_id,
             ia_err_code(err), escaped);
-    enum ia_err werr =
-        queue_task_set_failure(run->env->queue, run->t, ia_err_code(err), ia_strerror(err));
+    struct queue_webhook_event ev;
+    char event_id[UUID_STR_LEN + 1];
+    char *body = task_event(run, NULL, ia_err_code(err), ia_strerror(err), &ev, event_id);
+    enum ia_err werr = queue_task_fail(run->env->queue, run->t, ia_err_code(err), ia_strerror(err),
+                                       body ? &ev : NULL);
+    free(body);
     if (werr)
         return task_unsettled(run, werr);
     metrics_task_outcome(METRICS_TASK_FAILURE, err);

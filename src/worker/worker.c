@@ -1,4 +1,4 @@
-/* Worker process: slots, heartbeat, signals and orderly shutdown. */
+/* Worker process: slots, heartbeat, the webhook sender, signals and orderly shutdown. */
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -21,6 +21,7 @@
 #include "store/store.h"
 #include "util/netpolicy.h"
 #include "util/os.h"
+#include "webhook/webhook.h"
 #include "worker/task.h"
 
 #define CLAIM_WAIT_MS 1000
@@ -141,6 +142,8 @@ static void *heartbeat_main(void *arg)
 {
     struct worker *w = arg;
     struct queue *q = queue_new(w->cfg);
+    if (w->cfg->webhook_secret[0]) /* a task_lost failure sends its webhook too */
+        queue_set_lost_events(q, webhook_lost_event, NULL);
     long period_ms = w->cfg->task_lease_s * 1000 / 3;
     int64_t next_sweep = 0;
     while (!atomic_load(&w->stopped)) {
@@ -253,10 +256,12 @@ int worker_main(const struct config *cfg)
     metrics_worker_slots_set(w.nslots);
     pthread_t heartbeat;
     worker_start(&w, &heartbeat);
+    struct webhook_sender *sender = webhook_sender_start(cfg, w.policy);
     log_msg(LOG_INFO, "worker", "ready: %d slot(s), lease %lld s", w.nslots, cfg->task_lease_s);
     worker_wait_shutdown(&w, &set);
     worker_join(&w, heartbeat);
     worker_metrics_stop(metrics);
+    webhook_sender_stop(sender);
     analysis_global_cleanup();
     store_free(w.store);
     netpolicy_free(w.policy);

@@ -7,8 +7,8 @@ Run a Python worker that consumes what interview-api publishes:
 (with tests/blackbox on PYTHONPATH). Or use it as a client: app.send_task('process_video', ...)
 and app.AsyncResult(task_id).get(timeout=...).
 
-The task returns {"echo": video_url, "worker": "python-stub"} (plus "analysis" when the message
-has that keyword argument) so that a test can see that the Python worker received exactly the
+The task returns {"echo": video_url, "worker": "python-stub"} (plus "analysis" and
+"callback_url" when the message has those keyword arguments) so that a test can see that the Python worker received exactly the
 arguments interview-api sent. A URL containing "fail" makes it
 raise RuntimeError, to check FAILURE records written by Celery itself.
 """
@@ -35,7 +35,7 @@ if os.environ.get("CELERY_VISIBILITY_TIMEOUT"):
 
 
 @app.task(name="process_video", bind=True)
-def process_video(self, video_url, analysis=None):
+def process_video(self, video_url, analysis=None, callback_url=None):
     """Echoes its arguments, after one PROGRESS update like the real worker sends."""
     self.update_state(state="PROGRESS", meta={"stage": "fetching", "progress": 0.1})
     if "fail" in video_url:
@@ -44,4 +44,6 @@ def process_video(self, video_url, analysis=None):
               "retries": self.request.retries, "task_id": self.request.id}
     if analysis is not None:  # the "analysis" keyword argument, when the message has one
         result["analysis"] = analysis
+    if callback_url is not None:  # a webhook's URL (docs/webhooks.md): only echoed here
+        result["callback_url"] = callback_url
     return result

@@ -118,8 +118,15 @@ static void test_public_base_url_trailing_slash(void **state)
 static void test_print_redacts_secrets(void **state)
 {
     (void)state;
-    const char *const env[] = {"CELERY_BROKER_URL", "redis://:hunter2@db:6379/0", "SIGNING_KEY",
-                               "topsecret", "API_KEYS", "k1,k2", NULL};
+    const char *const env[] = {"CELERY_BROKER_URL",
+                               "redis://:hunter2@db:6379/0",
+                               "SIGNING_KEY",
+                               "topsecret",
+                               "API_KEYS",
+                               "k1,k2",
+                               "WEBHOOK_SECRET",
+                               "whsec-42",
+                               NULL};
     struct config cfg;
     char err[256] = "";
     assert_int_equal(load(&cfg, env, NULL, err), 0);
@@ -131,6 +138,8 @@ static void test_print_redacts_secrets(void **state)
     assert_null(strstr(text, "hunter2"));
     assert_null(strstr(text, "topsecret"));
     assert_null(strstr(text, "k1,k2"));
+    assert_null(strstr(text, "whsec-42"));
+    assert_non_null(strstr(text, "WEBHOOK_SECRET=(set, redacted)"));
     assert_non_null(strstr(text, "CELERY_BROKER_URL=redis://***@db:6379/0"));
     assert_non_null(strstr(text, "PORT=8000"));
     free(text);
