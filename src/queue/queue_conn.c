@@ -245,15 +245,22 @@ static bool master_refused(const redisReply *r)
 }
 
 /*
- * Sentinels: r refused the command, which did not run. Asks the sentinels at once and sends
- * the command once more to the master they name (ROLE-checked). Returns the new reply, or r
- * when no master can be reached now.
+ * Sentinels: r refused the command, which did not run. Asks the sentinels at once; when they
+ * name another master, or r came from a replica (READONLY), sends the command once more to the
+ * master they name (ROLE-checked). Returns the new reply, or r when there is none to ask: a
+ * NOREPLICAS from the master they still name stands (its replicas are away).
  */
 static redisReply *conn_rerun(struct queue_conn *qc, redisReply *r, const char *cmd, size_t len)
 {
-    char esc[120];
-    log_msg(LOG_WARN, "queue", "%s %s:%d refused a command (%s); asking the sentinels", qc->name,
-            qc->url.host, qc->url.port, log_escape(esc, sizeof(esc), r->str, r->len));
+    char host[sizeof(qc->url.host)], esc[120];
+    int port = qc->url.port;
+    memcpy(host, qc->url.host, sizeof(host));
+    bool moved = conn_locate(qc) && (strcmp(host, qc->url.host) != 0 || port != qc->url.port);
+    if (!moved && strncmp(r->str, "READONLY", 8) != 0)
+        return r;
+    log_msg(LOG_WARN, "queue", "%s %s:%d refused a command (%s); %s", qc->name, host, port,
+            log_escape(esc, sizeof(esc), r->str, r->len),
+            moved ? "sending it to the new master" : "it is no master: asking the sentinels");
     queue_conn_close(qc);
     if (!conn_open(qc))
         return r;
