@@ -24,7 +24,7 @@ import pytest
 import requests
 from celery import Celery
 
-from conftest import SLOW, Service, free_port, stop_process, wait_port
+from conftest import IA_BIN, SLOW, Service, free_port, stop_process, wait_port
 from slow_origin import shared_origin
 
 MASTER_NAME = "mymaster"
@@ -262,3 +262,29 @@ def test_python_celery_client_on_kombu_sentinel_transport(tmp_path, cluster, ori
     master = cluster.master_port()
     assert cli(master, "-n", "1", "EXISTS", f"celery-task-meta-{tid}") == "1"
     assert cli(master, "-n", "0", "LLEN", "celery") == "0"
+
+
+def test_check_config_shows_the_sentinels_without_passwords(tmp_path):
+    url = ("sentinel://:hunter2@127.0.0.1:26379/2;sentinel://[::1]:26380;"
+           "sentinel://:hunter2@127.0.0.3")
+    env = {"PATH": os.environ["PATH"], "CELERY_BROKER_URL": url,
+           "CELERY_BROKER_MASTER_NAME": MASTER_NAME}
+    out = subprocess.run([IA_BIN, "check-config"], env=env, capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "hunter2" not in out.stdout + out.stderr
+    assert ("CELERY_BROKER_URL=sentinel://***@127.0.0.1:26379/2;sentinel://[::1]:26380;"
+            "sentinel://***@127.0.0.3\t") in out.stdout
+    assert ("# broker: sentinels 127.0.0.1:26379, [::1]:26380, 127.0.0.3:26379; "
+            f"master name '{MASTER_NAME}', db 2, password set") in out.stdout
+    assert "# backend: redis localhost:6379, db 1, password none" in out.stdout
+    # A bad entry or a missing master name stops start-up, naming the option, not the password.
+    bad = subprocess.run([IA_BIN, "serve"], capture_output=True, text=True, cwd=tmp_path,
+                         env=dict(env, CELERY_BROKER_URL=url + ";sentinel://:hunter2@h:0"))
+    assert bad.returncode == 2
+    assert bad.stderr == ("interview-api: configuration: CELERY_BROKER_URL: sentinel URL: "
+                          "entry 4: port is not a number from 1 to 65535\n")
+    unnamed = subprocess.run([IA_BIN, "worker"], capture_output=True, text=True, cwd=tmp_path,
+                             env=dict(env, CELERY_BROKER_MASTER_NAME=""))
+    assert unnamed.returncode == 2 and "CELERY_BROKER_MASTER_NAME" in unnamed.stderr
+    assert "hunter2" not in unnamed.stderr
