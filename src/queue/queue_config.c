@@ -1,4 +1,5 @@
-/* What start-up and check-config learn of the Redis URLs: parsed, checked, shown without secrets. */
+/* What start-up and check-config learn of the Redis URLs: parsed, checked, shown without secrets.
+ */
 #include "queue/queue.h"
 
 #include <stdio.h>
@@ -39,8 +40,8 @@ static void print_one(FILE *out, const char *what, const char *url, const char *
         struct redis_url u;
         if (redis_url_parse(url, &u, NULL, 0) == IA_OK)
             fprintf(out, "# %s: redis %s%s%s:%d, db %d, password %s\n", what,
-                    strchr(u.host, ':') ? "[" : "", u.host, strchr(u.host, ':') ? "]" : "",
-                    u.port, u.db, u.password[0] ? "set" : "none");
+                    strchr(u.host, ':') ? "[" : "", u.host, strchr(u.host, ':') ? "]" : "", u.port,
+                    u.db, u.password[0] ? "set" : "none");
         memset(&u, 0, sizeof(u));
         return;
     }

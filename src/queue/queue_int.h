@@ -43,8 +43,8 @@
 #define QUEUE_DELETED_PREFIX "interview-deleted-"
 #define QUEUE_PERIODIC_PREFIX "interview-periodic-"
 
-#define QUEUE_TIMEOUT_MS 1000 /* connect and command timeout */
-#define QUEUE_RETRY_MS 250    /* no reconnect attempt sooner than this after a failure */
+#define QUEUE_TIMEOUT_MS 1000      /* connect and command timeout */
+#define QUEUE_RETRY_MS 250         /* no reconnect attempt sooner than this after a failure */
 #define QUEUE_SENTINEL_ASK_MS 1000 /* sentinels are asked again this often while commands flow */
 
 enum queue_script {
@@ -78,10 +78,10 @@ struct queue_conn {
     int64_t next_ask_ms;       /* sentinels: when to ask them again (os_monotonic_ms()) */
     redisContext *c;
     int64_t retry_after_ms; /* os_monotonic_ms() */
-    bool down;          /* the last attempt failed; logged once per outage */
-    bool announced;     /* sentinels: the master in url was logged */
-    bool bound;         /* broker: kombu's queue binding was declared on this connection */
-    bool unsure;        /* the last command failed after it was sent: Redis may have run it */
+    bool down;              /* the last attempt failed; logged once per outage */
+    bool announced;         /* sentinels: the master in url was logged */
+    bool bound;             /* broker: kombu's queue binding was declared on this connection */
+    bool unsure;            /* the last command failed after it was sent: Redis may have run it */
 };
 
 struct queue {

@@ -99,8 +99,7 @@ static enum ia_err parse_after_scheme(const char *auth, int default_port, struct
         rc = parse_userinfo((struct slice){auth, (size_t)(at - auth)}, out, why);
     const char *hp = at ? at + 1 : auth;
     if (!rc)
-        rc = parse_hostport((struct slice){hp, (size_t)(auth + alen - hp)}, default_port, out,
-                            why);
+        rc = parse_hostport((struct slice){hp, (size_t)(auth + alen - hp)}, default_port, out, why);
     long long db = 0;
     if (!rc && slash && slash[1] && !str_to_ll(slash + 1, strlen(slash + 1), 0, 1000000, &db))
         rc = bad(why, "db is not a number");

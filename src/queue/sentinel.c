@@ -52,7 +52,8 @@ void sentinel_free(struct sentinel *s)
 
 static struct timeval ms_to_tv(int64_t ms)
 {
-    return (struct timeval){.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return (struct timeval){.tv_sec = (time_t)(ms / 1000),
+                            .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
 /* Connects to one sentinel within timeout_ms; NULL when it cannot be reached. */
@@ -140,10 +141,7 @@ bool sentinel_get_master(struct sentinel *s, struct redis_addr *out)
     return false;
 }
 
-const char *sentinel_master_name(const struct sentinel *s)
-{
-    return s->master_name;
-}
+const char *sentinel_master_name(const struct sentinel *s) { return s->master_name; }
 
 bool sentinel_role_is_master(redisContext *c)
 {
