@@ -89,7 +89,7 @@ static void conn_fail(struct queue_conn *qc, const char *what, const char *errst
                 qc->url.port, what, errstr);
     else if (!qc->down)
         log_msg(LOG_WARN, "queue", "%s (master %s) unavailable: %s: %s", qc->name,
-                sentinel_master_name(qc->sentinel), what, errstr);
+                qc->sentinel ? sentinel_master_name(qc->sentinel) : "?", what, errstr);
     qc->down = true;
     qc->retry_after_ms = os_monotonic_ms() + QUEUE_RETRY_MS;
     queue_conn_close(qc);
