@@ -2,8 +2,8 @@
 
 A master, two replicas (replicaof) and three sentinels (redis-server FILE --sentinel) on free
 loopback ports, the way docs/deploy.md ("Redis with Sentinel") sets them up to lose nothing:
-min-replicas-to-write 1, appendonly. serve and a worker are configured the kombu way,
-sentinel://...;sentinel://... with CELERY_*_MASTER_NAME.
+min-replicas-to-write 1, appendonly, requirepass on the data nodes. serve and a worker are
+configured the kombu way, sentinel://:PASSWORD@...;sentinel://... with CELERY_*_MASTER_NAME.
 
 - The master is killed (SIGKILL) while tasks run; the sentinels promote a replica; every task
   accepted before, during and after ends in success, once, and the API answered every request
@@ -28,12 +28,19 @@ from conftest import IA_BIN, SLOW, Service, free_port, stop_process, wait_port
 from slow_origin import shared_origin
 
 MASTER_NAME = "mymaster"
+PASSWORD = "s3cr3t-master-pw"  # the master's and replicas' requirepass; never in a log
 
 
 def cli(port, *args):
+    """A sentinel's answer (the sentinels have no password)."""
     out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
                          capture_output=True, text=True, timeout=10)
     return out.stdout.strip()
+
+
+def data_cli(port, *args):
+    """A master's or replica's answer."""
+    return cli(port, "--no-auth-warning", "-a", PASSWORD, *args)
 
 
 def sentinel_view(port):
@@ -46,7 +53,8 @@ class Cluster:
     """A master, two replicas and three sentinels, each a redis-server stopped by PID."""
 
     DATA = ["--save", "", "--appendonly", "yes", "--min-replicas-to-write", "1",
-            "--min-replicas-max-lag", "10", "--loglevel", "warning"]
+            "--min-replicas-max-lag", "10", "--loglevel", "warning",
+            "--requirepass", PASSWORD, "--masterauth", PASSWORD]
 
     def __init__(self, tmp):
         self.tmp = tmp
@@ -77,6 +85,7 @@ class Cluster:
             f.write(f"port {port}\nbind 127.0.0.1\ndir {self.tmp}\n"
                     f"sentinel announce-ip 127.0.0.1\n"
                     f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.master} 2\n"
+                    f"sentinel auth-pass {MASTER_NAME} {PASSWORD}\n"
                     f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
                     f"sentinel failover-timeout {MASTER_NAME} 3000\n"
                     f"sentinel parallel-syncs {MASTER_NAME} 1\n")
@@ -86,7 +95,7 @@ class Cluster:
         """Until both replicas are in sync and every sentinel knows both replicas and the others."""
         deadline = time.time() + timeout * SLOW
         while time.time() < deadline:
-            info = cli(self.master, "INFO", "replication")
+            info = data_cli(self.master, "INFO", "replication")
             synced = len(re.findall(r"^slave\d+:.*state=online", info, re.M)) == 2
             known = all(sentinel_view(s).get("num-slaves") == "2" and
                         sentinel_view(s).get("num-other-sentinels") == "2"
@@ -94,7 +103,7 @@ class Cluster:
             if synced and known:
                 return
             time.sleep(0.2)
-        raise AssertionError("cluster not ready: " + cli(self.master, "INFO", "replication"))
+        raise AssertionError("cluster not ready: " + data_cli(self.master, "INFO", "replication"))
 
     def master_port(self, sentinel=None):
         out = cli(sentinel or self.sentinels[0], "SENTINEL", "get-master-addr-by-name",
@@ -102,8 +111,9 @@ class Cluster:
         return int(out[1]) if len(out) == 2 else None
 
     def url(self, db):
-        """kombu's grammar: the master's db in the first entry."""
-        return ";".join(f"sentinel://127.0.0.1:{p}" + (f"/{db}" if i == 0 else "")
+        """kombu's grammar: the master's password and db in the first entry."""
+        return ";".join("sentinel://" + (f":{PASSWORD}@" if i == 0 else "") +
+                        f"127.0.0.1:{p}" + (f"/{db}" if i == 0 else "")
                         for i, p in enumerate(self.sentinels))
 
     def kill(self, port):
@@ -193,7 +203,7 @@ def test_tasks_survive_a_failover_mid_run(tmp_path, cluster, origin, how):
         if how == "sigkill":
             cluster.kill(old)
         else:  # a planned failover, as docs/deploy.md says: writes paused on the old master
-            assert cli(old, "CLIENT", "PAUSE", "10000", "WRITE") == "OK"
+            assert data_cli(old, "CLIENT", "PAUSE", "10000", "WRITE") == "OK"
             assert cli(cluster.sentinels[0], "SENTINEL", "FAILOVER", MASTER_NAME) == "OK"
         # Submissions go on through the failover, one after another.
         during = []
@@ -217,6 +227,7 @@ def test_tasks_survive_a_failover_mid_run(tmp_path, cluster, origin, how):
     # Both programs followed the sentinels to the new master, and said so (no password).
     assert logs.count(f"broker master is now 127.0.0.1:{new}") >= 2, svc.dump_logs()
     assert logs.count(f"backend master is now 127.0.0.1:{new}") >= 2, svc.dump_logs()
+    assert PASSWORD not in logs
     codes = [a[1] for a in client.answers]
     refusals = [a for a in client.answers if a[1] == 503]
     assert all(a[2] for a in refusals), refusals  # every 503 said when to come back
@@ -224,8 +235,8 @@ def test_tasks_survive_a_failover_mid_run(tmp_path, cluster, origin, how):
     recovered = [a[0] for a in client.answers if a[0] > killed_at and a[1] == 200]
     if how == "sentinel-failover":  # the old master lives on, and becomes a replica of the new
         guard = time.time() + 60 * SLOW
-        while cli(old, "ROLE").splitlines()[0] != "slave":
-            assert time.time() < guard, cli(old, "ROLE")
+        while data_cli(old, "ROLE").splitlines()[0] != "slave":
+            assert time.time() < guard, data_cli(old, "ROLE")
             time.sleep(0.2)
     sys.stderr.write(f"sentinel {how}: {len(tasks)} tasks, {len(refusals)} answers 503, "
                      f"sentinels switched after {switched_at - killed_at:.1f} s, first 200 "
@@ -260,8 +271,8 @@ def test_python_celery_client_on_kombu_sentinel_transport(tmp_path, cluster, ori
     assert status["status"] == "success"
     # The message and the record went to the master the sentinels name, in the URL's dbs.
     master = cluster.master_port()
-    assert cli(master, "-n", "1", "EXISTS", f"celery-task-meta-{tid}") == "1"
-    assert cli(master, "-n", "0", "LLEN", "celery") == "0"
+    assert data_cli(master, "-n", "1", "EXISTS", f"celery-task-meta-{tid}") == "1"
+    assert data_cli(master, "-n", "0", "LLEN", "celery") == "0"
 
 
 def test_check_config_shows_the_sentinels_without_passwords(tmp_path):
