@@ -204,18 +204,6 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* True for one of libx264's preset names (x264 --fullhelp), which ffmpeg passes on as is. */
-static bool preset_valid(const char *preset)
-{
-    static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
-                                          "medium",    "slow",      "slower",   "veryslow",
-                                          "placebo"};
-    for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
-        if (strcmp(preset, presets[i]) == 0)
-            return true;
-    return false;
-}
-
 /*
  * A Redis URL option: redis://host:port/db, or kombu's sentinel://host:port;sentinel://... with
  * the master's name in its *_MASTER_NAME option (queue/ parses the rest when it starts).
@@ -234,6 +222,18 @@ static int validate_redis(const char *option, const char *url, const char *maste
         return -1;
     }
     return 0;
+}
+
+/* True for one of libx264's preset names (x264 --fullhelp), which ffmpeg passes on as is. */
+static bool preset_valid(const char *preset)
+{
+    static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+                                          "medium",    "slow",      "slower",   "veryslow",
+                                          "placebo"};
+    for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
+        if (strcmp(preset, presets[i]) == 0)
+            return true;
+    return false;
 }
 
 static int validate(struct config *cfg, char *err, size_t errlen)
