@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "media/media.h"
+#include "queue/queue.h"
 #include "worker/worker.h"
 
 #define DOTENV ".env"
@@ -84,6 +85,7 @@ static int run_command(struct config *cfg, int argc, char **argv)
         return supervise_main(cfg, self_path(argv[0]), broker_configured());
     if (strcmp(cmd, "check-config") == 0) {
         config_print(cfg, stdout);
+        queue_config_print(cfg, stdout);
         return 0;
     }
     if (strcmp(cmd, "submit") == 0 && (argc == 3 || argc == 4)) {
@@ -138,6 +140,11 @@ int main(int argc, char **argv)
     char err[256];
     if (config_load(&cfg, DOTENV, err, sizeof(err))) {
         fprintf(stderr, "interview-api: configuration: %s\n", err);
+        return 2;
+    }
+    if (queue_config_check(&cfg, err, sizeof(err))) {
+        fprintf(stderr, "interview-api: configuration: %s\n", err);
+        config_cleanup(&cfg);
         return 2;
     }
     log_set_level((enum log_level)log_level_parse(cfg.log_level));

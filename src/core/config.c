@@ -37,6 +37,10 @@ static const struct option options[] = {
      "base of URLs in responses (default http://HOST:PORT)"},
     {"CELERY_BROKER_URL", STR(broker_url), "redis://localhost:6379/0", true, "task queue"},
     {"CELERY_BACKEND_URL", STR(backend_url), "redis://localhost:6379/1", true, "result store"},
+    {"CELERY_BROKER_MASTER_NAME", STR(broker_master_name), "", false,
+     "with a sentinel:// broker URL: the master group the sentinels watch (kombu's master_name)"},
+    {"CELERY_BACKEND_MASTER_NAME", STR(backend_master_name), "", false,
+     "with a sentinel:// backend URL: the master group the sentinels watch"},
     {"WORKER_CONCURRENCY", INT(worker_concurrency, 0, 256), "0", false,
      "task slots per worker (0: number of cores)"},
     {"SERVE_THREADS", INT(serve_threads, 0, 256), "0", false,
@@ -247,6 +251,26 @@ static bool has_prefix(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/*
+ * A Redis URL option: redis://host:port/db, or kombu's sentinel://host:port;sentinel://... with
+ * the master's name in its *_MASTER_NAME option (queue/ parses the rest when it starts).
+ */
+static int validate_redis(const char *option, const char *url, const char *master_option,
+                          const char *master_name, char *err, size_t errlen)
+{
+    if (has_prefix(url, "sentinel://") && !master_name[0]) {
+        snprintf(err, errlen, "%s: a sentinel:// URL needs %s", master_option, master_option);
+        return -1;
+    }
+    if (!has_prefix(url, "redis://") && !has_prefix(url, "sentinel://")) {
+        snprintf(err, errlen,
+                 "%s: expected redis://host:port/db or sentinel://host:port;sentinel://...",
+                 option);
+        return -1;
+    }
+    return 0;
+}
+
 /* True for one of libx264's preset names (x264 --fullhelp), which ffmpeg passes on as is. */
 static bool preset_valid(const char *preset)
 {
@@ -287,14 +311,11 @@ static void derive_signing_key(struct config *cfg)
 
 static int validate(struct config *cfg, char *err, size_t errlen)
 {
-    if (!has_prefix(cfg->broker_url, "redis://")) {
-        snprintf(err, errlen, "CELERY_BROKER_URL: expected redis://host:port/db");
+    if (validate_redis("CELERY_BROKER_URL", cfg->broker_url, "CELERY_BROKER_MASTER_NAME",
+                       cfg->broker_master_name, err, errlen) ||
+        validate_redis("CELERY_BACKEND_URL", cfg->backend_url, "CELERY_BACKEND_MASTER_NAME",
+                       cfg->backend_master_name, err, errlen))
         return -1;
-    }
-    if (!has_prefix(cfg->backend_url, "redis://")) {
-        snprintf(err, errlen, "CELERY_BACKEND_URL: expected redis://host:port/db");
-        return -1;
-    }
     const char *base = cfg->public_base_url;
     size_t scheme = has_prefix(base, "http://") ? 7 : has_prefix(base, "https://") ? 8 : 0;
     if (base[0] && (scheme == 0 || base[scheme] == '\0' || base[scheme] == '/')) {
@@ -400,15 +421,31 @@ int config_load(struct config *cfg, const char *dotenv_path, char *err, size_t e
     return rc;
 }
 
+/* Prints one URL [url, url+len) with its user and password hidden behind three stars. */
+static void print_redacted_one(FILE *out, const char *url, size_t len)
+{
+    const char *at = NULL;
+    for (const char *p = url; p < url + len; p++)
+        at = *p == '@' ? p : at; /* the last '@': a password may hold one */
+    const char *scheme = memmem(url, len, "://", 3);
+    int keep = scheme && (!at || scheme < at) ? (int)(scheme + 3 - url) : 0;
+    if (at)
+        fprintf(out, "%.*s***%.*s", keep, url, (int)(url + len - at), at);
+    else
+        fprintf(out, "%.*s", (int)len, url);
+}
+
+/* Prints a Redis URL, or each URL of a ';' list (kombu's sentinels), without secrets. */
 static void print_redacted_url(FILE *out, const char *url)
 {
-    /* Hides user and password: scheme, three stars, then the part from the last '@'. */
-    const char *at = strrchr(url, '@');
-    const char *scheme = strstr(url, "://");
-    if (at && scheme && at > scheme)
-        fprintf(out, "%.*s***%s", (int)(scheme + 3 - url), url, at);
-    else
-        fputs(url, out);
+    for (;;) {
+        const char *semi = strchr(url, ';');
+        print_redacted_one(out, url, semi ? (size_t)(semi - url) : strlen(url));
+        if (!semi)
+            break;
+        fputc(';', out);
+        url = semi + 1;
+    }
 }
 
 void config_print(const struct config *cfg, FILE *out)
@@ -420,7 +457,7 @@ void config_print(const struct config *cfg, FILE *out)
             fprintf(out, "%lld", int_value(cfg, o));
         } else {
             const char *v = str_value(cfg, o);
-            if (o->secret && strncmp(v, "redis://", 8) == 0)
+            if (o->secret && (has_prefix(v, "redis://") || has_prefix(v, "sentinel://")))
                 print_redacted_url(out, v);
             else if (o->offset == offsetof(struct config, signing_key) && cfg->signing_key_derived)
                 fputs("(derived from API_KEYS, redacted)", out);

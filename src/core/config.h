@@ -13,6 +13,8 @@ struct config {
     char *public_base_url;
     char *broker_url;
     char *backend_url;
+    char *broker_master_name;
+    char *backend_master_name;
     long long worker_concurrency;
     long long serve_threads;
     long long worker_metrics_port;

@@ -19,8 +19,8 @@
 struct queue *queue_new(const struct config *cfg)
 {
     struct queue *q = xcalloc(1, sizeof(*q));
-    queue_conn_init(&q->broker, "broker", cfg->broker_url);
-    queue_conn_init(&q->backend, "backend", cfg->backend_url);
+    queue_conn_init(&q->broker, "broker", cfg->broker_url, cfg->broker_master_name);
+    queue_conn_init(&q->backend, "backend", cfg->backend_url, cfg->backend_master_name);
     q->result_ttl_s = cfg->result_ttl_s > 0 ? cfg->result_ttl_s : 86400;
     q->max_queued = cfg->max_queued > 0 ? cfg->max_queued : 0;
     queue_scripts_init(q);
@@ -37,8 +37,8 @@ void queue_free(struct queue *q)
 {
     if (!q)
         return;
-    queue_conn_close(&q->broker);
-    queue_conn_close(&q->backend);
+    queue_conn_cleanup(&q->broker);
+    queue_conn_cleanup(&q->backend);
     free(q);
 }
 

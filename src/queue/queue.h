@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/error.h"
 
@@ -52,6 +53,14 @@ struct claimed_task {
     int deliveries;       /* 1 + earlier deliveries whose worker stopped without settling them */
     char fence[64];       /* "<claims> <lease_token>": the state writes of this delivery check it */
 };
+
+/*
+ * Parses CELERY_BROKER_URL and CELERY_BACKEND_URL (redis://, or kombu's sentinel:// lists) as
+ * the queue will: IA_ERR_INVALID with the option and the reason in err (never a password).
+ */
+enum ia_err queue_config_check(const struct config *cfg, char *err, size_t errlen);
+/* Prints a "# broker: ..." and a "# backend: ..." line: hosts, sentinels, db; no password. */
+void queue_config_print(const struct config *cfg, FILE *out);
 
 /* Connects lazily on first use. Never returns NULL. */
 struct queue *queue_new(const struct config *cfg);

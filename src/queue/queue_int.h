@@ -49,8 +49,9 @@
 #define QUEUE_WEBHOOKS_KEY "interview-webhooks"
 #define QUEUE_WEBHOOKS_DUE_KEY "interview-webhooks-due"
 
-#define QUEUE_TIMEOUT_MS 1000 /* connect and command timeout */
-#define QUEUE_RETRY_MS 250    /* no reconnect attempt sooner than this after a failure */
+#define QUEUE_TIMEOUT_MS 1000      /* connect and command timeout */
+#define QUEUE_RETRY_MS 250         /* no reconnect attempt sooner than this after a failure */
+#define QUEUE_SENTINEL_ASK_MS 1000 /* sentinels are asked again this often while commands flow */
 
 enum queue_script {
     SCRIPT_CLAIM,
@@ -70,16 +71,25 @@ enum queue_script {
 /* The Lua source of each script (queue_scripts.c). */
 extern const char *const queue_script_src[SCRIPT__COUNT];
 
-/* One blocking connection, opened lazily and dropped after any I/O error. */
+/* The sentinels of one master group (sentinel.c). */
+struct sentinel;
+
+/*
+ * One blocking connection, opened lazily and dropped after any I/O error. With sentinels, url
+ * holds the master's credentials and db, and the address the sentinels gave last.
+ */
 struct queue_conn {
     const char *name; /* "broker" or "backend", for logs */
     struct redis_url url;
     bool url_ok;
+    struct sentinel *sentinel; /* NULL for a redis:// URL */
+    int64_t next_ask_ms;       /* sentinels: when to ask them again (os_monotonic_ms()) */
     redisContext *c;
     int64_t retry_after_ms; /* os_monotonic_ms() */
-    bool down;          /* the last attempt failed; logged once per outage */
-    bool bound;         /* broker: kombu's queue binding was declared on this connection */
-    bool unsure;        /* the last command failed after it was sent: Redis may have run it */
+    bool down;              /* the last attempt failed; logged once per outage */
+    bool announced;         /* sentinels: the master in url was logged */
+    bool bound;             /* broker: kombu's queue binding was declared on this connection */
+    bool unsure;            /* the last command failed after it was sent: Redis may have run it */
 };
 
 struct queue {
@@ -94,8 +104,16 @@ struct queue {
 /* Wall-clock time in seconds. */
 double queue_wall_now(void);
 
-void queue_conn_init(struct queue_conn *qc, const char *name, const char *url);
+/*
+ * Parses url (redis:// or kombu's sentinel:// list; master_name names the group the sentinels
+ * watch) without connecting. A URL that does not parse is logged, and every command fails.
+ */
+void queue_conn_init(struct queue_conn *qc, const char *name, const char *url,
+                     const char *master_name);
+/* Closes the connection; it reopens on the next command. */
 void queue_conn_close(struct queue_conn *qc);
+/* Closes the connection and frees what queue_conn_init() allocated. */
+void queue_conn_cleanup(struct queue_conn *qc);
 /*
  * Runs one command (hiredis format, %s and %b allowed); NULL when Redis is unreachable, with
  * qc->unsure set when the command was sent and may have run (a timeout, a lost connection).
@@ -118,6 +136,17 @@ bool queue_reply_failed(const struct queue_conn *qc, const redisReply *r, const 
 /* queue_set_failure() with no fence, queuing ev (may be NULL) with the FAILURE it writes. */
 enum ia_err queue_set_failure_event(struct queue *q, const char *task_id, const char *code,
                                     const char *message, const struct queue_webhook_event *ev);
+/* Sentinels of the master group master_name, from a parsed URL. */
+struct sentinel *sentinel_new(const struct redis_sentinel_url *u, const char *master_name);
+void sentinel_free(struct sentinel *s);
+/*
+ * Asks the sentinels in order for the master's address, within QUEUE_TIMEOUT_MS in all; the one
+ * that answered moves to the front and its connection is kept. False when none answered.
+ */
+bool sentinel_get_master(struct sentinel *s, struct redis_addr *out);
+const char *sentinel_master_name(const struct sentinel *s);
+/* True when ROLE on c says master (false for a replica, a sentinel, or no answer). */
+bool sentinel_role_is_master(redisContext *c);
 
 /* Task ids name Redis keys and appear in logs: printable ASCII without spaces, short. */
 bool queue_task_id_ok(const char *id);

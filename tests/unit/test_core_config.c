@@ -146,6 +146,32 @@ static void test_print_redacts_secrets(void **state)
     config_cleanup(&cfg);
 }
 
+/* kombu's sentinel lists: each entry redacted; a master name is required. */
+static void test_sentinel_urls(void **state)
+{
+    (void)state;
+    const char *const unnamed[] = {"CELERY_BACKEND_URL", "sentinel://h:26379", NULL};
+    struct config cfg;
+    char err[256] = "";
+    assert_int_equal(load(&cfg, unnamed, NULL, err), -1);
+    assert_string_equal(err, "CELERY_BACKEND_MASTER_NAME: a sentinel:// URL needs "
+                             "CELERY_BACKEND_MASTER_NAME");
+    const char *const env[] = {"CELERY_BROKER_URL",
+                               "sentinel://:hunter2@a:1/2;sentinel://b:2;:hunter2@c",
+                               "CELERY_BROKER_MASTER_NAME", "mymaster", NULL};
+    assert_int_equal(load(&cfg, env, NULL, err), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    config_print(&cfg, out);
+    fclose(out);
+    assert_null(strstr(text, "hunter2"));
+    assert_non_null(strstr(text, "CELERY_BROKER_URL=sentinel://***@a:1/2;sentinel://b:2;***@c\t"));
+    assert_non_null(strstr(text, "CELERY_BROKER_MASTER_NAME=mymaster\t"));
+    free(text);
+    config_cleanup(&cfg);
+}
+
 struct collected {
     char text[512];
 };
@@ -191,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_preset_accepts_every_libx264_preset),
         cmocka_unit_test(test_public_base_url_trailing_slash),
         cmocka_unit_test(test_print_redacts_secrets),
+        cmocka_unit_test(test_sentinel_urls),
         cmocka_unit_test(test_dotenv_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
