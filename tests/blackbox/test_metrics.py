@@ -353,7 +353,10 @@ def test_sent_bytes_stop_where_a_client_left(metered):
             value(before, body, route="/stream/{video_id}")) == 256 << 20
     sent = "interview_http_sent_bytes_total"
     grew = value(after, sent) - value(before, sent)
-    assert 1 << 20 <= grew < 128 << 20  # socket buffers hold a few MiB at most
+    # Socket buffers hold a few MiB at most. No lower bound: libevent runs a bufferevent's
+    # output callbacks deferred, and those still pending when the connection is freed are lost
+    # (seen once on a loaded machine: 3 KiB counted). Whole bodies are checked elsewhere.
+    assert grew < 128 << 20
     assert requests.get(metered.base + "/healthz", timeout=10).status_code == 200
     later = value(scrape(metered.base + "/metrics"), sent) - value(before, sent)
     assert later < 128 << 20  # nothing more went to the client that left
