@@ -45,8 +45,9 @@ void api_reply_ia_error(struct http_request *req, enum ia_err err);
 /*
  * Adds "events_url" and "review_url" to obj (a JSON object) for the files of the analysis that
  * video_id has (its WebVTT events, its review rendition); a video without them gets neither.
+ * IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot tell whether they exist.
  */
-void api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj);
+enum ia_err api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj);
 
 /*
  * Parses and checks a POST /submit body ({"video_url": "http(s)://...", "analysis": false}),

@@ -117,6 +117,28 @@ bool store_exists(const struct store *s, const char *video_id, const char *ext)
     return true;
 }
 
+enum ia_err store_lookup(const struct store *s, const char *video_id, const char *ext)
+{
+    if (!uuid_is_canonical(video_id, strlen(video_id)))
+        return IA_ERR_NOT_FOUND;
+    if (s->remote)
+        return store_remote_lookup(s->remote, video_id, ext);
+    return store_exists(s, video_id, ext) ? IA_OK : IA_ERR_NOT_FOUND;
+}
+
+bool store_is_remote(const struct store *s)
+{
+    return s->remote != NULL;
+}
+
+char *store_presign(const struct store *s, const char *method, const char *video_id,
+                    const char *ext, long long ttl_s, const char *disposition)
+{
+    if (!s->remote || !uuid_is_canonical(video_id, strlen(video_id)))
+        return NULL;
+    return store_remote_presign(s->remote, method, video_id, ext, ttl_s, disposition);
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;

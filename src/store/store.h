@@ -38,6 +38,21 @@ char *store_path(const struct store *s, const char *video_id, const char *ext);
 /* Opens a published file read-only and fills st; -1 when missing or not a regular file. */
 int store_open(const struct store *s, const char *video_id, const char *ext, struct stat *st);
 bool store_exists(const struct store *s, const char *video_id, const char *ext);
+/*
+ * Whether processed_<video_id>.<ext> is published: IA_OK, IA_ERR_NOT_FOUND (also for an id
+ * that is not canonical), or IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot be asked (a
+ * network failure, a timeout, a 5xx, refused credentials): never a false "not found".
+ */
+enum ia_err store_lookup(const struct store *s, const char *video_id, const char *ext);
+/* True when results live in a bucket (store_use_s3() attached one). */
+bool store_is_remote(const struct store *s);
+/*
+ * A presigned URL of processed_<video_id>.<ext> in the bucket for method "GET" or "HEAD", valid
+ * ttl_s seconds (clamped to S3's 7 days), with disposition (may be NULL) signed in as
+ * response-content-disposition. NULL when the store is local or the key is invalid.
+ */
+char *store_presign(const struct store *s, const char *method, const char *video_id,
+                    const char *ext, long long ttl_s, const char *disposition);
 
 /*
  * A fresh scratch directory for one task attempt; the caller frees the string. *lock_fd holds

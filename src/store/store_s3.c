@@ -11,6 +11,9 @@
 #include "core/log.h"
 #include "store/s3.h"
 
+/* The longest lifetime S3 accepts for a presigned URL (7 days). */
+#define STORE_PRESIGN_MAX_S 604800L
+
 struct store_remote {
     const struct config *cfg;
     pthread_mutex_t lock;
@@ -114,21 +117,42 @@ enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, c
     return e;
 }
 
-bool store_remote_exists(struct store_remote *r, const char *video_id, const char *ext)
+enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, const char *ext)
 {
     struct s3 *s = remote_take(r);
     if (!s)
-        return false;
+        return IA_ERR_STORAGE_UNAVAILABLE;
     char *name = object_name(video_id, ext);
     struct s3_head h;
     char detail[512];
     enum ia_err e = s3_head(s, name, &h, detail, sizeof detail);
-    if (e && e != IA_ERR_NOT_FOUND)
+    if (e && e != IA_ERR_NOT_FOUND) {
         log_msg(LOG_WARN, "store", "asking the bucket for %s failed: %s: %s", name, ia_err_code(e),
                 detail);
+        e = IA_ERR_STORAGE_UNAVAILABLE; /* whatever the cause, the answer is not "missing" */
+    }
     free(name);
     remote_give(r, s);
-    return e == IA_OK;
+    return e;
+}
+
+bool store_remote_exists(struct store_remote *r, const char *video_id, const char *ext)
+{
+    return store_remote_lookup(r, video_id, ext) == IA_OK;
+}
+
+char *store_remote_presign(struct store_remote *r, const char *method, const char *video_id,
+                           const char *ext, long long ttl_s, const char *disposition)
+{
+    struct s3 *s = remote_take(r);
+    if (!s)
+        return NULL;
+    char *name = object_name(video_id, ext);
+    long ttl = ttl_s > STORE_PRESIGN_MAX_S ? STORE_PRESIGN_MAX_S : (long)ttl_s;
+    char *url = s3_presign(s, method, name, ttl < 1 ? 1 : ttl, disposition);
+    free(name);
+    remote_give(r, s);
+    return url;
 }
 
 /* The names of one video's objects other than its metadata. */
