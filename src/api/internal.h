@@ -47,6 +47,13 @@ void api_reply_ia_error(struct http_request *req, enum ia_err err);
  * video_id has (its WebVTT events, its review rendition); a video without them gets neither.
  * IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot tell whether they exist.
  */
+/*
+ * MEDIA_DELIVERY=proxy (media_proxy.c): streams processed_<id>.<ext> of the bucket (call->param
+ * is the id) with the client's Range, If-Range and If-None-Match, content_type and disposition
+ * (may be NULL) as ours. Answers the request, later, from another thread.
+ */
+void api_proxy_object(struct api_call *call, const char *ext, const char *content_type,
+                      const char *disposition);
 enum ia_err api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj);
 
 /*

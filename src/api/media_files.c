@@ -61,7 +61,10 @@ static void deliver_remote(struct api_call *call, const char *ext, const char *c
         api_reply_ia_error(call->req, e);
         return;
     }
-    (void)content_type; /* the store's own, set at publication */
+    if (strcmp(app->cfg->media_delivery, "proxy") == 0) {
+        api_proxy_object(call, ext, content_type, disposition);
+        return;
+    }
     bool head = http_request_method(call->req) == HTTP_HEAD;
     char *url = store_presign(app->store, head ? "HEAD" : "GET", call->param, ext,
                               app->cfg->signed_url_ttl_s, disposition);

@@ -358,8 +358,8 @@ static int validate(struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "STORAGE_URL: expected s3://bucket or s3://bucket/prefix");
         return -1;
     }
-    if (strcmp(cfg->media_delivery, "redirect") != 0) {
-        snprintf(err, errlen, "MEDIA_DELIVERY: expected redirect");
+    if (strcmp(cfg->media_delivery, "redirect") != 0 && strcmp(cfg->media_delivery, "proxy") != 0) {
+        snprintf(err, errlen, "MEDIA_DELIVERY: expected redirect or proxy");
         return -1;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -36,7 +36,8 @@ struct xfer {
     uint64_t sent;     /* body bytes handed to curl */
     uint64_t received; /* 2xx body bytes written */
     struct s3_buf errbody;
-    bool refused, too_large, write_failed, read_failed, disk_full;
+    bool refused, too_large, write_failed, read_failed, disk_full, stopped;
+    struct s3_get_head head; /* for out_cb: filled at its first call */
     char refused_addr[64];
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -335,7 +336,14 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
         return n;
     }
     const struct s3_request *r = x->r;
-    if (r->out_mem) {
+    if (r->out_cb) {
+        if (x->head.status == 0)
+            s3_get_head_fill(&x->head, x->resp, code);
+        if (!r->out_cb(r->out_ctx, &x->head, data, n)) {
+            x->stopped = true;
+            return 0;
+        }
+    } else if (r->out_mem) {
         if (!s3_buf_add(r->out_mem, data, n)) {
             x->too_large = true;
             return 0;
@@ -352,6 +360,16 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
     }
     x->received += n;
     return n;
+}
+
+void s3_get_head_fill(struct s3_get_head *h, const struct s3_response *resp, long status)
+{
+    h->status = status;
+    h->length = resp->content_length;
+    h->has_length = resp->has_length;
+    memcpy(h->etag, resp->etag, sizeof h->etag);
+    memcpy(h->last_modified, resp->last_modified, sizeof h->last_modified);
+    memcpy(h->content_range, resp->content_range, sizeof h->content_range);
 }
 
 /* Copies a header's value if it is printable ASCII and fits. */
@@ -389,6 +407,8 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
         keep_header(resp->etag, sizeof resp->etag, v, vlen);
     else if (slice_eq_nocase(name, "last-modified"))
         keep_header(resp->last_modified, sizeof resp->last_modified, v, vlen);
+    else if (slice_eq_nocase(name, "content-range"))
+        keep_header(resp->content_range, sizeof resp->content_range, v, vlen);
     else if (slice_eq_nocase(name, "x-amz-request-id"))
         keep_header(resp->request_id, sizeof resp->request_id, v, vlen);
     else if (slice_eq_nocase(name, "content-length"))
@@ -449,6 +469,10 @@ static struct curl_slist *signed_headers(const struct s3 *s, const struct s3_req
     list = add_header(list, "Authorization", auth);
     if (r->content_type)
         list = add_header(list, "Content-Type", r->content_type);
+    if (r->if_range)
+        list = add_header(list, "If-Range", r->if_range);
+    if (r->if_none_match)
+        list = add_header(list, "If-None-Match", r->if_none_match);
     list = add_header(list, "Expect", ""); /* no 100-continue round trip */
     list = curl_slist_append(list, "Accept:");
     free(auth);
@@ -520,6 +544,10 @@ static enum ia_err map_curl_error(struct xfer *x, CURLcode rc, char *detail, siz
         snprintf(detail, detaillen, "object larger than allowed");
         return IA_ERR_TOO_LARGE;
     }
+    if (x->stopped) {
+        snprintf(detail, detaillen, "the receiver stopped the transfer");
+        return IA_ERR_IO;
+    }
     if (x->write_failed || x->read_failed) {
         snprintf(detail, detaillen, "%s the local file failed",
                  x->write_failed ? "writing" : "reading");
@@ -587,7 +615,8 @@ enum ia_err s3_perform(struct s3 *s, const struct s3_request *r, struct s3_respo
     if (resp->status < 200 || resp->status > 299)
         e = map_http_error(&x, detail, detaillen);
 out:
-    if (e && e != IA_ERR_NOT_FOUND) {
+    if (e && e != IA_ERR_NOT_FOUND && !(r->out_cb && (resp->status == 304 || resp->status == 412 ||
+                                                      resp->status == 416))) {
         char key[160];
         log_escape(key, sizeof key, r->key ? r->key : "", r->key ? strlen(r->key) : 0);
         log_msg(LOG_WARN, "s3", "%s %s/%s: %s: %s request-id=%s", r->method, s->bucket, key,

@@ -139,6 +139,15 @@ char *store_presign(const struct store *s, const char *method, const char *video
     return store_remote_presign(s->remote, method, video_id, ext, ttl_s, disposition);
 }
 
+enum ia_err store_get_stream(const struct store *s, const char *video_id, const char *ext,
+                             const char *method, const struct store_conditions *c,
+                             store_body_cb cb, void *ctx, struct store_object_head *h)
+{
+    if (!s->remote || !uuid_is_canonical(video_id, strlen(video_id)))
+        return s->remote ? IA_ERR_NOT_FOUND : IA_ERR_INVALID;
+    return store_remote_get_stream(s->remote, video_id, ext, method, c, cb, ctx, h);
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;

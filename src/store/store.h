@@ -33,6 +33,36 @@ void store_free(struct store *s);
  */
 enum ia_err store_use_s3(struct store *s, const struct config *cfg, char *err, size_t errlen);
 
+/* The head of a streamed object: the store's answer, passed on to the client as it is. */
+struct store_object_head {
+    int status; /* 200, 206, 304, 412 or 416 */
+    unsigned long long length;
+    bool has_length;
+    char etag[80];
+    char last_modified[64];
+    char content_range[96]; /* "" when none */
+};
+/*
+ * Receives n bytes (never 0) of an object's body; h is the same at every call. Returns false
+ * to stop the transfer.
+ */
+typedef bool (*store_body_cb)(void *ctx, const struct store_object_head *h, const char *p,
+                              size_t n);
+/* The client's own conditions forwarded to the bucket (each may be NULL). */
+struct store_conditions {
+    const char *range, *if_range, *if_none_match;
+};
+/*
+ * Streams processed_<video_id>.<ext> from the bucket ("GET" or "HEAD") with the conditions c:
+ * IA_OK with *h filled for 200/206 (the body went to cb as it arrived, in bounded memory) and
+ * 304/412/416 (no body); IA_ERR_NOT_FOUND; IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot
+ * be asked; IA_ERR_IO when cb stopped it or the transfer broke after the first bytes. The
+ * calling thread blocks until the transfer ends. IA_ERR_INVALID for a local store.
+ */
+enum ia_err store_get_stream(const struct store *s, const char *video_id, const char *ext,
+                             const char *method, const struct store_conditions *c,
+                             store_body_cb cb, void *ctx, struct store_object_head *h);
+
 /* "DIR/processed_<video_id>.<ext>"; the caller frees it. video_id must be a canonical UUID. */
 char *store_path(const struct store *s, const char *video_id, const char *ext);
 /* Opens a published file read-only and fills st; -1 when missing or not a regular file. */

@@ -155,6 +155,62 @@ char *store_remote_presign(struct store_remote *r, const char *method, const cha
     return url;
 }
 
+/* Adapts the client's streamed body to the store's callback. */
+struct stream_relay {
+    store_body_cb cb;
+    void *ctx;
+    struct store_object_head head;
+    bool have_head;
+};
+
+static void head_copy(struct store_object_head *dst, const struct s3_get_head *src)
+{
+    dst->status = (int)src->status;
+    dst->length = src->length;
+    dst->has_length = src->has_length;
+    memcpy(dst->etag, src->etag, sizeof dst->etag);
+    memcpy(dst->last_modified, src->last_modified, sizeof dst->last_modified);
+    memcpy(dst->content_range, src->content_range, sizeof dst->content_range);
+}
+
+static bool relay_body(void *ctx, const struct s3_get_head *h, const char *p, size_t n)
+{
+    struct stream_relay *relay = ctx;
+    if (!relay->have_head) {
+        head_copy(&relay->head, h);
+        relay->have_head = true;
+    }
+    return relay->cb(relay->ctx, &relay->head, p, n);
+}
+
+enum ia_err store_remote_get_stream(struct store_remote *r, const char *video_id, const char *ext,
+                                    const char *method, const struct store_conditions *c,
+                                    store_body_cb cb, void *ctx, struct store_object_head *h)
+{
+    memset(h, 0, sizeof *h);
+    struct s3 *s = remote_take(r);
+    if (!s)
+        return IA_ERR_STORAGE_UNAVAILABLE;
+    char *name = object_name(video_id, ext);
+    struct stream_relay relay = {cb, ctx, {0}, false};
+    struct s3_get_head sh;
+    char detail[512];
+    enum ia_err e = s3_get_stream(s, name, method, c->range, c->if_range, c->if_none_match,
+                                  relay_body, &relay, &sh, detail, sizeof detail);
+    if (!e) {
+        head_copy(h, &sh);
+    } else if (e != IA_ERR_NOT_FOUND) {
+        log_msg(relay.have_head ? LOG_INFO : LOG_WARN, "store", "streaming %s from the bucket: %s: %s",
+                name, ia_err_code(e), detail);
+        /* Once bytes went out, the transfer broke (or the client left); before, the bucket failed. */
+        if (!relay.have_head)
+            e = IA_ERR_STORAGE_UNAVAILABLE;
+    }
+    free(name);
+    remote_give(r, s);
+    return e;
+}
+
 /* The names of one video's objects other than its metadata. */
 struct video_keys {
     char **keys;

@@ -17,7 +17,7 @@ import requests
 
 from conftest import Redis, Service, free_port, s3, s3env
 
-MODES = ["redirect"]
+MODES = ["redirect", "proxy"]
 
 
 class World:
