@@ -48,12 +48,14 @@ void api_reply_ia_error(struct http_request *req, enum ia_err err);
  * IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot tell whether they exist.
  */
 /*
- * MEDIA_DELIVERY=proxy (media_proxy.c): streams processed_<id>.<ext> of the bucket (call->param
- * is the id) with the client's Range, If-Range and If-None-Match, content_type and disposition
- * (may be NULL) as ours. Answers the request, later, from another thread.
+ * MEDIA_DELIVERY=proxy (media_proxy.c): answers with processed_<id>.<ext> of the bucket
+ * (call->param is the id; obj its size and validators from a HEAD) as for a local file, with
+ * content_type and disposition (may be NULL) as ours; a body is streamed from the bucket by
+ * another thread, which answers the request later.
  */
+struct store_object_head;
 void api_proxy_object(struct api_call *call, const char *ext, const char *content_type,
-                      const char *disposition);
+                      const char *disposition, const struct store_object_head *obj);
 enum ia_err api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj);
 
 /*

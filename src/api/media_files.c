@@ -52,7 +52,8 @@ static void deliver_remote(struct api_call *call, const char *ext, const char *c
                            const char *disposition, const struct media_part *part)
 {
     const struct app *app = call->t->app;
-    enum ia_err e = store_lookup(app->store, call->param, ext);
+    struct store_object_head obj;
+    enum ia_err e = store_lookup_head(app->store, call->param, ext, &obj);
     if (e == IA_ERR_NOT_FOUND) {
         reply_missing(call, part);
         return;
@@ -62,7 +63,7 @@ static void deliver_remote(struct api_call *call, const char *ext, const char *c
         return;
     }
     if (strcmp(app->cfg->media_delivery, "proxy") == 0) {
-        api_proxy_object(call, ext, content_type, disposition);
+        api_proxy_object(call, ext, content_type, disposition, &obj);
         return;
     }
     bool head = http_request_method(call->req) == HTTP_HEAD;

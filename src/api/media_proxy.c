@@ -1,9 +1,11 @@
 /*
  * MEDIA_DELIVERY=proxy: a file of the bucket streamed through serve, for clients that cannot
- * reach the bucket. One thread per proxied request runs the store's GET (or HEAD) with the
- * client's Range, If-Range and If-None-Match (no other header of the client is forwarded) and
- * hands the body to the request's loop in bounded pieces (http_stream_*); the store's status
- * (200, 206, 304, 412, 416) and validators are passed back, with our Content-Type.
+ * reach the bucket. The handler has the object's size, ETag and Last-Modified from its HEAD and
+ * decides from the client's Range, If-Range and If-None-Match exactly as for a local file
+ * (http_reply_decide(): nginx's answers, 304 and 416 at once). For a body, one thread per
+ * request GETs the decided bytes from the bucket (a canonical Range of ours and If-Match with
+ * the ETag seen, so that a replaced object is never spliced; no header of the client goes to
+ * the bucket) and hands them to the request's loop in bounded pieces (http_stream_*).
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -18,83 +20,60 @@
 #include "store/store.h"
 #include "util/uuid.h"
 
-/* The longest value of a forwarded header; longer ones are not forwarded. */
-#define PROXY_HEADER_MAX 256
-
 struct proxy_job {
     const struct store *store;
     struct http_stream *stream;
     char id[UUID_STR_LEN + 1];
     char *ext, *content_type, *disposition;
-    char *range, *if_range, *if_none_match;
-    bool head;
+    struct store_object_head obj; /* from the handler's HEAD */
+    int status;                   /* 200 or 206, decided by the handler */
+    unsigned long long start, len;
+    unsigned long long sent;
     bool started;
 };
-
-/* A copy of the request header when it is short printable ASCII (nothing to smuggle), else NULL. */
-static char *forwardable(struct http_request *req, const char *name)
-{
-    const char *v = http_request_header(req, name);
-    if (!v)
-        return NULL;
-    size_t n = strlen(v);
-    if (n == 0 || n > PROXY_HEADER_MAX)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (v[i] < 0x20 || v[i] > 0x7E)
-            return NULL;
-    return xstrdup(v);
-}
 
 static void job_free(struct proxy_job *j)
 {
     free(j->ext);
     free(j->content_type);
     free(j->disposition);
-    free(j->range);
-    free(j->if_range);
-    free(j->if_none_match);
     free(j);
 }
 
-/* The store's head as the client sees it, like nginx for a local file. */
-static bool start_reply(struct proxy_job *j, const struct store_object_head *h)
+/* Our head for the decided status and bytes, like http_reply_file() for a local file. */
+static bool start_reply(struct proxy_job *j)
 {
     struct http_header hs[8];
     size_t n = 0;
-    char length[24];
-    int status = h->status;
-    bool content = status == 200 || status == 206;
-    if (content) {
-        hs[n++] = (struct http_header){"Content-Type", j->content_type};
-        if (j->disposition)
-            hs[n++] = (struct http_header){"Content-Disposition", j->disposition};
-        if (status == 200)
-            hs[n++] = (struct http_header){"Accept-Ranges", "bytes"};
+    char length[24], range[96];
+    hs[n++] = (struct http_header){"Content-Type", j->content_type};
+    if (j->disposition)
+        hs[n++] = (struct http_header){"Content-Disposition", j->disposition};
+    snprintf(length, sizeof length, "%llu", j->len);
+    hs[n++] = (struct http_header){"Content-Length", length};
+    if (j->obj.last_modified[0])
+        hs[n++] = (struct http_header){"Last-Modified", j->obj.last_modified};
+    hs[n++] = (struct http_header){"ETag", j->obj.etag};
+    if (j->status == 206) {
+        snprintf(range, sizeof range, "bytes %llu-%llu/%llu", j->start, j->start + j->len - 1,
+                 j->obj.length);
+        hs[n++] = (struct http_header){"Content-Range", range};
+    } else {
+        hs[n++] = (struct http_header){"Accept-Ranges", "bytes"};
     }
-    if (content || status == 304) {
-        if (h->etag[0])
-            hs[n++] = (struct http_header){"ETag", h->etag};
-        if (h->last_modified[0])
-            hs[n++] = (struct http_header){"Last-Modified", h->last_modified};
-    }
-    if ((status == 206 || status == 416) && h->content_range[0])
-        hs[n++] = (struct http_header){"Content-Range", h->content_range};
-    if (content && h->has_length)
-        snprintf(length, sizeof length, "%llu", h->length);
-    else
-        snprintf(length, sizeof length, "0");
-    if (status != 304)
-        hs[n++] = (struct http_header){"Content-Length", length};
     j->started = true;
-    return http_stream_start(j->stream, status, hs, n);
+    return http_stream_start(j->stream, j->status, hs, n);
 }
 
 static bool on_body(void *ctx, const struct store_object_head *h, const char *p, size_t n)
 {
     struct proxy_job *j = ctx;
-    if (!j->started && !start_reply(j, h))
+    /* The store must send what was asked: else nothing goes out (and an error is answered). */
+    if (h->status != (j->status == 206 ? 206 : 200) || j->sent + n > j->len)
         return false;
+    if (!j->started && !start_reply(j))
+        return false;
+    j->sent += n;
     return http_stream_write(j->stream, p, n);
 }
 
@@ -114,7 +93,7 @@ static void reply_error(struct proxy_job *j, enum ia_err e)
     snprintf(length, sizeof length, "%zu", strlen(text));
     struct http_header hs[3] = {{"Content-Type", "application/json"}, {"Content-Length", length},
                                 {"Retry-After", "1"}};
-    if (http_stream_start(j->stream, status, hs, missing ? 2 : 3) && !j->head)
+    if (http_stream_start(j->stream, status, hs, missing ? 2 : 3))
         http_stream_write(j->stream, text, strlen(text));
     free(text);
     json_decref(body);
@@ -123,15 +102,22 @@ static void reply_error(struct proxy_job *j, enum ia_err e)
 static void *proxy_main(void *arg)
 {
     struct proxy_job *j = arg;
-    struct store_conditions c = {j->range, j->if_range, j->if_none_match};
+    char range[64];
+    snprintf(range, sizeof range, "bytes=%llu-%llu", j->start, j->start + j->len - 1);
+    /* The whole object needs no Range: a 200 answer, as for any GET. */
+    struct store_conditions c = {j->status == 206 ? range : NULL, j->obj.etag};
     struct store_object_head h;
-    enum ia_err e = store_get_stream(j->store, j->id, j->ext, j->head ? "HEAD" : "GET", &c,
-                                     on_body, j, &h);
-    bool complete = e == IA_OK;
-    if (!e && !j->started) {
-        start_reply(j, &h); /* no body: HEAD, 304, 412, 416, an empty object */
-    } else if (e && !j->started) {
-        reply_error(j, e); /* nothing sent yet: a whole answer */
+    enum ia_err e =
+        store_get_stream(j->store, j->id, j->ext, "GET", &c, on_body, j, &h);
+    bool complete = e == IA_OK && j->sent == j->len;
+    if (!j->started) {
+        /* Nothing went out: the object vanished (404), changed since the HEAD (412 from
+         * If-Match) or the bucket failed; a whole answer that the client may retry. */
+        if (e == IA_OK || e == IA_ERR_IO)
+            e = IA_ERR_STORAGE_UNAVAILABLE;
+        log_msg(LOG_WARN, "api", "proxy of video=%s .%s: nothing to send (%s, status %d)", j->id,
+                j->ext, ia_err_code(e), h.status);
+        reply_error(j, e);
         complete = true;
     }
     struct http_stream *stream = j->stream;
@@ -141,32 +127,45 @@ static void *proxy_main(void *arg)
 }
 
 void api_proxy_object(struct api_call *call, const char *ext, const char *content_type,
-                      const char *disposition)
+                      const char *disposition, const struct store_object_head *obj)
 {
     struct http_request *req = call->req;
+    uint64_t start, len;
+    int status = http_reply_decide(req, obj->length, obj->etag, obj->last_modified, &start, &len);
+    if (!status)
+        return; /* 304 or 416, answered */
     struct proxy_job *j = xcalloc(1, sizeof *j);
     j->store = call->t->app->store;
     snprintf(j->id, sizeof j->id, "%s", call->param);
     j->ext = xstrdup(ext);
     j->content_type = xstrdup(content_type);
     j->disposition = disposition ? xstrdup(disposition) : NULL;
-    j->range = forwardable(req, "Range");
-    j->if_range = forwardable(req, "If-Range");
-    j->if_none_match = forwardable(req, "If-None-Match");
-    j->head = http_request_method(req) == HTTP_HEAD;
+    j->obj = *obj;
+    j->status = status;
+    j->start = start;
+    j->len = len;
+    j->stream = http_stream_take(req);
+    if (!j->stream) {
+        job_free(j);
+        return;
+    }
+    if (http_request_method(req) == HTTP_HEAD || len == 0) {
+        start_reply(j); /* the head says it all: no request to the bucket */
+        struct http_stream *stream = j->stream;
+        job_free(j);
+        http_stream_end(stream, true);
+        return;
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    j->stream = http_stream_take(req);
     pthread_t tid;
-    if (!j->stream || pthread_create(&tid, &attr, proxy_main, j) != 0) {
+    if (pthread_create(&tid, &attr, proxy_main, j) != 0) {
         log_msg(LOG_ERROR, "api", "cannot start a proxy thread");
         struct http_stream *stream = j->stream;
-        if (stream)
-            reply_error(j, IA_ERR_STORAGE_UNAVAILABLE);
+        reply_error(j, IA_ERR_STORAGE_UNAVAILABLE);
         job_free(j);
-        if (stream)
-            http_stream_end(stream, true);
+        http_stream_end(stream, true);
     }
     pthread_attr_destroy(&attr);
 }

@@ -117,6 +117,16 @@ void http_reply_file(struct http_request *req, int fd, const struct stat *st,
                      const char *content_type);
 
 /*
+ * For a body delivered from elsewhere (an object of a bucket) with size bytes, its ETag (quoted)
+ * and Last-Modified (an HTTP date, may be NULL): decides from the request's Range, If-Range and
+ * If-None-Match alone as http_reply_file() does for a file (nginx's answers). Answers 304, 412
+ * and 416 itself and returns 0; else returns 200 or 206 and the bytes to send, *len from
+ * *start, without replying.
+ */
+int http_reply_decide(struct http_request *req, uint64_t size, const char *etag,
+                      const char *last_modified, uint64_t *start, uint64_t *len);
+
+/*
  * Streamed replies, for a body that another thread produces (an object proxied from a bucket).
  * http_stream_take() takes req over in its handler (which then returns without a reply); one
  * producer thread then calls http_stream_start() once, http_stream_write() any number of times

@@ -469,10 +469,8 @@ static struct curl_slist *signed_headers(const struct s3 *s, const struct s3_req
     list = add_header(list, "Authorization", auth);
     if (r->content_type)
         list = add_header(list, "Content-Type", r->content_type);
-    if (r->if_range)
-        list = add_header(list, "If-Range", r->if_range);
-    if (r->if_none_match)
-        list = add_header(list, "If-None-Match", r->if_none_match);
+    if (r->if_match)
+        list = add_header(list, "If-Match", r->if_match);
     list = add_header(list, "Expect", ""); /* no 100-continue round trip */
     list = curl_slist_append(list, "Accept:");
     free(auth);

@@ -90,14 +90,14 @@ struct s3_get_head {
  */
 typedef bool (*s3_body_cb)(void *ctx, const struct s3_get_head *h, const char *p, size_t n);
 /*
- * method ("GET" or "HEAD") of key with the given Range, If-Range and If-None-Match (each may
- * be NULL; only Range is signed). IA_OK for 200 and 206 (the body goes to cb as it arrives,
- * nothing is buffered) and for 304, 412 and 416 (no body); *out has the head either way.
- * Other answers are errors as for every request (IA_ERR_NOT_FOUND for 404, ...).
+ * method ("GET" or "HEAD") of key with the given Range and If-Match (each may be NULL; only
+ * Range is signed). IA_OK for 200 and 206 (the body goes to cb as it arrives, nothing is
+ * buffered) and for 304, 412 and 416 (no body); *out has the head either way. Other answers
+ * are errors as for every request (IA_ERR_NOT_FOUND for 404, ...).
  */
 enum ia_err s3_get_stream(struct s3 *s, const char *key, const char *method, const char *range,
-                          const char *if_range, const char *if_none_match, s3_body_cb cb,
-                          void *ctx, struct s3_get_head *out, char *detail, size_t detaillen);
+                          const char *if_match, s3_body_cb cb, void *ctx,
+                          struct s3_get_head *out, char *detail, size_t detaillen);
 /* Deletes key; IA_OK also when it did not exist (S3 answers 204 either way). */
 enum ia_err s3_delete(struct s3 *s, const char *key, char *detail, size_t detaillen);
 

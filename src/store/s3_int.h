@@ -41,8 +41,7 @@ struct s3_request {
     const struct sigv4_pair *query;
     size_t nquery;
     const char *range;        /* Range header, or NULL */
-    const char *if_range;     /* If-Range and If-None-Match, sent unsigned; or NULL */
-    const char *if_none_match;
+    const char *if_match;     /* If-Match, sent unsigned; or NULL */
     const char *content_type; /* or NULL */
     int body_fd;              /* -1: no file body */
     uint64_t body_off, body_len;

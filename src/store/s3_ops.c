@@ -432,8 +432,8 @@ static bool passed_through(long status)
 }
 
 enum ia_err s3_get_stream(struct s3 *s, const char *key, const char *method, const char *range,
-                          const char *if_range, const char *if_none_match, s3_body_cb cb,
-                          void *ctx, struct s3_get_head *out, char *detail, size_t detaillen)
+                          const char *if_match, s3_body_cb cb, void *ctx,
+                          struct s3_get_head *out, char *detail, size_t detaillen)
 {
     memset(out, 0, sizeof *out);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
@@ -447,8 +447,7 @@ enum ia_err s3_get_stream(struct s3 *s, const char *key, const char *method, con
     struct s3_response resp;
     s3_request_init(&r, method, full);
     r.range = range;
-    r.if_range = if_range;
-    r.if_none_match = if_none_match;
+    r.if_match = if_match;
     r.out_cb = cb;
     r.out_ctx = ctx;
     enum ia_err e = s3_perform(s, &r, &resp, detail, detaillen);

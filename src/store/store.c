@@ -122,8 +122,19 @@ enum ia_err store_lookup(const struct store *s, const char *video_id, const char
     if (!uuid_is_canonical(video_id, strlen(video_id)))
         return IA_ERR_NOT_FOUND;
     if (s->remote)
-        return store_remote_lookup(s->remote, video_id, ext);
+        return store_remote_lookup(s->remote, video_id, ext, NULL);
     return store_exists(s, video_id, ext) ? IA_OK : IA_ERR_NOT_FOUND;
+}
+
+enum ia_err store_lookup_head(const struct store *s, const char *video_id, const char *ext,
+                              struct store_object_head *h)
+{
+    memset(h, 0, sizeof *h);
+    if (!s->remote)
+        return IA_ERR_INVALID;
+    if (!uuid_is_canonical(video_id, strlen(video_id)))
+        return IA_ERR_NOT_FOUND;
+    return store_remote_lookup(s->remote, video_id, ext, h);
 }
 
 bool store_is_remote(const struct store *s)

@@ -117,7 +117,8 @@ enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, c
     return e;
 }
 
-enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, const char *ext)
+enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, const char *ext,
+                                struct store_object_head *out)
 {
     struct s3 *s = remote_take(r);
     if (!s)
@@ -131,6 +132,13 @@ enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, co
                 detail);
         e = IA_ERR_STORAGE_UNAVAILABLE; /* whatever the cause, the answer is not "missing" */
     }
+    if (!e && out) {
+        out->status = 200;
+        out->length = h.size;
+        out->has_length = true;
+        memcpy(out->etag, h.etag, sizeof out->etag);
+        memcpy(out->last_modified, h.last_modified, sizeof out->last_modified);
+    }
     free(name);
     remote_give(r, s);
     return e;
@@ -138,7 +146,7 @@ enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, co
 
 bool store_remote_exists(struct store_remote *r, const char *video_id, const char *ext)
 {
-    return store_remote_lookup(r, video_id, ext) == IA_OK;
+    return store_remote_lookup(r, video_id, ext, NULL) == IA_OK;
 }
 
 char *store_remote_presign(struct store_remote *r, const char *method, const char *video_id,
@@ -195,8 +203,8 @@ enum ia_err store_remote_get_stream(struct store_remote *r, const char *video_id
     struct stream_relay relay = {cb, ctx, {0}, false};
     struct s3_get_head sh;
     char detail[512];
-    enum ia_err e = s3_get_stream(s, name, method, c->range, c->if_range, c->if_none_match,
-                                  relay_body, &relay, &sh, detail, sizeof detail);
+    enum ia_err e = s3_get_stream(s, name, method, c->range, c->if_match, relay_body, &relay,
+                                  &sh, detail, sizeof detail);
     if (!e) {
         head_copy(h, &sh);
     } else if (e != IA_ERR_NOT_FOUND) {
