@@ -9,13 +9,14 @@ same Redis and bucket."""
 import hashlib
 import os
 import sys
+import time
 import urllib.parse
 import uuid
 
 import pytest
 import requests
 
-from conftest import Redis, Service, free_port, s3, s3env
+from conftest import SLOW, Redis, Service, free_port, s3, s3env
 
 MODES = ["redirect", "proxy"]
 
@@ -357,3 +358,74 @@ def test_proxy_same_as_nginx(world, twin, file_server, method, name, headers, fl
         return
     assert ours[1].get("content-length") == ngx[1].get("content-length"), why
     assert ours[2] == ngx[2], why
+
+
+BIG = 64 << 20
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture(scope="module")
+def big(world):
+    """A 64 MiB video in the bucket, and a proxy whose ASan keeps no freed memory aside (its
+    quarantine would otherwise hold every piece that went through)."""
+    vid = str(uuid.uuid4())
+    data = os.urandom(BIG)
+    path = os.path.join(world.tmp, "big.mp4")
+    with open(path, "wb") as f:
+        f.write(data)
+    s3(world.env, "put", path, f"processed_{vid}.mp4", "video/mp4")
+    os.unlink(path)
+    meta = os.path.join(world.tmp, "big.json")
+    with open(meta, "w") as f:
+        f.write('{"video_id": "%s"}' % vid)
+    s3(world.env, "put", meta, f"processed_{vid}.json", "application/json")
+    from conftest import SANITIZER_ENV
+    asan = SANITIZER_ENV["ASAN_OPTIONS"] + ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0"
+    svc = world.spawn("proxy-big", {"MEDIA_DELIVERY": "proxy", "ASAN_OPTIONS": asan})
+    return {"id": vid, "sha": sha(data), "svc": svc}
+
+
+def test_proxy_memory_stays_bounded_for_a_slow_client(big):
+    svc = big["svc"]
+    pid = svc.serve.pid
+    warm = requests.get(f"{svc.base}/stream/{big['id']}", headers={"Range": "bytes=0-99999"},
+                        timeout=60)
+    assert warm.status_code == 206 and len(warm.content) == 100000
+    before = rss_kib(pid)
+    h = hashlib.sha256()
+    peak = before
+    with requests.get(f"{svc.base}/stream/{big['id']}", stream=True, timeout=120) as r:
+        assert r.status_code == 200 and int(r.headers["Content-Length"]) == BIG
+        it = r.iter_content(1 << 20)
+        for i, chunk in enumerate(it):
+            h.update(chunk)
+            if i in (1, 20, 40):
+                time.sleep(2)  # the client stalls: serve must not read ahead of it
+                peak = max(peak, rss_kib(pid))
+    assert h.hexdigest() == big["sha"]
+    # A server that buffered ahead of the client would hold most of the 64 MiB here.
+    assert peak - before < 16 * 1024, (before, peak)
+
+
+def test_proxy_client_leaving_mid_stream_stops_the_transfer(big):
+    svc = big["svc"]
+    log = svc.logs[0]
+    cut_before = open(log, "rb").read().count(b"streamed reply cut")
+    r = requests.get(f"{svc.base}/stream/{big['id']}", stream=True, timeout=120)
+    assert r.status_code == 200
+    assert len(next(r.iter_content(1 << 20))) > 0
+    r.close()  # leaves with 63 MiB unsent
+    deadline = time.time() + 60 * SLOW
+    while open(log, "rb").read().count(b"streamed reply cut") == cut_before:
+        assert time.time() < deadline, svc.dump_logs()
+        time.sleep(0.1)
+    # serve goes on: the next client gets the whole object.
+    full = requests.get(f"{svc.base}/stream/{big['id']}", timeout=120)
+    assert full.status_code == 200 and sha(full.content) == big["sha"]
