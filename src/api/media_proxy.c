@@ -105,7 +105,8 @@ static void *proxy_main(void *arg)
     char range[64];
     snprintf(range, sizeof range, "bytes=%llu-%llu", j->start, j->start + j->len - 1);
     /* The whole object needs no Range: a 200 answer, as for any GET. */
-    struct store_conditions c = {j->status == 206 ? range : NULL, j->obj.etag};
+    struct store_conditions c = {j->status == 206 ? range : NULL,
+                                 j->obj.etag[0] ? j->obj.etag : NULL};
     struct store_object_head h;
     enum ia_err e =
         store_get_stream(j->store, j->id, j->ext, "GET", &c, on_body, j, &h);
