@@ -429,3 +429,19 @@ def test_proxy_client_leaving_mid_stream_stops_the_transfer(big):
     # serve goes on: the next client gets the whole object.
     full = requests.get(f"{svc.base}/stream/{big['id']}", timeout=120)
     assert full.status_code == 200 and sha(full.content) == big["sha"]
+
+
+def test_redirect_lives_signed_url_ttl_s_at_most_seven_days(world):
+    def expires(svc):
+        r = requests.get(f"{svc.base}/stream/{world.video_id}", allow_redirects=False,
+                         timeout=30)
+        assert r.status_code == 302
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(r.headers["Location"]).query)
+        return int(query["X-Amz-Expires"][0]), r.headers["Location"]
+
+    assert expires(world.serve("redirect"))[0] == 3600  # SIGNED_URL_TTL_S's default
+    long_lived = world.spawn("redirect-year", {"SIGNED_URL_TTL_S": "31536000"})
+    seconds, location = expires(long_lived)
+    assert seconds == 604800  # S3 refuses presigned URLs longer than 7 days
+    r = requests.get(location, timeout=30)
+    assert r.status_code == 200 and sha(r.content) == sha(world.mp4)
