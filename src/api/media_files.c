@@ -34,7 +34,8 @@ static const struct media_part evidence_part = {"event_not_found", "this video h
  * cannot tell. */
 static void reply_missing(struct api_call *call, const struct media_part *part)
 {
-    enum ia_err e = part ? store_lookup(call->t->app->store, call->param, "json") : IA_ERR_NOT_FOUND;
+    const struct store *store = call->t->app->store;
+    enum ia_err e = part ? store_lookup(store, call->param, "json") : IA_ERR_NOT_FOUND;
     if (e == IA_OK)
         api_reply_error(call->req, 404, part->code, part->detail);
     else if (e == IA_ERR_NOT_FOUND)

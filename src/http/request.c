@@ -274,6 +274,7 @@ void http_request_send(struct http_request *req, int status)
     req->replied = true;
     evhttp_add_header(evhttp_request_get_output_headers(req->ev), "X-Request-Id", req->id);
     /* Before the send: libevent frees ev at once when the connection is gone. */
-    http_request_account(req, status, evbuffer_get_length(evhttp_request_get_output_buffer(req->ev)));
+    http_request_account(req, status,
+                         evbuffer_get_length(evhttp_request_get_output_buffer(req->ev)));
     evhttp_send_reply(req->ev, status, reason_phrase(status), NULL);
 }

@@ -77,6 +77,11 @@ static void stream_finish(struct http_stream *s, bool complete)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(s->ev);
     int status = s->started ? s->status : 500;
+    if (!complete && s->started)
+        log_msg(LOG_INFO, "http", "req=%s streamed reply cut after %llu bytes", s->req.id,
+                (unsigned long long)s->bytes);
+    /* Before the send: libevent frees ev at once when the connection is gone. */
+    http_request_account(&s->req, status, s->bytes);
     if (!s->started) {
         /* evhttp frees ev itself when the client is gone. */
         evhttp_send_reply(s->ev, 500, "Internal Server Error", NULL);
@@ -85,10 +90,6 @@ static void stream_finish(struct http_stream *s, bool complete)
             evhttp_connection_free_on_completion(evcon); /* a short body: close, no reuse */
         evhttp_send_reply_end(s->ev);
     }
-    if (!complete && s->started)
-        log_msg(LOG_INFO, "http", "req=%s streamed reply cut after %llu bytes", s->req.id,
-                (unsigned long long)s->bytes);
-    http_request_account(&s->req, status, s->bytes);
     stream_free(s);
 }
 

@@ -208,9 +208,10 @@ enum ia_err store_remote_get_stream(struct store_remote *r, const char *video_id
     if (!e) {
         head_copy(h, &sh);
     } else if (e != IA_ERR_NOT_FOUND) {
-        log_msg(relay.have_head ? LOG_INFO : LOG_WARN, "store", "streaming %s from the bucket: %s: %s",
-                name, ia_err_code(e), detail);
-        /* Once bytes went out, the transfer broke (or the client left); before, the bucket failed. */
+        log_msg(relay.have_head ? LOG_INFO : LOG_WARN, "store",
+                "streaming %s from the bucket: %s: %s", name, ia_err_code(e), detail);
+        /* After the first bytes the transfer broke (or the client left); before, the bucket
+         * failed. */
         if (!relay.have_head)
             e = IA_ERR_STORAGE_UNAVAILABLE;
     }
