@@ -69,7 +69,7 @@ static void deliver_remote(struct api_call *call, const char *ext, const char *c
     }
     bool head = http_request_method(call->req) == HTTP_HEAD;
     char *url = store_presign(app->store, head ? "HEAD" : "GET", call->param, ext,
-                              app->cfg->signed_url_ttl_s, disposition);
+                              app->cfg->signed_url_ttl_s, disposition, content_type);
     if (!url) {
         api_reply_ia_error(call->req, IA_ERR_INTERNAL);
         return;

@@ -627,7 +627,7 @@ out:
 }
 
 char *s3_presign(struct s3 *s, const char *method, const char *key, long expires_s,
-                 const char *disposition)
+                 const char *disposition, const char *content_type)
 {
     if ((strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) || expires_s < 1 ||
         expires_s > SIGV4_MAX_EXPIRES)
@@ -639,10 +639,15 @@ char *s3_presign(struct s3 *s, const char *method, const char *key, long expires
     sigv4_format_date((long long)time(NULL), date);
     char *host = host_header(s);
     char *path = request_path(s, full);
-    struct sigv4_pair q[1] = {{"response-content-disposition", disposition}};
+    struct sigv4_pair q[2];
+    size_t nq = 0;
+    if (disposition)
+        q[nq++] = (struct sigv4_pair){"response-content-disposition", disposition};
+    if (content_type)
+        q[nq++] = (struct sigv4_pair){"response-content-type", content_type};
     struct sigv4_creds c = {s->access_key, s->secret_key, s->session_token};
-    char *query = sigv4_presign_query(&c, method, host, path, q, disposition ? 1 : 0, s->region,
-                                      "s3", date, expires_s);
+    char *query =
+        sigv4_presign_query(&c, method, host, path, q, nq, s->region, "s3", date, expires_s);
     char *url = xasprintf("%s://%s%s?%s", s->scheme, host, path, query);
     free(full), free(host), free(path), free(query);
     return url;

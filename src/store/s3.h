@@ -120,10 +120,11 @@ enum ia_err s3_list(struct s3 *s, const char *prefix, s3_list_cb cb, void *ctx, 
 
 /*
  * A presigned URL for GET or HEAD of key, valid expires_s seconds (1..604800) from now;
- * disposition (may be NULL) is signed in as response-content-disposition. The caller frees it.
+ * disposition and content_type (each may be NULL) are signed in as response-content-disposition
+ * and response-content-type (the store then answers with those headers). The caller frees it.
  * NULL for an invalid key, method or lifetime.
  */
 char *s3_presign(struct s3 *s, const char *method, const char *key, long expires_s,
-                 const char *disposition);
+                 const char *disposition, const char *content_type);
 
 #endif

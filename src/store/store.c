@@ -143,11 +143,13 @@ bool store_is_remote(const struct store *s)
 }
 
 char *store_presign(const struct store *s, const char *method, const char *video_id,
-                    const char *ext, long long ttl_s, const char *disposition)
+                    const char *ext, long long ttl_s, const char *disposition,
+                    const char *content_type)
 {
     if (!s->remote || !uuid_is_canonical(video_id, strlen(video_id)))
         return NULL;
-    return store_remote_presign(s->remote, method, video_id, ext, ttl_s, disposition);
+    return store_remote_presign(s->remote, method, video_id, ext, ttl_s, disposition,
+                                content_type);
 }
 
 enum ia_err store_get_stream(const struct store *s, const char *video_id, const char *ext,

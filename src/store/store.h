@@ -83,11 +83,13 @@ enum ia_err store_lookup(const struct store *s, const char *video_id, const char
 bool store_is_remote(const struct store *s);
 /*
  * A presigned URL of processed_<video_id>.<ext> in the bucket for method "GET" or "HEAD", valid
- * ttl_s seconds (clamped to S3's 7 days), with disposition (may be NULL) signed in as
- * response-content-disposition. NULL when the store is local or the key is invalid.
+ * ttl_s seconds (clamped to S3's 7 days), with disposition and content_type (each may be NULL)
+ * signed in as response-content-disposition and response-content-type, so that the bucket
+ * answers with ours. NULL when the store is local or the key is invalid.
  */
 char *store_presign(const struct store *s, const char *method, const char *video_id,
-                    const char *ext, long long ttl_s, const char *disposition);
+                    const char *ext, long long ttl_s, const char *disposition,
+                    const char *content_type);
 
 /*
  * A fresh scratch directory for one task attempt; the caller frees the string. *lock_fd holds

@@ -150,14 +150,15 @@ bool store_remote_exists(struct store_remote *r, const char *video_id, const cha
 }
 
 char *store_remote_presign(struct store_remote *r, const char *method, const char *video_id,
-                           const char *ext, long long ttl_s, const char *disposition)
+                           const char *ext, long long ttl_s, const char *disposition,
+                           const char *content_type)
 {
     struct s3 *s = remote_take(r);
     if (!s)
         return NULL;
     char *name = object_name(video_id, ext);
     long ttl = ttl_s > STORE_PRESIGN_MAX_S ? STORE_PRESIGN_MAX_S : (long)ttl_s;
-    char *url = s3_presign(s, method, name, ttl < 1 ? 1 : ttl, disposition);
+    char *url = s3_presign(s, method, name, ttl < 1 ? 1 : ttl, disposition, content_type);
     free(name);
     remote_give(r, s);
     return url;

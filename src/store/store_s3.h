@@ -31,7 +31,8 @@ enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, co
                                 struct store_object_head *h);
 /* store_presign() for the bucket (no request is made). */
 char *store_remote_presign(struct store_remote *r, const char *method, const char *video_id,
-                           const char *ext, long long ttl_s, const char *disposition);
+                           const char *ext, long long ttl_s, const char *disposition,
+                           const char *content_type);
 /* store_get_stream() for the bucket. */
 enum ia_err store_remote_get_stream(struct store_remote *r, const char *video_id, const char *ext,
                                     const char *method, const struct store_conditions *c,

@@ -178,6 +178,7 @@ def test_download_is_an_attachment(world, mode):
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(r.headers["Location"]).query)
         assert query["response-content-disposition"] == \
             [f'attachment; filename="processed_{world.video_id}.mp4"']
+        assert query["response-content-type"] == ["video/mp4"]  # ours, by route
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -185,8 +186,15 @@ def test_metadata_thumbnail_processed_and_status(world, mode):
     svc = world.serve(mode)
     r = get(svc, mode, f"/metadata/{world.video_id}")
     assert r.status_code == 200 and r.json()["video_id"] == world.video_id
+    assert r.headers["Content-Type"] == "application/json"
+    assert "Content-Disposition" not in r.headers
+    r = get(svc, mode, f"/download/{world.video_id}/metadata")
+    assert r.status_code == 200 and r.json()["video_id"] == world.video_id
+    assert r.headers["Content-Disposition"] == \
+        f'attachment; filename="processed_{world.video_id}.json"'
     r = get(svc, mode, f"/thumbnail/{world.video_id}")
     assert r.status_code == 200 and r.content[:3] == b"\xff\xd8\xff"
+    assert r.headers["Content-Type"] == "image/jpeg"
     r = requests.get(f"{svc.base}/processed/{world.video_id}", timeout=30)
     assert r.status_code == 200, r.text
     assert r.json()["video_url"].endswith(f"/stream/{world.video_id}")
