@@ -44,8 +44,8 @@ struct fetch_ctx {
     uint64_t discarded; /* bytes of redirect bodies, capped like the body */
     int64_t end_ms;     /* the earlier of the fetch time limit and the task deadline */
     int64_t last_progress_ms;
-    bool refused, too_large, disk_full, io_error, aborted;
-    char refused_addr[64];
+    struct curl_gate gate; /* the network policy on every connection */
+    bool too_large, disk_full, io_error, aborted;
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -64,47 +64,6 @@ void fetch_result_cleanup(struct fetch_result *res)
     free(res->final_url);
     free(res->content_type);
     memset(res, 0, sizeof *res);
-}
-
-/* Formats the address and port of sa for a log line. */
-static void format_sockaddr(const struct sockaddr *sa, char *out, size_t outlen)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        port = ntohs(in->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        port = ntohs(in6->sin6_port);
-    }
-    snprintf(out, outlen, "%s port %u", host, port);
-}
-
-static bool sockaddr_allowed(const struct netpolicy *p, const struct sockaddr *sa, socklen_t len)
-{
-    unsigned port;
-    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in))
-        port = ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port);
-    else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6))
-        port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
-    else
-        return false;
-    return netpolicy_allows_port(p, port) && netpolicy_allows_sockaddr(p, sa, len);
-}
-
-/* Called by curl for every connection it opens: refuses addresses the policy refuses. */
-static curl_socket_t on_opensocket(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
-{
-    struct fetch_ctx *c = userp;
-    if (purpose != CURLSOCKTYPE_IPCXN || !sockaddr_allowed(c->opts->policy, &a->addr, a->addrlen)) {
-        c->refused = true;
-        format_sockaddr(&a->addr, c->refused_addr, sizeof c->refused_addr);
-        return CURL_SOCKET_BAD;
-    }
-    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 static bool write_all(struct fetch_ctx *c, const char *data, size_t n)
@@ -200,12 +159,12 @@ out:
 static bool setup_safety(struct fetch_ctx *c)
 {
     CURL *h = c->curl;
+    c->gate.policy = c->opts->policy;
     return curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
            curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") == CURLE_OK &&
            curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
            curl_easy_setopt(h, CURLOPT_PROXY, "") == CURLE_OK &&
-           curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket) == CURLE_OK &&
-           curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c) == CURLE_OK;
+           curl_gate_install(h, &c->gate);
 }
 
 static void setup_handle(struct fetch_ctx *c)
@@ -257,8 +216,8 @@ static enum ia_err map_curl_error(struct fetch_ctx *c, CURLcode rc, char *detail
         return IA_ERR_IO;
     if (c->aborted || (rc == CURLE_OPERATION_TIMEDOUT && os_monotonic_ms() >= c->end_ms - 50))
         return IA_ERR_TIMEOUT;
-    if (c->refused && rc == CURLE_COULDNT_CONNECT) {
-        snprintf(detail, detaillen, "connection to %s refused by policy", c->refused_addr);
+    if (c->gate.refused && rc == CURLE_COULDNT_CONNECT) {
+        snprintf(detail, detaillen, "connection to %s refused by policy", c->gate.refused_addr);
         return IA_ERR_URL_NOT_ALLOWED;
     }
     if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)
@@ -390,7 +349,7 @@ out:
 #define POST_RESPONSE_CAP 65536 /* response bytes read before the transfer is cut short */
 
 struct post_ctx {
-    struct fetch_ctx f; /* the gate's state: opts (policy), refused, errbuf */
+    struct fetch_ctx f; /* the gate (opts policy), errbuf */
     uint64_t received;
     bool capped;
     const atomic_bool *cancel;
@@ -428,8 +387,9 @@ static enum ia_err post_result(struct post_ctx *p, CURLcode rc, long *status, ch
     curl_easy_getinfo(p->f.curl, CURLINFO_RESPONSE_CODE, status);
     if (rc != CURLE_OK && !(p->capped && *status > 0)) {
         snprintf(detail, detaillen, "%s", p->f.errbuf[0] ? p->f.errbuf : curl_easy_strerror(rc));
-        if (p->f.refused && rc == CURLE_COULDNT_CONNECT) {
-            snprintf(detail, detaillen, "connection to %s refused by policy", p->f.refused_addr);
+        if (p->f.gate.refused && rc == CURLE_COULDNT_CONNECT) {
+            snprintf(detail, detaillen, "connection to %s refused by policy",
+                     p->f.gate.refused_addr);
             return IA_ERR_URL_NOT_ALLOWED;
         }
         if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT)

@@ -19,6 +19,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "store/s3_xml.h"
+#include "util/curl_load.h"
 #include "util/netpolicy.h"
 #include "util/str.h"
 
@@ -36,9 +37,9 @@ struct xfer {
     uint64_t sent;     /* body bytes handed to curl */
     uint64_t received; /* 2xx body bytes written */
     struct s3_buf errbody;
-    bool refused, too_large, write_failed, read_failed, disk_full, stopped;
+    struct curl_gate gate; /* the network policy on every connection */
+    bool too_large, write_failed, read_failed, disk_full, stopped;
     struct s3_get_head head; /* for out_cb: filled at its first call */
-    char refused_addr[64];
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -249,36 +250,6 @@ static char *request_path(const struct s3 *s, const char *key)
                      : xasprintf("/%s", enc);
     free(enc);
     return path;
-}
-
-/* Formats the address and port of sa for a detail. */
-static void format_sockaddr(const struct sockaddr *sa, char *out, size_t outlen)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-        port = ntohs(in->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-        port = ntohs(in6->sin6_port);
-    }
-    snprintf(out, outlen, "%s port %u", host, port);
-}
-
-/* Every connection curl opens: the policy decides on the address actually connected. */
-static curl_socket_t on_opensocket(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
-{
-    struct xfer *x = userp;
-    if (purpose != CURLSOCKTYPE_IPCXN ||
-        netpolicy_refusal(x->s->policy, &a->addr, a->addrlen) != NULL) {
-        x->refused = true;
-        format_sockaddr(&a->addr, x->refused_addr, sizeof x->refused_addr);
-        return CURL_SOCKET_BAD;
-    }
-    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 static size_t on_read(char *buf, size_t size, size_t nitems, void *userp)
@@ -501,13 +472,13 @@ static void setup_method(CURL *h, struct xfer *x)
 /* The options the safety of every request depends on; false when libcurl refuses one. */
 static bool setup_safety(CURL *h, struct xfer *x)
 {
+    x->gate.policy = x->s->policy;
     return curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK &&
            curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
            /* The path goes out as signed: curl must not squash "/../" in a key. */
            curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L) == CURLE_OK &&
            curl_easy_setopt(h, CURLOPT_PROXY, "") == CURLE_OK &&
-           curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_opensocket) == CURLE_OK &&
-           curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, x) == CURLE_OK;
+           curl_gate_install(h, &x->gate);
 }
 
 static void setup_handle(CURL *h, struct xfer *x, const char *url, struct curl_slist *headers)
@@ -533,9 +504,9 @@ static void setup_handle(CURL *h, struct xfer *x, const char *url, struct curl_s
 static enum ia_err map_curl_error(struct xfer *x, CURLcode rc, char *detail, size_t detaillen)
 {
     const char *why = x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc);
-    if (x->refused) {
+    if (x->gate.refused) {
         snprintf(detail, detaillen, "connection to %s refused by policy (S3_ALLOW_CIDRS)",
-                 x->refused_addr);
+                 x->gate.refused_addr);
         return IA_ERR_URL_NOT_ALLOWED;
     }
     if (x->too_large) {

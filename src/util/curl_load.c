@@ -13,12 +13,17 @@
  */
 #include "util/curl_load.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dlfcn.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/socket.h>
+
+#include "util/netpolicy.h"
 
 /* curl.h's type-checking wrappers are macros over the real functions defined below. */
 #undef curl_easy_setopt
@@ -210,4 +215,40 @@ CURLUcode curl_url_get(CURLU *handle, CURLUPart what, char **part, unsigned int 
 CURLUcode curl_url_set(CURLU *handle, CURLUPart what, const char *part, unsigned int flags)
 {
     return ready() && handle ? lib.url_set(handle, what, part, flags) : CURLUE_BAD_HANDLE;
+}
+
+/* Formats the address and port of sa for a detail. */
+static void format_sockaddr(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(out, outlen, "%s port %u", host, port);
+}
+
+static curl_socket_t gate_opensocket(void *userp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct curl_gate *g = userp;
+    if (purpose != CURLSOCKTYPE_IPCXN || netpolicy_refusal(g->policy, &a->addr, a->addrlen)) {
+        g->refused = true;
+        format_sockaddr(&a->addr, g->refused_addr, sizeof g->refused_addr);
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
+
+bool curl_gate_install(void *h, struct curl_gate *g)
+{
+    g->refused = false;
+    g->refused_addr[0] = '\0';
+    return curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, gate_opensocket) == CURLE_OK &&
+           curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, g) == CURLE_OK;
 }

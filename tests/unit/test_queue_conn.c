@@ -28,54 +28,22 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "queue/queue.h"
+#include "redis_harness.h"
 
 static int port;
 static pid_t redis_pid;
 static char broker_url[64], backend_url[64];
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-        getsockname(fd, (struct sockaddr *)&a, &len))
-        abort();
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Starts redis-server on port and waits until it answers PING. */
 static void redis_start(void)
 {
-    char p[16];
-    snprintf(p, sizeof(p), "%d", port);
-    redis_pid = fork();
-    if (redis_pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDOUT_FILENO);
-        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    struct timeval tv = {1, 0};
-    for (int i = 0; i < 400; i++) {
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
-        bool ok = r && r->type == REDIS_REPLY_STATUS;
-        freeReplyObject(r);
-        redisFree(c);
-        if (ok)
-            return;
-        usleep(25000);
-    }
-    fail_msg("redis-server did not start on port %d", port);
+    redis_pid = harness_redis_start(port, 0);
+    if (redis_pid < 0)
+        fail_msg("redis-server did not start on port %d", port);
 }
 
 static void redis_stop(void)
 {
-    kill(redis_pid, SIGTERM);
-    waitpid(redis_pid, NULL, 0);
+    harness_redis_stop(redis_pid);
     redis_pid = 0;
 }
 
@@ -83,7 +51,7 @@ static int group_setup(void **state)
 {
     (void)state;
     log_set_level(LOG_ERROR);
-    port = free_port();
+    port = harness_free_port();
     snprintf(broker_url, sizeof(broker_url), "redis://127.0.0.1:%d/0", port);
     snprintf(backend_url, sizeof(backend_url), "redis://127.0.0.1:%d/1", port);
     redis_start();

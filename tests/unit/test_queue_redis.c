@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "queue/celery.h"
 #include "queue/queue.h"
+#include "redis_harness.h"
 
 static int port;
 static pid_t redis_pid;
@@ -41,54 +42,19 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-        getsockname(fd, (struct sockaddr *)&a, &len))
-        abort();
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static void redis_start(void)
 {
-    char p[16];
-    snprintf(p, sizeof(p), "%d", port);
-    redis_pid = fork();
-    if (redis_pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDOUT_FILENO); /* redis-server's banner; its errors still reach stderr */
-        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    struct timeval tv = {1, 0};
-    for (int i = 0; i < 200; i++) {
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-        if (c && !c->err) {
-            redisReply *r = redisCommand(c, "PING");
-            bool ok = r && r->type == REDIS_REPLY_STATUS;
-            freeReplyObject(r);
-            if (ok) {
-                rc = c;
-                return;
-            }
-        }
-        redisFree(c);
-        usleep(25000);
-    }
-    fail_msg("redis-server did not start on port %d", port);
+    redis_pid = harness_redis_start(port, 0);
+    rc = redis_pid > 0 ? harness_redis_connect(port, 0) : NULL;
+    if (!rc)
+        fail_msg("redis-server did not start on port %d", port);
 }
 
 static void redis_stop(void)
 {
     redisFree(rc);
     rc = NULL;
-    kill(redis_pid, SIGTERM);
-    waitpid(redis_pid, NULL, 0);
+    harness_redis_stop(redis_pid);
     redis_pid = 0;
 }
 
@@ -96,7 +62,7 @@ static int group_setup(void **state)
 {
     (void)state;
     log_set_level(LOG_WARN);
-    port = free_port();
+    port = harness_free_port();
     snprintf(broker_url, sizeof(broker_url), "redis://127.0.0.1:%d/0", port);
     snprintf(backend_url, sizeof(backend_url), "redis://127.0.0.1:%d/1", port);
     redis_start();
@@ -473,7 +439,7 @@ static void test_submit_rolls_back_when_broker_down(void **state)
 {
     (void)state;
     char dead[64];
-    snprintf(dead, sizeof(dead), "redis://127.0.0.1:%d/0", free_port());
+    snprintf(dead, sizeof(dead), "redis://127.0.0.1:%d/0", harness_free_port());
     struct queue *q = new_queue(dead, backend_url);
     assert_int_equal(queue_submit(q, "lost", "http://x/l", NULL), IA_ERR_BROKER);
     struct task_status st;

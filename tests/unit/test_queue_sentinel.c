@@ -31,21 +31,10 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "queue/queue.h"
+#include "redis_harness.h"
 
 static int port_a, port_b; /* a starts as the master, b as its replica */
 static pid_t pid_a, pid_b;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-        getsockname(fd, (struct sockaddr *)&a, &len))
-        abort();
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 /* Runs one command on a short-lived connection to port; the reply (NULL when none). */
 static redisReply *redis_at(int port, const char *fmt, ...)
@@ -71,36 +60,6 @@ static const char *role_at(int port, char *buf, size_t len)
              r && r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0]->str : "?");
     freeReplyObject(r);
     return buf;
-}
-
-static pid_t redis_start(int port, int master_port)
-{
-    char p[16], m[16];
-    snprintf(p, sizeof(p), "%d", port);
-    snprintf(m, sizeof(m), "%d", master_port);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDOUT_FILENO);
-        if (master_port)
-            execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no", "--loglevel", "warning", "--replicaof", "127.0.0.1", m,
-                   (char *)NULL);
-        else
-            execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-                   "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 400; i++) {
-        redisReply *r = redis_at(port, "PING");
-        bool ok = r && r->type == REDIS_REPLY_STATUS;
-        freeReplyObject(r);
-        if (ok)
-            return pid;
-        usleep(25000);
-    }
-    fail_msg("redis-server did not start on port %d", port);
-    return -1;
 }
 
 /* ---- A scripted fake sentinel: a thread per connection. ---- */
@@ -227,20 +186,18 @@ static int group_setup(void **state)
 {
     (void)state;
     log_set_level(LOG_ERROR);
-    port_a = free_port();
-    pid_a = redis_start(port_a, 0);
-    port_b = free_port();
-    pid_b = redis_start(port_b, port_a);
-    return 0;
+    port_a = harness_free_port();
+    pid_a = harness_redis_start(port_a, 0);
+    port_b = harness_free_port();
+    pid_b = harness_redis_start(port_b, port_a);
+    return pid_a > 0 && pid_b > 0 ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    kill(pid_a, SIGTERM);
-    kill(pid_b, SIGTERM);
-    waitpid(pid_a, NULL, 0);
-    waitpid(pid_b, NULL, 0);
+    harness_redis_stop(pid_a);
+    harness_redis_stop(pid_b);
     return 0;
 }
 
@@ -268,7 +225,7 @@ static void test_asks_in_order_then_the_one_that_answered(void **state)
     fake_start(&knowing, port_a);
     char url[256];
     snprintf(url, sizeof(url),
-             "sentinel://127.0.0.1:%d;sentinel://127.0.0.1:%d;sentinel://127.0.0.1:%d", free_port(),
+             "sentinel://127.0.0.1:%d;sentinel://127.0.0.1:%d;sentinel://127.0.0.1:%d", harness_free_port(),
              unknowing.port, knowing.port);
     struct queue *q = new_queue(url);
     assert_true(queue_ping(q)); /* broker and backend: each asks down, unknowing, knowing */

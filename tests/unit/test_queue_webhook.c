@@ -26,52 +26,21 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "queue/queue.h"
+#include "redis_harness.h"
 
 static pid_t redis_pid;
 static redisContext *rc; /* the test's own view of the backend, db 1 */
 static char broker_url[64], backend_url[64];
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-        getsockname(fd, (struct sockaddr *)&a, &len))
-        abort();
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     log_set_level(LOG_ERROR);
-    int port = free_port();
-    char p[16];
-    snprintf(p, sizeof(p), "%d", port);
+    int port = harness_free_port();
     snprintf(broker_url, sizeof(broker_url), "redis://127.0.0.1:%d/0", port);
     snprintf(backend_url, sizeof(backend_url), "redis://127.0.0.1:%d/1", port);
-    redis_pid = fork();
-    if (redis_pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, STDOUT_FILENO);
-        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    struct timeval tv = {1, 0};
-    for (int i = 0; i < 200 && !rc; i++) {
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-        redisReply *r = c && !c->err ? redisCommand(c, "SELECT 1") : NULL;
-        if (r && r->type == REDIS_REPLY_STATUS) {
-            rc = c;
-        } else {
-            redisFree(c);
-            usleep(25000);
-        }
-        freeReplyObject(r);
-    }
+    redis_pid = harness_redis_start(port, 0);
+    rc = redis_pid > 0 ? harness_redis_connect(port, 1) : NULL;
     return rc ? 0 : -1;
 }
 
@@ -79,8 +48,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     redisFree(rc);
-    kill(redis_pid, SIGTERM);
-    waitpid(redis_pid, NULL, 0);
+    harness_redis_stop(redis_pid);
     return 0;
 }
 
