@@ -8,7 +8,6 @@
  * the bucket) and hands them to the request's loop in bounded pieces (http_stream_*).
  */
 #include <jansson.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,16 +156,11 @@ void api_proxy_object(struct api_call *call, const char *ext, const char *conten
         http_stream_end(stream, true);
         return;
     }
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t tid;
-    if (pthread_create(&tid, &attr, proxy_main, j) != 0) {
+    if (!http_stream_run(j->stream, proxy_main, j)) {
         log_msg(LOG_ERROR, "api", "cannot start a proxy thread");
         struct http_stream *stream = j->stream;
         reply_error(j, IA_ERR_STORAGE_UNAVAILABLE);
         job_free(j);
         http_stream_end(stream, true);
     }
-    pthread_attr_destroy(&attr);
 }

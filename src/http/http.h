@@ -139,6 +139,12 @@ struct http_header {
 };
 /* NULL when req was answered already. */
 struct http_stream *http_stream_take(struct http_request *req);
+/*
+ * Runs fn(arg) on a new thread, the stream's producer; the stream joins it once it has ended,
+ * so that no producer outlives its stream (nor the server). False when no thread could be made:
+ * then the caller produces (or ends) the stream itself.
+ */
+bool http_stream_run(struct http_stream *s, void *(*fn)(void *), void *arg);
 /* The status and headers (copied; add Content-Length for a body of known size); false when
  * the client is gone. */
 bool http_stream_start(struct http_stream *s, int status, const struct http_header *h, size_t n);

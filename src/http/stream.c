@@ -31,6 +31,8 @@ struct http_stream {
     char **names, **values;
     size_t nheaders;
     bool head_ready, producer_done, complete, gone;
+    pthread_t thread; /* the producer, when http_stream_run() made it; joined at the end */
+    bool has_thread;
     struct evbuffer *pending;
     /* loop thread only */
     bool started, inflight;
@@ -82,6 +84,10 @@ static void stream_finish(struct http_stream *s, bool complete)
                 (unsigned long long)s->bytes);
     /* Before the send: libevent frees ev at once when the connection is gone. */
     http_request_account(&s->req, status, s->bytes);
+    /* The producer has ended the stream: this waits only for its thread to exit (and free
+     * its thread-local state, such as libcrypto's). */
+    if (s->has_thread)
+        pthread_join(s->thread, NULL);
     if (!s->started) {
         /* evhttp frees ev itself when the client is gone. */
         evhttp_send_reply(s->ev, 500, "Internal Server Error", NULL);
@@ -181,6 +187,12 @@ struct http_stream *http_stream_take(struct http_request *req)
     registry = s;
     pthread_mutex_unlock(&registry_lock);
     return s;
+}
+
+bool http_stream_run(struct http_stream *s, void *(*fn)(void *), void *arg)
+{
+    s->has_thread = pthread_create(&s->thread, NULL, fn, arg) == 0;
+    return s->has_thread;
 }
 
 bool http_stream_start(struct http_stream *s, int status, const struct http_header *h, size_t n)
