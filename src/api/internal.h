@@ -45,8 +45,18 @@ void api_reply_ia_error(struct http_request *req, enum ia_err err);
 /*
  * Adds "events_url" and "review_url" to obj (a JSON object) for the files of the analysis that
  * video_id has (its WebVTT events, its review rendition); a video without them gets neither.
+ * IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot tell whether they exist.
  */
-void api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj);
+/*
+ * MEDIA_DELIVERY=proxy (media_proxy.c): answers with processed_<id>.<ext> of the bucket
+ * (call->param is the id; obj its size and validators from a HEAD) as for a local file, with
+ * content_type and disposition (may be NULL) as ours; a body is streamed from the bucket by
+ * another thread, which answers the request later.
+ */
+struct store_object_head;
+void api_proxy_object(struct api_call *call, const char *ext, const char *content_type,
+                      const char *disposition, const struct store_object_head *obj);
+enum ia_err api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj);
 
 /*
  * Parses and checks a POST /submit body ({"video_url": "http(s)://...", "analysis": false}),

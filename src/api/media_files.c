@@ -12,6 +12,7 @@
 #include "api/internal.h"
 #include "api/video_index.h"
 #include "core/alloc.h"
+#include "core/config.h"
 #include "core/media_url.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -29,13 +30,54 @@ static const struct media_part review_part = {
     "review_not_found", "this video has no review rendition (REVIEW_VIDEO off, or no analysis)"};
 static const struct media_part evidence_part = {"event_not_found", "this video has no such event"};
 
-/* 404 for a missing file: the part's own code when the video itself exists. */
+/* 404 for a missing file: the part's own code when the video itself exists; 503 when the bucket
+ * cannot tell. */
 static void reply_missing(struct api_call *call, const struct media_part *part)
 {
-    if (part && store_exists(call->t->app->store, call->param, "json"))
+    const struct store *store = call->t->app->store;
+    enum ia_err e = part ? store_lookup(store, call->param, "json") : IA_ERR_NOT_FOUND;
+    if (e == IA_OK)
         api_reply_error(call->req, 404, part->code, part->detail);
-    else
+    else if (e == IA_ERR_NOT_FOUND)
         api_reply_error(call->req, 404, "video_not_found", "no such video");
+    else
+        api_reply_ia_error(call->req, e);
+}
+
+/*
+ * A file in the bucket: checked with a HEAD first (a missing object answers our 404 with its
+ * stable code, an unreachable bucket 503, never S3's XML), then a 302 to a presigned URL for
+ * the request's own method, or streamed through serve (MEDIA_DELIVERY=proxy).
+ */
+static void deliver_remote(struct api_call *call, const char *ext, const char *content_type,
+                           const char *disposition, const struct media_part *part)
+{
+    const struct app *app = call->t->app;
+    struct store_object_head obj;
+    enum ia_err e = store_lookup_head(app->store, call->param, ext, &obj);
+    if (e == IA_ERR_NOT_FOUND) {
+        reply_missing(call, part);
+        return;
+    }
+    if (e) {
+        api_reply_ia_error(call->req, e);
+        return;
+    }
+    if (strcmp(app->cfg->media_delivery, "proxy") == 0) {
+        api_proxy_object(call, ext, content_type, disposition, &obj);
+        return;
+    }
+    bool head = http_request_method(call->req) == HTTP_HEAD;
+    char *url = store_presign(app->store, head ? "HEAD" : "GET", call->param, ext,
+                              app->cfg->signed_url_ttl_s, disposition, content_type);
+    if (!url) {
+        api_reply_ia_error(call->req, IA_ERR_INTERNAL);
+        return;
+    }
+    http_reply_header(call->req, "Location", url);
+    http_reply_header(call->req, "Cache-Control", "no-store");
+    http_reply_body(call->req, 302, NULL, NULL, 0);
+    free(url);
 }
 
 /*
@@ -45,18 +87,22 @@ static void reply_missing(struct api_call *call, const struct media_part *part)
 static void deliver(struct api_call *call, const char *ext, const char *content_type,
                     const char *disposition, const struct media_part *part)
 {
+    char value[160];
+    if (disposition)
+        snprintf(value, sizeof(value), "%s; filename=\"processed_%s.%s\"", disposition,
+                 call->param, ext);
+    if (store_is_remote(call->t->app->store)) {
+        deliver_remote(call, ext, content_type, disposition ? value : NULL, part);
+        return;
+    }
     struct stat st;
     int fd = store_open(call->t->app->store, call->param, ext, &st);
     if (fd < 0) {
         reply_missing(call, part);
         return;
     }
-    if (disposition) {
-        char value[160];
-        snprintf(value, sizeof(value), "%s; filename=\"processed_%s.%s\"", disposition,
-                 call->param, ext);
+    if (disposition)
         http_reply_header(call->req, "Content-Disposition", value);
-    }
     http_reply_file(call->req, fd, &st, content_type);
 }
 
@@ -126,20 +172,25 @@ static const struct {
     {"review_url", "review.mp4", "/review/", ""},
 };
 
-void api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj)
+enum ia_err api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj)
 {
     for (size_t i = 0; i < sizeof(analysis_urls) / sizeof(analysis_urls[0]); i++) {
-        if (!store_exists(app->store, video_id, analysis_urls[i].ext))
+        enum ia_err e = store_lookup(app->store, video_id, analysis_urls[i].ext);
+        if (e == IA_ERR_NOT_FOUND)
             continue;
+        if (e)
+            return e;
         char *url = media_url_public(app->cfg, analysis_urls[i].prefix, video_id, analysis_urls[i].suffix);
         json_object_set_new(obj, analysis_urls[i].name, json_string(url));
         free(url);
     }
+    return IA_OK;
 }
 
 /* evidence_urls: {event_id: URL} of the events whose evidence frame exists (signed like the rest). */
-static void add_evidence_urls(struct api_call *call, const char *video_id, json_t *obj)
+static enum ia_err add_evidence_urls(struct api_call *call, const char *video_id, json_t *obj)
 {
+    enum ia_err e = IA_OK;
     const struct app *app = call->t->app;
     const struct video_summary *v = video_index_get(call->t->video_index, app->store, video_id);
     json_t *urls = json_object();
@@ -151,8 +202,13 @@ static void add_evidence_urls(struct api_call *call, const char *video_id, json_
         if (!event_id_valid(event_id))
             continue;
         snprintf(ext, sizeof(ext), "evidence-%s.jpg", event_id);
-        if (!store_exists(app->store, video_id, ext))
+        e = store_lookup(app->store, video_id, ext);
+        if (e == IA_ERR_NOT_FOUND) {
+            e = IA_OK;
             continue;
+        }
+        if (e)
+            break;
         char *suffix = xasprintf("/%s.jpg", event_id);
         char *url = media_url_public(app->cfg, "/evidence/", video_id, suffix);
         json_object_set_new(urls, event_id, json_string(url));
@@ -163,14 +219,20 @@ static void add_evidence_urls(struct api_call *call, const char *video_id, json_
         json_object_set_new(obj, "evidence_urls", urls);
     else
         json_decref(urls);
+    return e;
 }
 
 void api_processed(struct api_call *call)
 {
     const struct app *app = call->t->app;
     const char *id = call->param;
-    if (!store_exists(app->store, id, "json")) {
+    enum ia_err e = store_lookup(app->store, id, "json");
+    if (e == IA_ERR_NOT_FOUND) {
         api_reply_error(call->req, 404, "video_not_found", "no such video");
+        return;
+    }
+    if (e) {
+        api_reply_ia_error(call->req, e);
         return;
     }
     char *video_url = media_url_public(app->cfg, "/stream/", id, "");
@@ -184,7 +246,13 @@ void api_processed(struct api_call *call)
     free(download_url);
     free(metadata_url);
     free(thumbnail_url);
-    api_add_analysis_urls(app, id, body);
-    add_evidence_urls(call, id, body);
+    e = api_add_analysis_urls(app, id, body);
+    if (!e)
+        e = add_evidence_urls(call, id, body);
+    if (e) {
+        json_decref(body);
+        api_reply_ia_error(call->req, e);
+        return;
+    }
     api_reply_json(call->req, 200, body);
 }

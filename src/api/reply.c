@@ -36,6 +36,7 @@ static int status_for(enum ia_err err)
     case IA_ERR_BROKER:
     case IA_ERR_BROKER_UNSURE:
     case IA_ERR_STORAGE_FULL:
+    case IA_ERR_STORAGE_UNAVAILABLE:
         return 503;
     case IA_ERR_TOO_LARGE:
         return 413;

@@ -13,7 +13,7 @@
 #include "util/os.h"
 #include "util/uuid.h"
 
-static json_t *status_success(const struct app *app, const char *video_id)
+static json_t *status_success(const struct app *app, const char *video_id, enum ia_err *err)
 {
     if (!uuid_is_canonical(video_id, strlen(video_id)))
         return json_pack("{s:s, s:s, s:s}", "status", "failed", "error",
@@ -24,16 +24,21 @@ static json_t *status_success(const struct app *app, const char *video_id)
                              "video_url", video_url, "metadata_url", metadata_url);
     free(video_url);
     free(metadata_url);
-    api_add_analysis_urls(app, video_id, body);
+    *err = api_add_analysis_urls(app, video_id, body);
+    if (*err) {
+        json_decref(body);
+        return NULL;
+    }
     return body;
 }
 
+/* The body of a known task; NULL with *err when the bucket cannot be asked about its files. */
 static json_t *status_body(const struct app *app, const struct task_status *st,
-                           const char *video_id)
+                           const char *video_id, enum ia_err *err)
 {
     switch (st->state) {
     case TASK_SUCCEEDED:
-        return status_success(app, video_id);
+        return status_success(app, video_id, err);
     case TASK_FAILED:
         return json_pack("{s:s, s:s, s:s}", "status", "failed", "error", st->error_message,
                          "code", st->error_code);
@@ -64,15 +69,16 @@ static enum ia_err status_lookup(struct api_call *call, struct task_status *st, 
 }
 
 /*
- * True for a success whose video is gone (DELETE /videos, retention) while this thread's cache
- * still remembers it: the metadata is published before SUCCESS is written, so a success
- * without it was deleted.
+ * IA_ERR_NOT_FOUND for a success whose video is gone (DELETE /videos, retention) while this
+ * thread's cache still remembers it: the metadata is published before SUCCESS is written, so a
+ * success without it was deleted. IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot tell.
  */
-static bool deleted_since(const struct api_call *call, const struct task_status *st,
-                          const char *video_id)
+static enum ia_err check_video(const struct api_call *call, const struct task_status *st,
+                               const char *video_id)
 {
-    return st->state == TASK_SUCCEEDED && uuid_is_canonical(video_id, strlen(video_id)) &&
-           !store_exists(call->t->app->store, video_id, "json");
+    if (st->state != TASK_SUCCEEDED || !uuid_is_canonical(video_id, strlen(video_id)))
+        return IA_OK;
+    return store_lookup(call->t->app->store, video_id, "json");
 }
 
 void api_status(struct api_call *call)
@@ -85,11 +91,16 @@ void api_status(struct api_call *call)
     char video_id[UUID_STR_LEN + 1] = "";
     memset(&st, 0, sizeof(st));
     enum ia_err err = status_lookup(call, &st, video_id, sizeof(video_id));
-    if (err)
-        api_reply_ia_error(call->req, err);
-    else if (st.state == TASK_UNKNOWN || deleted_since(call, &st, video_id))
+    if (!err && st.state == TASK_UNKNOWN)
+        err = IA_ERR_NOT_FOUND;
+    if (!err)
+        err = check_video(call, &st, video_id);
+    json_t *body = err ? NULL : status_body(call->t->app, &st, video_id, &err);
+    if (err == IA_ERR_NOT_FOUND)
         api_reply_error(call->req, 404, "task_not_found", "no such task");
+    else if (err)
+        api_reply_ia_error(call->req, err);
     else
-        api_reply_json(call->req, 200, status_body(call->t->app, &st, video_id));
+        api_reply_json(call->req, 200, body);
     task_status_cleanup(&st);
 }

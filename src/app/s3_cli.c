@@ -70,7 +70,7 @@ static int presign(struct s3 *s, int argc, char **argv)
             abort();
         snprintf(disposition, n, "attachment; filename=\"%s\"", name);
     }
-    char *url = s3_presign(s, method, argv[1], (long)seconds, disposition);
+    char *url = s3_presign(s, method, argv[1], (long)seconds, disposition, NULL);
     free(disposition);
     if (!url)
         return fail(IA_ERR_INVALID, "invalid key");

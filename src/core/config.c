@@ -151,6 +151,9 @@ static const struct option options[] = {
      "seconds between two retention sweeps (by one serve process of those sharing Redis)"},
     {"STORAGE_URL", STR(storage_url), "", false,
      "s3://bucket/prefix to keep results in an S3-compatible bucket (empty: PROCESSED_DIR)"},
+    {"MEDIA_DELIVERY", STR(media_delivery), "redirect", false,
+     "with STORAGE_URL: redirect (302 to a presigned URL of the bucket) or proxy (serve streams "
+     "the object, for clients that cannot reach the bucket)"},
     {"AWS_ENDPOINT_URL_S3", STR(aws_endpoint_url_s3), "", false,
      "S3 endpoint, e.g. http://127.0.0.1:7480 (empty: AWS_ENDPOINT_URL, else AWS's)"},
     {"AWS_ENDPOINT_URL", STR(aws_endpoint_url), "", false,
@@ -353,6 +356,10 @@ static int validate(struct config *cfg, char *err, size_t errlen)
         (!has_prefix(cfg->storage_url, "s3://") || !cfg->storage_url[5] ||
          cfg->storage_url[5] == '/')) {
         snprintf(err, errlen, "STORAGE_URL: expected s3://bucket or s3://bucket/prefix");
+        return -1;
+    }
+    if (strcmp(cfg->media_delivery, "redirect") != 0 && strcmp(cfg->media_delivery, "proxy") != 0) {
+        snprintf(err, errlen, "MEDIA_DELIVERY: expected redirect or proxy");
         return -1;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -73,6 +73,7 @@ struct config {
     long long retention_days;
     long long retention_sweep_s;
     char *storage_url;
+    char *media_delivery; /* "redirect" or "proxy": media routes with STORAGE_URL set */
     char *aws_endpoint_url_s3;
     char *aws_endpoint_url;
     char *aws_region;

@@ -6,6 +6,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -130,4 +131,46 @@ void http_reply_file(struct http_request *req, int fd, const struct stat *st,
         break;
     }
     close(fd);
+}
+
+int http_reply_decide(struct http_request *req, uint64_t size, const char *etag,
+                      const char *last_modified, uint64_t *start, uint64_t *len)
+{
+    if (http_request_check_replied(req))
+        return 0;
+    time_t mtime = 0;
+    if (last_modified)
+        (void)http_date_parse(last_modified, strlen(last_modified), &mtime);
+    struct http_file_conditions c = {0};
+    c.range = http_request_header(req, "Range");
+    c.if_range = http_request_header(req, "If-Range");
+    c.if_none_match = http_request_header(req, "If-None-Match");
+    struct http_file_plan plan;
+    http_file_decide(&c, mtime, size, etag, &plan);
+    switch (plan.status) {
+    case 200:
+        *start = 0;
+        *len = size;
+        return 200;
+    case 206:
+        *start = plan.range.start;
+        *len = plan.range.len;
+        return 206;
+    case 304:
+        if (last_modified && last_modified[0])
+            add_header(req, "Last-Modified", last_modified);
+        add_header(req, "ETag", etag);
+        http_request_send(req, 304);
+        return 0;
+    case 416: {
+        char cr[40];
+        snprintf(cr, sizeof(cr), "bytes */%" PRIu64, size);
+        add_header(req, "Content-Range", cr);
+        http_reply_body(req, 416, NULL, NULL, 0);
+        return 0;
+    }
+    default:
+        http_reply_body(req, plan.status, NULL, NULL, 0);
+        return 0;
+    }
 }

@@ -116,4 +116,42 @@ void http_reply_body(struct http_request *req, int status, const char *content_t
 void http_reply_file(struct http_request *req, int fd, const struct stat *st,
                      const char *content_type);
 
+/*
+ * For a body delivered from elsewhere (an object of a bucket) with size bytes, its ETag (quoted)
+ * and Last-Modified (an HTTP date, may be NULL): decides from the request's Range, If-Range and
+ * If-None-Match alone as http_reply_file() does for a file (nginx's answers). Answers 304, 412
+ * and 416 itself and returns 0; else returns 200 or 206 and the bytes to send, *len from
+ * *start, without replying.
+ */
+int http_reply_decide(struct http_request *req, uint64_t size, const char *etag,
+                      const char *last_modified, uint64_t *start, uint64_t *len);
+
+/*
+ * Streamed replies, for a body that another thread produces (an object proxied from a bucket).
+ * http_stream_take() takes req over in its handler (which then returns without a reply); one
+ * producer thread then calls http_stream_start() once, http_stream_write() any number of times
+ * and http_stream_end() exactly once, which releases the stream (do not touch it after). The
+ * loop thread sends the pieces with backpressure: a stream holds at most about 512 KiB.
+ */
+struct http_stream;
+struct http_header {
+    const char *name, *value;
+};
+/* NULL when req was answered already. */
+struct http_stream *http_stream_take(struct http_request *req);
+/*
+ * Runs fn(arg) on a new thread, the stream's producer; the stream joins it once it has ended,
+ * so that no producer outlives its stream (nor the server). False when no thread could be made:
+ * then the caller produces (or ends) the stream itself.
+ */
+bool http_stream_run(struct http_stream *s, void *(*fn)(void *), void *arg);
+/* The status and headers (copied; add Content-Length for a body of known size); false when
+ * the client is gone. */
+bool http_stream_start(struct http_stream *s, int status, const struct http_header *h, size_t n);
+/* Queues n bytes, blocking while the window is full; false when the client is gone (stop). */
+bool http_stream_write(struct http_stream *s, const void *p, size_t n);
+/* complete false after http_stream_start() closes the connection once what was queued went out
+ * (the body is short); without http_stream_start() the client gets a 500. */
+void http_stream_end(struct http_stream *s, bool complete);
+
 #endif

@@ -38,6 +38,13 @@ void http_request_cleanup(struct http_request *req);
  * and dropped. Counts the request in the metrics and writes its log line.
  */
 void http_request_send(struct http_request *req, int status);
+/* Counts a request in the metrics and writes its log line (http_request_send() does it). */
+void http_request_account(const struct http_request *req, int status, uint64_t bytes);
+/*
+ * Ends every stream of this loop (http_stream_take()) before its connections are freed: tells
+ * their producers to stop, waits for them, and cuts what they had not sent. On the loop thread.
+ */
+void http_streams_drain(struct event_base *base);
 /* True when req was already answered; logs the misuse. */
 bool http_request_check_replied(const struct http_request *req);
 

@@ -252,7 +252,7 @@ static const char *log_path(const struct http_request *req, char *out, size_t ca
 }
 
 /* The request's metrics and its one log line (info): what was asked, answered, and how fast. */
-static void request_account(const struct http_request *req, int status, uint64_t bytes)
+void http_request_account(const struct http_request *req, int status, uint64_t bytes)
 {
     int64_t ns = now_ns() - req->start_ns;
     uint64_t duration = ns > 0 ? (uint64_t)ns : 0;
@@ -274,6 +274,7 @@ void http_request_send(struct http_request *req, int status)
     req->replied = true;
     evhttp_add_header(evhttp_request_get_output_headers(req->ev), "X-Request-Id", req->id);
     /* Before the send: libevent frees ev at once when the connection is gone. */
-    request_account(req, status, evbuffer_get_length(evhttp_request_get_output_buffer(req->ev)));
+    http_request_account(req, status,
+                         evbuffer_get_length(evhttp_request_get_output_buffer(req->ev)));
     evhttp_send_reply(req->ev, status, reason_phrase(status), NULL);
 }

@@ -280,6 +280,7 @@ static void *loop_main(void *arg)
     if (loop->srv->opts.thread_init)
         loop->ctx = loop->srv->opts.thread_init(loop->srv->opts.app);
     event_base_dispatch(loop->base);
+    http_streams_drain(loop->base);
     evhttp_free(loop->http); /* closes this loop's connections */
     loop->http = NULL;
     http_conns_free(loop->conns);

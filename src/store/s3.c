@@ -38,7 +38,8 @@ struct xfer {
     uint64_t received; /* 2xx body bytes written */
     struct s3_buf errbody;
     struct curl_gate gate; /* the network policy on every connection */
-    bool too_large, write_failed, read_failed, disk_full;
+    bool too_large, write_failed, read_failed, disk_full, stopped;
+    struct s3_get_head head; /* for out_cb: filled at its first call */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -306,7 +307,14 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
         return n;
     }
     const struct s3_request *r = x->r;
-    if (r->out_mem) {
+    if (r->out_cb) {
+        if (x->head.status == 0)
+            s3_get_head_fill(&x->head, x->resp, code);
+        if (!r->out_cb(r->out_ctx, &x->head, data, n)) {
+            x->stopped = true;
+            return 0;
+        }
+    } else if (r->out_mem) {
         if (!s3_buf_add(r->out_mem, data, n)) {
             x->too_large = true;
             return 0;
@@ -323,6 +331,16 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
     }
     x->received += n;
     return n;
+}
+
+void s3_get_head_fill(struct s3_get_head *h, const struct s3_response *resp, long status)
+{
+    h->status = status;
+    h->length = resp->content_length;
+    h->has_length = resp->has_length;
+    memcpy(h->etag, resp->etag, sizeof h->etag);
+    memcpy(h->last_modified, resp->last_modified, sizeof h->last_modified);
+    memcpy(h->content_range, resp->content_range, sizeof h->content_range);
 }
 
 /* Copies a header's value if it is printable ASCII and fits. */
@@ -360,6 +378,8 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
         keep_header(resp->etag, sizeof resp->etag, v, vlen);
     else if (slice_eq_nocase(name, "last-modified"))
         keep_header(resp->last_modified, sizeof resp->last_modified, v, vlen);
+    else if (slice_eq_nocase(name, "content-range"))
+        keep_header(resp->content_range, sizeof resp->content_range, v, vlen);
     else if (slice_eq_nocase(name, "x-amz-request-id"))
         keep_header(resp->request_id, sizeof resp->request_id, v, vlen);
     else if (slice_eq_nocase(name, "content-length"))
@@ -420,6 +440,8 @@ static struct curl_slist *signed_headers(const struct s3 *s, const struct s3_req
     list = add_header(list, "Authorization", auth);
     if (r->content_type)
         list = add_header(list, "Content-Type", r->content_type);
+    if (r->if_match)
+        list = add_header(list, "If-Match", r->if_match);
     list = add_header(list, "Expect", ""); /* no 100-continue round trip */
     list = curl_slist_append(list, "Accept:");
     free(auth);
@@ -491,6 +513,10 @@ static enum ia_err map_curl_error(struct xfer *x, CURLcode rc, char *detail, siz
         snprintf(detail, detaillen, "object larger than allowed");
         return IA_ERR_TOO_LARGE;
     }
+    if (x->stopped) {
+        snprintf(detail, detaillen, "the receiver stopped the transfer");
+        return IA_ERR_IO;
+    }
     if (x->write_failed || x->read_failed) {
         snprintf(detail, detaillen, "%s the local file failed",
                  x->write_failed ? "writing" : "reading");
@@ -558,7 +584,8 @@ enum ia_err s3_perform(struct s3 *s, const struct s3_request *r, struct s3_respo
     if (resp->status < 200 || resp->status > 299)
         e = map_http_error(&x, detail, detaillen);
 out:
-    if (e && e != IA_ERR_NOT_FOUND) {
+    if (e && e != IA_ERR_NOT_FOUND && !(r->out_cb && (resp->status == 304 || resp->status == 412 ||
+                                                      resp->status == 416))) {
         char key[160];
         log_escape(key, sizeof key, r->key ? r->key : "", r->key ? strlen(r->key) : 0);
         log_msg(LOG_WARN, "s3", "%s %s/%s: %s: %s request-id=%s", r->method, s->bucket, key,
@@ -571,7 +598,7 @@ out:
 }
 
 char *s3_presign(struct s3 *s, const char *method, const char *key, long expires_s,
-                 const char *disposition)
+                 const char *disposition, const char *content_type)
 {
     if ((strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) || expires_s < 1 ||
         expires_s > SIGV4_MAX_EXPIRES)
@@ -583,10 +610,15 @@ char *s3_presign(struct s3 *s, const char *method, const char *key, long expires
     sigv4_format_date((long long)time(NULL), date);
     char *host = host_header(s);
     char *path = request_path(s, full);
-    struct sigv4_pair q[1] = {{"response-content-disposition", disposition}};
+    struct sigv4_pair q[2];
+    size_t nq = 0;
+    if (disposition)
+        q[nq++] = (struct sigv4_pair){"response-content-disposition", disposition};
+    if (content_type)
+        q[nq++] = (struct sigv4_pair){"response-content-type", content_type};
     struct sigv4_creds c = {s->access_key, s->secret_key, s->session_token};
-    char *query = sigv4_presign_query(&c, method, host, path, q, disposition ? 1 : 0, s->region,
-                                      "s3", date, expires_s);
+    char *query =
+        sigv4_presign_query(&c, method, host, path, q, nq, s->region, "s3", date, expires_s);
     char *url = xasprintf("%s://%s%s?%s", s->scheme, host, path, query);
     free(full), free(host), free(path), free(query);
     return url;

@@ -75,6 +75,29 @@ struct s3_head {
 };
 enum ia_err s3_head(struct s3 *s, const char *key, struct s3_head *out, char *detail,
                     size_t detaillen);
+/* What a streamed GET or HEAD answered (s3_get_stream). */
+struct s3_get_head {
+    long status; /* 200, 206, 304, 412 or 416 */
+    uint64_t length;
+    bool has_length;
+    char etag[80];
+    char last_modified[64];
+    char content_range[96]; /* "" when the store sent none */
+};
+/*
+ * Receives the body of a streamed GET, n bytes at p (never 0); h is the answer's head, the same
+ * at every call. Returns false to stop the transfer (s3_get_stream then returns IA_ERR_IO).
+ */
+typedef bool (*s3_body_cb)(void *ctx, const struct s3_get_head *h, const char *p, size_t n);
+/*
+ * method ("GET" or "HEAD") of key with the given Range and If-Match (each may be NULL; only
+ * Range is signed). IA_OK for 200 and 206 (the body goes to cb as it arrives, nothing is
+ * buffered) and for 304, 412 and 416 (no body); *out has the head either way. Other answers
+ * are errors as for every request (IA_ERR_NOT_FOUND for 404, ...).
+ */
+enum ia_err s3_get_stream(struct s3 *s, const char *key, const char *method, const char *range,
+                          const char *if_match, s3_body_cb cb, void *ctx,
+                          struct s3_get_head *out, char *detail, size_t detaillen);
 /* Deletes key; IA_OK also when it did not exist (S3 answers 204 either way). */
 enum ia_err s3_delete(struct s3 *s, const char *key, char *detail, size_t detaillen);
 
@@ -97,10 +120,11 @@ enum ia_err s3_list(struct s3 *s, const char *prefix, s3_list_cb cb, void *ctx, 
 
 /*
  * A presigned URL for GET or HEAD of key, valid expires_s seconds (1..604800) from now;
- * disposition (may be NULL) is signed in as response-content-disposition. The caller frees it.
+ * disposition and content_type (each may be NULL) are signed in as response-content-disposition
+ * and response-content-type (the store then answers with those headers). The caller frees it.
  * NULL for an invalid key, method or lifetime.
  */
 char *s3_presign(struct s3 *s, const char *method, const char *key, long expires_s,
-                 const char *disposition);
+                 const char *disposition, const char *content_type);
 
 #endif

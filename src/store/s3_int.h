@@ -41,6 +41,7 @@ struct s3_request {
     const struct sigv4_pair *query;
     size_t nquery;
     const char *range;        /* Range header, or NULL */
+    const char *if_match;     /* If-Match, sent unsigned; or NULL */
     const char *content_type; /* or NULL */
     int body_fd;              /* -1: no file body */
     uint64_t body_off, body_len;
@@ -50,6 +51,9 @@ struct s3_request {
     int out_fd;
     uint64_t out_max; /* 0: no cap for out_fd */
     struct s3_buf *out_mem;
+    /* Or to a callback (s3_get_stream): it sees the response's head with the first bytes. */
+    s3_body_cb out_cb;
+    void *out_ctx;
 };
 
 /* What came back: the status and the headers the operations read. */
@@ -59,10 +63,13 @@ struct s3_response {
     bool has_length;
     char etag[80];
     char last_modified[64];
+    char content_range[96];
     char request_id[80];
 };
 
 void s3_request_init(struct s3_request *r, const char *method, const char *key);
+/* The head an out_cb sees, from what the response's headers said. */
+void s3_get_head_fill(struct s3_get_head *h, const struct s3_response *resp, long status);
 /*
  * Signs and performs r (payload hash computed here from the body), fills resp. A non-2xx
  * status is an error mapped to the project's errors, with the status and S3's code in detail.

@@ -424,3 +424,39 @@ enum ia_err s3_multipart_put(struct s3 *s, const char *full_key, int fd, uint64_
     free(upload_id);
     return e;
 }
+
+/* Only these answers of a conditional or ranged GET are passed back to the caller as such. */
+static bool passed_through(long status)
+{
+    return status == 200 || status == 206 || status == 304 || status == 412 || status == 416;
+}
+
+enum ia_err s3_get_stream(struct s3 *s, const char *key, const char *method, const char *range,
+                          const char *if_match, s3_body_cb cb, void *ctx,
+                          struct s3_get_head *out, char *detail, size_t detaillen)
+{
+    memset(out, 0, sizeof *out);
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        snprintf(detail, detaillen, "method %s cannot be streamed", method);
+        return IA_ERR_INVALID;
+    }
+    char *full = s3_full_key(s, key);
+    if (!full)
+        return bad_key(detail, detaillen);
+    struct s3_request r;
+    struct s3_response resp;
+    s3_request_init(&r, method, full);
+    r.range = range;
+    r.if_match = if_match;
+    r.out_cb = cb;
+    r.out_ctx = ctx;
+    enum ia_err e = s3_perform(s, &r, &resp, detail, detaillen);
+    if (e == IA_ERR_IO && passed_through(resp.status))
+        e = IA_OK; /* 304, 412, 416: an answer for the client, not a failure */
+    if (!e)
+        s3_get_head_fill(out, &resp, resp.status);
+    else if (e == IA_ERR_NOT_FOUND)
+        snprintf(detail, detaillen, "no such key");
+    free(full);
+    return e;
+}

@@ -117,6 +117,50 @@ bool store_exists(const struct store *s, const char *video_id, const char *ext)
     return true;
 }
 
+enum ia_err store_lookup(const struct store *s, const char *video_id, const char *ext)
+{
+    if (!uuid_is_canonical(video_id, strlen(video_id)))
+        return IA_ERR_NOT_FOUND;
+    if (s->remote)
+        return store_remote_lookup(s->remote, video_id, ext, NULL);
+    return store_exists(s, video_id, ext) ? IA_OK : IA_ERR_NOT_FOUND;
+}
+
+enum ia_err store_lookup_head(const struct store *s, const char *video_id, const char *ext,
+                              struct store_object_head *h)
+{
+    memset(h, 0, sizeof *h);
+    if (!s->remote)
+        return IA_ERR_INVALID;
+    if (!uuid_is_canonical(video_id, strlen(video_id)))
+        return IA_ERR_NOT_FOUND;
+    return store_remote_lookup(s->remote, video_id, ext, h);
+}
+
+bool store_is_remote(const struct store *s)
+{
+    return s->remote != NULL;
+}
+
+char *store_presign(const struct store *s, const char *method, const char *video_id,
+                    const char *ext, long long ttl_s, const char *disposition,
+                    const char *content_type)
+{
+    if (!s->remote || !uuid_is_canonical(video_id, strlen(video_id)))
+        return NULL;
+    return store_remote_presign(s->remote, method, video_id, ext, ttl_s, disposition,
+                                content_type);
+}
+
+enum ia_err store_get_stream(const struct store *s, const char *video_id, const char *ext,
+                             const char *method, const struct store_conditions *c,
+                             store_body_cb cb, void *ctx, struct store_object_head *h)
+{
+    if (!s->remote || !uuid_is_canonical(video_id, strlen(video_id)))
+        return s->remote ? IA_ERR_NOT_FOUND : IA_ERR_INVALID;
+    return store_remote_get_stream(s->remote, video_id, ext, method, c, cb, ctx, h);
+}
+
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;

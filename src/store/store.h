@@ -18,6 +18,15 @@ struct store;
 
 struct config;
 
+/* The head of a streamed object: the store's answer, passed on to the client as it is. */
+struct store_object_head {
+    int status; /* 200, 206, 304, 412 or 416 */
+    unsigned long long length;
+    bool has_length;
+    char etag[80];
+    char last_modified[64];
+    char content_range[96]; /* "" when none */
+};
 /* Creates the directory (and .work/) if needed; NULL with a message in err on failure. */
 struct store *store_new(const char *dir, char *err, size_t errlen);
 void store_free(struct store *s);
@@ -33,11 +42,54 @@ void store_free(struct store *s);
  */
 enum ia_err store_use_s3(struct store *s, const struct config *cfg, char *err, size_t errlen);
 
+/*
+ * Receives n bytes (never 0) of an object's body; h is the same at every call. Returns false
+ * to stop the transfer.
+ */
+typedef bool (*store_body_cb)(void *ctx, const struct store_object_head *h, const char *p,
+                              size_t n);
+/* What a GET asks of the bucket (each may be NULL): a Range, and If-Match to be sure that the
+ * object is still the one that was looked at. */
+struct store_conditions {
+    const char *range, *if_match;
+};
+/*
+ * Streams processed_<video_id>.<ext> from the bucket ("GET" or "HEAD") with the conditions c:
+ * IA_OK with *h filled for 200/206 (the body went to cb as it arrived, in bounded memory) and
+ * 304/412/416 (no body); IA_ERR_NOT_FOUND; IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot
+ * be asked; IA_ERR_IO when cb stopped it or the transfer broke after the first bytes. The
+ * calling thread blocks until the transfer ends. IA_ERR_INVALID for a local store.
+ */
+enum ia_err store_get_stream(const struct store *s, const char *video_id, const char *ext,
+                             const char *method, const struct store_conditions *c,
+                             store_body_cb cb, void *ctx, struct store_object_head *h);
+
 /* "DIR/processed_<video_id>.<ext>"; the caller frees it. video_id must be a canonical UUID. */
 char *store_path(const struct store *s, const char *video_id, const char *ext);
 /* Opens a published file read-only and fills st; -1 when missing or not a regular file. */
 int store_open(const struct store *s, const char *video_id, const char *ext, struct stat *st);
 bool store_exists(const struct store *s, const char *video_id, const char *ext);
+/* store_lookup() that also fills *h (status 200: size, ETag, Last-Modified) from the bucket's
+ * HEAD; IA_ERR_INVALID for a local store. */
+enum ia_err store_lookup_head(const struct store *s, const char *video_id, const char *ext,
+                              struct store_object_head *h);
+/*
+ * Whether processed_<video_id>.<ext> is published: IA_OK, IA_ERR_NOT_FOUND (also for an id
+ * that is not canonical), or IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot be asked (a
+ * network failure, a timeout, a 5xx, refused credentials): never a false "not found".
+ */
+enum ia_err store_lookup(const struct store *s, const char *video_id, const char *ext);
+/* True when results live in a bucket (store_use_s3() attached one). */
+bool store_is_remote(const struct store *s);
+/*
+ * A presigned URL of processed_<video_id>.<ext> in the bucket for method "GET" or "HEAD", valid
+ * ttl_s seconds (clamped to S3's 7 days), with disposition and content_type (each may be NULL)
+ * signed in as response-content-disposition and response-content-type, so that the bucket
+ * answers with ours. NULL when the store is local or the key is invalid.
+ */
+char *store_presign(const struct store *s, const char *method, const char *video_id,
+                    const char *ext, long long ttl_s, const char *disposition,
+                    const char *content_type);
 
 /*
  * A fresh scratch directory for one task attempt; the caller frees the string. *lock_fd holds

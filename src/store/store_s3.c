@@ -11,6 +11,9 @@
 #include "core/log.h"
 #include "store/s3.h"
 
+/* The longest lifetime S3 accepts for a presigned URL (7 days). */
+#define STORE_PRESIGN_MAX_S 604800L
+
 struct store_remote {
     const struct config *cfg;
     pthread_mutex_t lock;
@@ -114,21 +117,108 @@ enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, c
     return e;
 }
 
-bool store_remote_exists(struct store_remote *r, const char *video_id, const char *ext)
+enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, const char *ext,
+                                struct store_object_head *out)
 {
     struct s3 *s = remote_take(r);
     if (!s)
-        return false;
+        return IA_ERR_STORAGE_UNAVAILABLE;
     char *name = object_name(video_id, ext);
     struct s3_head h;
     char detail[512];
     enum ia_err e = s3_head(s, name, &h, detail, sizeof detail);
-    if (e && e != IA_ERR_NOT_FOUND)
+    if (e && e != IA_ERR_NOT_FOUND) {
         log_msg(LOG_WARN, "store", "asking the bucket for %s failed: %s: %s", name, ia_err_code(e),
                 detail);
+        e = IA_ERR_STORAGE_UNAVAILABLE; /* whatever the cause, the answer is not "missing" */
+    }
+    if (!e && out) {
+        out->status = 200;
+        out->length = h.size;
+        out->has_length = true;
+        memcpy(out->etag, h.etag, sizeof out->etag);
+        memcpy(out->last_modified, h.last_modified, sizeof out->last_modified);
+    }
     free(name);
     remote_give(r, s);
-    return e == IA_OK;
+    return e;
+}
+
+bool store_remote_exists(struct store_remote *r, const char *video_id, const char *ext)
+{
+    return store_remote_lookup(r, video_id, ext, NULL) == IA_OK;
+}
+
+char *store_remote_presign(struct store_remote *r, const char *method, const char *video_id,
+                           const char *ext, long long ttl_s, const char *disposition,
+                           const char *content_type)
+{
+    struct s3 *s = remote_take(r);
+    if (!s)
+        return NULL;
+    char *name = object_name(video_id, ext);
+    long ttl = ttl_s > STORE_PRESIGN_MAX_S ? STORE_PRESIGN_MAX_S : (long)ttl_s;
+    char *url = s3_presign(s, method, name, ttl < 1 ? 1 : ttl, disposition, content_type);
+    free(name);
+    remote_give(r, s);
+    return url;
+}
+
+/* Adapts the client's streamed body to the store's callback. */
+struct stream_relay {
+    store_body_cb cb;
+    void *ctx;
+    struct store_object_head head;
+    bool have_head;
+};
+
+static void head_copy(struct store_object_head *dst, const struct s3_get_head *src)
+{
+    dst->status = (int)src->status;
+    dst->length = src->length;
+    dst->has_length = src->has_length;
+    memcpy(dst->etag, src->etag, sizeof dst->etag);
+    memcpy(dst->last_modified, src->last_modified, sizeof dst->last_modified);
+    memcpy(dst->content_range, src->content_range, sizeof dst->content_range);
+}
+
+static bool relay_body(void *ctx, const struct s3_get_head *h, const char *p, size_t n)
+{
+    struct stream_relay *relay = ctx;
+    if (!relay->have_head) {
+        head_copy(&relay->head, h);
+        relay->have_head = true;
+    }
+    return relay->cb(relay->ctx, &relay->head, p, n);
+}
+
+enum ia_err store_remote_get_stream(struct store_remote *r, const char *video_id, const char *ext,
+                                    const char *method, const struct store_conditions *c,
+                                    store_body_cb cb, void *ctx, struct store_object_head *h)
+{
+    memset(h, 0, sizeof *h);
+    struct s3 *s = remote_take(r);
+    if (!s)
+        return IA_ERR_STORAGE_UNAVAILABLE;
+    char *name = object_name(video_id, ext);
+    struct stream_relay relay = {cb, ctx, {0}, false};
+    struct s3_get_head sh;
+    char detail[512];
+    enum ia_err e = s3_get_stream(s, name, method, c->range, c->if_match, relay_body, &relay,
+                                  &sh, detail, sizeof detail);
+    if (!e) {
+        head_copy(h, &sh);
+    } else if (e != IA_ERR_NOT_FOUND) {
+        log_msg(relay.have_head ? LOG_INFO : LOG_WARN, "store",
+                "streaming %s from the bucket: %s: %s", name, ia_err_code(e), detail);
+        /* After the first bytes the transfer broke (or the client left); before, the bucket
+         * failed. */
+        if (!relay.have_head)
+            e = IA_ERR_STORAGE_UNAVAILABLE;
+    }
+    free(name);
+    remote_give(r, s);
+    return e;
 }
 
 /* The names of one video's objects other than its metadata. */

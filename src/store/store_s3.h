@@ -26,6 +26,17 @@ enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, c
                                  const char *ext);
 /* True when processed_<video_id>.<ext> is in the bucket (false also when it cannot be asked). */
 bool store_remote_exists(struct store_remote *r, const char *video_id, const char *ext);
+/* store_lookup() for the bucket: a HEAD; IA_ERR_STORAGE_UNAVAILABLE for any failure to ask. */
+enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, const char *ext,
+                                struct store_object_head *h);
+/* store_presign() for the bucket (no request is made). */
+char *store_remote_presign(struct store_remote *r, const char *method, const char *video_id,
+                           const char *ext, long long ttl_s, const char *disposition,
+                           const char *content_type);
+/* store_get_stream() for the bucket. */
+enum ia_err store_remote_get_stream(struct store_remote *r, const char *video_id, const char *ext,
+                                    const char *method, const struct store_conditions *c,
+                                    store_body_cb cb, void *ctx, struct store_object_head *h);
 /* store_remove_videos() for the bucket: every metadata object first, then the rest. */
 enum ia_err store_remote_remove(struct store_remote *r, const struct store_video_id *ids, size_t n,
                                 size_t *removed);

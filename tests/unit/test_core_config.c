@@ -44,6 +44,7 @@ static void test_defaults(void **state)
     assert_true(cfg.worker_concurrency >= 1);
     assert_int_equal(cfg.max_queued, 10000);
     assert_int_equal(cfg.task_lease_s, 60);
+    assert_string_equal(cfg.media_delivery, "redirect");
     config_cleanup(&cfg);
 }
 
@@ -78,6 +79,9 @@ static void test_invalid_values_name_the_option(void **state)
         {"PRESET", "", "PRESET"},
         {"PRESET", "fast -y", "PRESET"},
         {"PRESET", "VeryFast", "PRESET"},
+        {"MEDIA_DELIVERY", "", "MEDIA_DELIVERY"},
+        {"MEDIA_DELIVERY", "Redirect", "MEDIA_DELIVERY"},
+        {"MEDIA_DELIVERY", "stream", "MEDIA_DELIVERY"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *const env[] = {cases[i][0], cases[i][1], NULL};
