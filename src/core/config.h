@@ -37,6 +37,7 @@ struct config {
     char *signing_key;
     long long signed_url_ttl_s;
     long long max_connections;
+    long long body_budget_bytes;
     long long request_timeout_s;
     long long idle_timeout_s;
     long long rate_limit;
