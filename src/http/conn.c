@@ -242,6 +242,12 @@ static void body_admit(struct http_conn *conn, struct http_request *req)
         http_reply_refusal(req, 413, "too_large", "the request body is too large");
         return;
     }
+    struct http_budget *b = c->budget;
+    if (b && b->max && declared > 0 && (unsigned long long)declared > b->max) {
+        http_reply_refusal(req, 413, "too_large",
+                           "the request body is larger than this server holds at once");
+        return;
+    }
     if (declared > 0 && !budget_take(conn, (size_t)declared)) {
         refuse_busy(req, (size_t)declared);
         return;
