@@ -259,6 +259,11 @@ static void body_admit(struct http_conn *conn, struct http_request *req)
 /* The head is complete, none of its body parsed yet: decide on the request. */
 static void head_end(struct http_conn *conn)
 {
+    if (!conn->head_overflow && !http_head_may_have_body(conn->head ? conn->head : "",
+                                                         conn->head_len)) {
+        head_copy_reset(conn); /* most requests: evhttp reads no body, nothing to decide */
+        return;
+    }
     struct http_request req;
     struct http_head head;
     bool parsed = http_request_init_head(&req, conn->head ? conn->head : "", conn->head_len,

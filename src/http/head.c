@@ -104,6 +104,25 @@ static long long content_length(const char *s)
     return s && str_to_u64(s, strlen(s), &n) && n <= INT64_MAX ? (long long)n : -1;
 }
 
+/* True when the line starts with the field name (any case) and a colon. */
+static bool field_is(struct slice line, const char *name)
+{
+    size_t n = strlen(name);
+    return line.len > n && line.p[n] == ':' && strncasecmp(line.p, name, n) == 0;
+}
+
+bool http_head_may_have_body(const char *p, size_t len)
+{
+    const char *end = p + len;
+    struct slice line;
+    if (!next_line(&p, end, &line))
+        return true; /* not even a request line: let the parser say what it is */
+    while (next_line(&p, end, &line) && line.len > 0)
+        if (field_is(line, "Content-Length") || field_is(line, "Transfer-Encoding"))
+            return true;
+    return false;
+}
+
 bool http_head_parse(const char *p, size_t len, struct http_head *out, struct evkeyvalq *headers)
 {
     const char *end = p + len;

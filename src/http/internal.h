@@ -30,6 +30,11 @@ struct http_head {
  */
 bool http_head_parse(const char *p, size_t len, struct http_head *out, struct evkeyvalq *headers);
 void http_head_cleanup(struct http_head *h);
+/*
+ * False when the head [p, p+len) has neither a Content-Length nor a Transfer-Encoding field:
+ * no body follows it (evhttp reads none), so it need not be parsed here.
+ */
+bool http_head_may_have_body(const char *p, size_t len);
 
 /*
  * Lives on the loop thread's stack for one handler call; handlers must reply before returning.

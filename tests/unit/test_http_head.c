@@ -98,6 +98,17 @@ static void test_parse_refuses_what_evhttp_refuses(void **state)
     }
 }
 
+static void test_may_have_body(void **state)
+{
+    (void)state;
+    const char *get = "GET /x HTTP/1.1\r\nHost: a\r\nX-Content-Length: 5\r\n\r\n";
+    assert_false(http_head_may_have_body(get, strlen(get)));
+    const char *post = "POST /x HTTP/1.1\r\nHost: a\r\ncontent-length: 5\r\n\r\n";
+    assert_true(http_head_may_have_body(post, strlen(post)));
+    const char *te = "POST /x HTTP/1.1\nTRANSFER-ENCODING: chunked\n\n";
+    assert_true(http_head_may_have_body(te, strlen(te)));
+}
+
 /* ---- a server with a head handler and a budget ---- */
 
 static struct http_server *srv;
@@ -304,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_parse_chunked_and_bare_newlines),
         cmocka_unit_test(test_parse_head_method_has_no_body),
         cmocka_unit_test(test_parse_refuses_what_evhttp_refuses),
+        cmocka_unit_test(test_may_have_body),
     };
     const struct CMUnitTest server[] = {
         cmocka_unit_test(test_refused_at_head_without_the_body),
