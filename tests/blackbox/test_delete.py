@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import Service
+from conftest import SLOW, Service
 from slow_origin import shared_origin
 
 ANALYSIS_FILES = (".vtt", ".review.mp4", ".evidence-e1.jpg", ".evidence-e12.jpg")
@@ -44,7 +44,7 @@ def start(services, tmp_path, redis, ports=(), workers=1, **env):
 
 
 def wait_until(pred, what, svc, timeout=120):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * SLOW
     while time.time() < deadline:
         value = pred()
         if value:
