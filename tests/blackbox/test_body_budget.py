@@ -54,13 +54,14 @@ def make_service(tmp_path, redis_server, file_server, **env):
     # ASan keeps freed blocks in a quarantine (256 MiB by default) that the service does not own;
     # a small one keeps use-after-free detection for recent frees and measures the service.
     env["ASAN_OPTIONS"] = SANITIZER_ENV["ASAN_OPTIONS"] + ":quarantine_size_mb=8"
-    return Service(str(tmp_path), redis_server, file_server, extra_env=env)
+    # No worker: a task only has to answer /status; one being processed when the test ends
+    # would hold up the worker's stop (its grace) on a busy machine.
+    return Service(str(tmp_path), redis_server, file_server, extra_env=env, workers=0)
 
 
 @pytest.fixture
 def keyed(tmp_path, redis_server, file_server):
     svc = make_service(tmp_path, redis_server, file_server, API_KEYS=KEY)
-    svc.wait_workers_ready()
     yield svc
     codes = svc.stop()
     assert all(c == 0 for c in codes.values()), svc.dump_logs()
@@ -69,7 +70,6 @@ def keyed(tmp_path, redis_server, file_server):
 @pytest.fixture
 def budgeted(tmp_path, redis_server, file_server):
     svc = make_service(tmp_path, redis_server, file_server, BODY_BUDGET_BYTES=str(32 * MIB))
-    svc.wait_workers_ready()
     yield svc
     codes = svc.stop()
     assert all(c == 0 for c in codes.values()), svc.dump_logs()
@@ -276,7 +276,6 @@ class RawResponse:
 def tiny_budget(tmp_path, redis_server, file_server):
     svc = make_service(tmp_path, redis_server, file_server, API_KEYS=KEY,
                        BODY_BUDGET_BYTES=str(MIB))
-    svc.wait_workers_ready()
     yield svc
     codes = svc.stop()
     assert all(c == 0 for c in codes.values()), svc.dump_logs()
