@@ -226,8 +226,11 @@ static void refuse_busy(struct http_request *req, size_t want)
                        "too many request bodies are arriving; try again later");
 }
 
-/* A head with a body: the head handler decides, then the limit, then the budget. */
-static void body_admit(struct http_conn *conn, struct http_request *req)
+/*
+ * A head with a body: the head handler decides, then the limit, then the budget. buffered is how
+ * much of the body was read with the head.
+ */
+static void body_admit(struct http_conn *conn, struct http_request *req, size_t buffered)
 {
     struct http_conns *c = conn->owner;
     if (c->head_fn)
@@ -252,12 +255,19 @@ static void body_admit(struct http_conn *conn, struct http_request *req)
         refuse_busy(req, (size_t)declared);
         return;
     }
-    conn->counting = declared < 0;
+    if (declared < 0 && !budget_take(conn, buffered)) {
+        refuse_busy(req, buffered);
+        return;
+    }
+    conn->counting = declared < 0; /* what arrives next, on_input counts */
     evhttp_connection_set_max_body_size(conn->evcon, max ? (ev_ssize_t)max : -1);
 }
 
-/* The head is complete, none of its body parsed yet: decide on the request. */
-static void head_end(struct http_conn *conn)
+/*
+ * The head is complete, none of its body parsed yet: decide on the request. buffered bytes
+ * after the head were read with it.
+ */
+static void head_end(struct http_conn *conn, size_t buffered)
 {
     if (!conn->head_overflow && !http_head_may_have_body(conn->head ? conn->head : "",
                                                          conn->head_len)) {
@@ -275,7 +285,7 @@ static void head_end(struct http_conn *conn)
     else if (!parsed)
         http_reply_refusal(&req, 400, "bad_request", "the request head is malformed");
     else if (head.chunked || head.content_length > 0)
-        body_admit(conn, &req);
+        body_admit(conn, &req, buffered);
     http_head_cleanup(&head);
     http_request_cleanup(&req);
 }
@@ -287,22 +297,25 @@ static void head_scan_input(struct http_conn *conn, size_t offset)
     struct evbuffer_iovec v[8];
     if (evbuffer_ptr_set(conn->input, &pos, offset, EVBUFFER_PTR_SET) < 0)
         return;
+    size_t scanned = offset; /* where v[0] starts */
     while (conn->in_head) {
         int n = evbuffer_peek(conn->input, -1, &pos, v, 8);
         size_t seen = 0;
         for (int i = 0; i < n && i < 8 && conn->in_head; i++) {
             bool done;
-            head_copy(conn, v[i].iov_base, head_scan(conn, v[i].iov_base, v[i].iov_len, &done));
+            size_t used = head_scan(conn, v[i].iov_base, v[i].iov_len, &done);
+            head_copy(conn, v[i].iov_base, used);
             if (done) {
                 conn->in_head = false;
                 event_del(conn->deadline); /* the body's gaps are evhttp's timeout */
-                head_end(conn);
+                head_end(conn, evbuffer_get_length(conn->input) - (scanned + seen + used));
                 return;
             }
             seen += v[i].iov_len;
         }
         if (n <= 8 || evbuffer_ptr_set(conn->input, &pos, seen, EVBUFFER_PTR_ADD) < 0)
             return;
+        scanned += seen;
     }
 }
 

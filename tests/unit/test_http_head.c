@@ -308,6 +308,20 @@ static void test_chunked_body_over_budget_is_cut(void **state)
     free(r);
 }
 
+/* Chunks that come in the same read as the head count too. */
+static void test_chunked_body_sent_with_its_head_is_counted(void **state)
+{
+    (void)state;
+    char req[1024];
+    int n = snprintf(req, sizeof(req), "POST /any HTTP/1.1\r\nHost: t\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 5; i++) /* 5 x 40 bytes, twice BUDGET, and no last chunk */
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "22\r\n%034d\r\n", i);
+    char *r = read_all(connect_send(req));
+    assert_non_null(strstr(r, "HTTP/1.1 503 Service Unavailable\r\n"));
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest parser[] = {
@@ -322,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_accepted_bodies_reach_the_handler),
         cmocka_unit_test(test_budget_refuses_then_recovers),
         cmocka_unit_test(test_chunked_body_over_budget_is_cut),
+        cmocka_unit_test(test_chunked_body_sent_with_its_head_is_counted),
     };
     int failed = cmocka_run_group_tests(parser, NULL, NULL);
     return failed + cmocka_run_group_tests(server, setup, teardown);
