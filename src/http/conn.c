@@ -24,7 +24,8 @@
  * replaced), which then drops whatever arrives and closes after the answer, or after
  * HTTP_LINGER_S (closing with unread input would reset the connection and could lose the
  * answer). An accepted body holds its Content-Length (a chunked one: its bytes as they arrive)
- * of the budget until its response is sent, and evhttp is told to read no more than the limit.
+ * of the budget until its handler has answered (the body is freed then), and evhttp is told to
+ * read no more than the limit.
  */
 #include "http/internal.h"
 
@@ -530,7 +531,7 @@ static void on_complete(struct evhttp_request *ev, void *arg)
 {
     (void)ev;
     struct http_conn *conn = arg;
-    budget_release(conn); /* evhttp frees the request, and its body, next */
+    budget_release(conn); /* if not done yet (the body was freed when it was answered) */
     deadline_arm(conn, conn->owner->keepalive_s);
     conn->in_head = true;
     conn->eol = 0;
@@ -539,12 +540,28 @@ static void on_complete(struct evhttp_request *ev, void *arg)
     event_active(conn->rescan, EV_READ, 0);
 }
 
-void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev)
+/* The connection state of ev's connection, or NULL (a connection evhttp made without us). */
+static struct http_conn *conn_of(struct http_conns *c, struct evhttp_request *ev)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     struct http_conn *conn = bev ? by_fd_get(c, (int)bufferevent_getfd(bev)) : NULL;
-    if (!conn || conn->evcon != evcon)
+    return conn && conn->evcon == evcon ? conn : NULL;
+}
+
+void http_conns_request_answered(struct http_conns *c, struct evhttp_request *ev)
+{
+    struct evbuffer *body = evhttp_request_get_input_buffer(ev);
+    evbuffer_drain(body, evbuffer_get_length(body));
+    struct http_conn *conn = conn_of(c, ev);
+    if (conn)
+        budget_release(conn);
+}
+
+void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev)
+{
+    struct http_conn *conn = conn_of(c, ev);
+    if (!conn)
         return;
     conn->in_head = false;
     conn->counting = false; /* the body is complete */

@@ -117,10 +117,9 @@ void http_conns_set_head_handler(struct http_conns *c, http_handler_fn fn, void 
 void http_conns_free(struct http_conns *c);
 /* The evhttp_set_bevcb() callback; arg is the http_conns. */
 struct bufferevent *http_conns_bevcb(struct event_base *base, void *arg);
-/*
- * A whole request arrived: its connection's head deadline waits until the response is sent, and
- * the body it took from the budget is given back then.
- */
+/* A whole request arrived: its connection's head deadline waits until the response is sent. */
 void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev);
+/* The handler answered ev: its body is freed now, and what it took from the budget given back. */
+void http_conns_request_answered(struct http_conns *c, struct evhttp_request *ev);
 
 #endif

@@ -100,6 +100,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
         http_reply_body(&req, 500, "text/plain", "internal error\n", 15);
     }
     http_request_cleanup(&req);
+    http_conns_request_answered(loop->conns, ev); /* the body is not needed any more */
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
