@@ -33,15 +33,16 @@ declare -A sources=(
     [dotenv]="core/config.c core/alloc.c core/log.c"
     [submit_body]="api/submit_body.c core/alloc.c core/log.c core/error.c util/uuid.c"
     [upload_parse]="api/upload_parse.c queue/celery.c core/alloc.c util/uuid.c"
+    [http_head]="http/head.c core/alloc.c util/str.c"
 )
 declare -A libs=(
     [celery_message]=jansson [ffprobe_json]="jansson crypto" [submit_body]=jansson
     [upload_parse]=jansson
 )
-declare -A ldflags=()
-# Longest input tried: ffprobe answers and Celery messages are a few KiB.
-declare -A max_len=([ffprobe_json]=16384 [celery_message]=8192)
-all=(netpolicy http_range celery_message ffprobe_json dotenv submit_body upload_parse)
+declare -A ldflags=([http_head]="-levent")
+# Longest input tried: ffprobe answers and Celery messages are a few KiB; heads at most 64 KiB.
+declare -A max_len=([ffprobe_json]=16384 [celery_message]=8192 [http_head]=8192)
+all=(netpolicy http_range celery_message ffprobe_json dotenv submit_body upload_parse http_head)
 
 build() {
     local t=$1 files=() extra=() f l

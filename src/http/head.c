@@ -91,7 +91,8 @@ static bool add_field(struct evkeyvalq *headers, struct slice line)
     v = trim(v);
     char *name = xstrndup(line.p, (size_t)(colon - line.p));
     char *value = xstrndup(v.p, v.len);
-    bool ok = strlen(value) == v.len && evhttp_add_header(headers, name, value) == 0;
+    bool ok = strlen(name) == (size_t)(colon - line.p) && strlen(value) == v.len && /* no NUL */
+              evhttp_add_header(headers, name, value) == 0;
     free(name);
     free(value);
     return ok;
