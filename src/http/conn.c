@@ -536,7 +536,14 @@ static void on_complete(struct evhttp_request *ev, void *arg)
     conn->in_head = true;
     conn->eol = 0;
     head_copy_reset(conn);
-    /* Not now: evhttp resets the bufferevent's callbacks after this, which a refusal replaces. */
+    /*
+     * The buffered bytes are scanned in a moment, not now: evhttp resets the bufferevent's
+     * callbacks after this (a refusal replaces them), then reads on. Until the scan, nothing may
+     * reach evhttp: a read already due in this turn of the loop (the input is watched while a
+     * response is written) would hand it the head unseen. Disabling reading drops that read
+     * event; evhttp enables reading again, and the scan runs before its deferred read.
+     */
+    bufferevent_disable(conn->bev, EV_READ);
     event_active(conn->rescan, EV_READ, 0);
 }
 
