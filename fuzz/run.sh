@@ -34,15 +34,17 @@ declare -A sources=(
     [submit_body]="api/submit_body.c core/alloc.c core/log.c core/error.c util/uuid.c"
     [upload_parse]="api/upload_parse.c queue/celery.c core/alloc.c util/uuid.c"
     [s3_xml]="store/s3_xml.c store/s3_buf.c core/alloc.c util/str.c"
+    [http_head]="http/head.c core/alloc.c util/str.c"
 )
 declare -A libs=(
     [celery_message]=jansson [ffprobe_json]="jansson crypto" [submit_body]=jansson [dotenv]=crypto
     [upload_parse]=jansson
 )
-declare -A ldflags=()
-# Longest input tried: ffprobe answers and Celery messages are a few KiB.
-declare -A max_len=([ffprobe_json]=16384 [celery_message]=8192 [s3_xml]=16384)
-all=(netpolicy http_range celery_message ffprobe_json dotenv submit_body upload_parse s3_xml)
+declare -A ldflags=([http_head]="-levent")
+# Longest input tried: ffprobe answers and Celery messages are a few KiB; heads at most 64 KiB.
+declare -A max_len=([ffprobe_json]=16384 [celery_message]=8192 [s3_xml]=16384 [http_head]=8192)
+all=(netpolicy http_range celery_message ffprobe_json dotenv submit_body upload_parse s3_xml
+     http_head)
 
 build() {
     local t=$1 files=() extra=() f l

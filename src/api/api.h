@@ -22,7 +22,8 @@ struct app {
 /*
  * The largest request body the HTTP layer takes in (one tus chunk, or a POST /upload file):
  * libevent 2.1 holds a whole body in memory before the handler runs, so this bounds the memory
- * of one request. Smaller limits per route are checked by the handlers.
+ * of one request (and BODY_BUDGET_BYTES that of all of them). Each route has a smaller limit of
+ * its own, applied from the request's head (api_handle_head).
  */
 #define API_BODY_MAX (16 * 1024 * 1024)
 
@@ -31,6 +32,12 @@ void *api_thread_new(void *app);
 void api_thread_free(void *thread_ctx);
 /* The http handler: routes and answers one request. */
 void api_handle(struct http_request *req, void *thread_ctx);
+/*
+ * The http head handler, for a request with a body before the body is read: answers 404/405
+ * for no route, 413 for a Content-Length over the route's limit, 401/403 for a client the route
+ * does not admit; otherwise lets the body be read up to the route's limit.
+ */
+void api_handle_head(struct http_request *req, void *thread_ctx);
 
 /*
  * Retention (retention.c): when RETENTION_DAYS > 0, a thread that deletes older videos every

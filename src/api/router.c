@@ -150,49 +150,88 @@ static void reply_not_allowed(struct http_request *req, unsigned allowed)
 }
 
 /*
- * libevent has already read the whole body (up to API_BODY_MAX) before any handler runs; each
- * route refuses more than its own limit here, before authentication or parsing.
+ * The route of method and path, with its captures in params; NULL when there is none, with the
+ * methods the path allows (0: an unknown path) in *allowed. *route_id gets the metrics id of the
+ * row found, else of the first row whose pattern matched (a 405), else -1.
  */
-static bool body_too_large(const struct route *r, struct http_request *req)
+static const struct route *route_find(const char *path, enum http_method method,
+                                      char params[MAX_PARAMS][MAX_PARAM], unsigned *allowed,
+                                      int *route_id)
 {
-    if (http_request_body_length(req) <= r->max_body)
-        return false;
-    http_reply_header(req, "Connection", "close"); /* as for bodies refused from their headers */
-    api_reply_error(req, 413, "too_large", "the request body is too large");
-    return true;
-}
-
-void api_handle(struct http_request *req, void *thread_ctx)
-{
-    const char *path = http_request_path(req);
-    if (!path) {
-        api_reply_error(req, 404, "not_found", "not found");
-        return;
-    }
-    char params[MAX_PARAMS][MAX_PARAM];
-    unsigned allowed = 0;
-    enum http_method method = http_request_method(req);
-    for (size_t i = 0; i < N_ROUTES; i++) {
+    *allowed = 0;
+    *route_id = -1;
+    for (size_t i = 0; path && i < N_ROUTES; i++) {
         if (!route_match(routes[i].pattern, path, params))
             continue;
-        if (!allowed) /* the first row of the pattern names it, also for a 405 */
-            http_request_set_route(req, route_ids[i]);
-        if (!(routes[i].methods & method)) {
-            allowed |= routes[i].methods;
-            continue;
+        if (*route_id < 0) /* the first row of the pattern names it, also for a 405 */
+            *route_id = route_ids[i];
+        if (routes[i].methods & method) {
+            *route_id = route_ids[i];
+            return &routes[i];
         }
-        http_request_set_route(req, route_ids[i]);
-        struct api_call call = {req, thread_ctx, params[0], params[1]};
-        if (body_too_large(&routes[i], req))
-            return;
-        if (api_auth_check(call.t->app->auth, req, routes[i].access))
-            routes[i].fn(&call);
-        return;
+        *allowed |= routes[i].methods;
     }
+    return NULL;
+}
+
+static void reply_no_route(struct http_request *req, unsigned allowed)
+{
     if (allowed)
         reply_not_allowed(req, allowed);
     else
         api_reply_error(req, 404, "not_found", "not found");
+}
+
+static void reply_too_large(struct http_request *req)
+{
+    http_reply_header(req, "Connection", "close"); /* the rest of the body is not read */
+    api_reply_error(req, 413, "too_large", "the request body is too large");
+}
+
+void api_handle_head(struct http_request *req, void *thread_ctx)
+{
+    struct api_thread *t = thread_ctx;
+    char params[MAX_PARAMS][MAX_PARAM];
+    unsigned allowed;
+    int route_id;
+    const struct route *r = route_find(http_request_path(req), http_request_method(req), params,
+                                       &allowed, &route_id);
+    if (route_id >= 0)
+        http_request_set_route(req, route_id);
+    if (!r) {
+        reply_no_route(req, allowed);
+        return;
+    }
+    long long declared = http_request_body_declared(req);
+    if (declared > 0 && (unsigned long long)declared > r->max_body) {
+        reply_too_large(req);
+        return;
+    }
+    if (api_auth_check(t->app->auth, req, r->access))
+        http_request_accept_body(req, r->max_body);
+}
+
+void api_handle(struct http_request *req, void *thread_ctx)
+{
+    char params[MAX_PARAMS][MAX_PARAM];
+    unsigned allowed;
+    int route_id;
+    const struct route *r = route_find(http_request_path(req), http_request_method(req), params,
+                                       &allowed, &route_id);
+    if (route_id >= 0)
+        http_request_set_route(req, route_id);
+    if (!r) {
+        reply_no_route(req, allowed);
+        return;
+    }
+    struct api_call call = {req, thread_ctx, params[0], params[1]};
+    /* A chunked body (its length unknown at its head) is checked here, once read. */
+    if (http_request_body_length(req) > r->max_body) {
+        reply_too_large(req);
+        return;
+    }
+    if (api_auth_check(call.t->app->auth, req, r->access))
+        r->fn(&call);
 }
 
 void *api_thread_new(void *app)

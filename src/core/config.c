@@ -90,6 +90,9 @@ static const struct option options[] = {
      "lifetime of signed media URLs"},
     {"MAX_CONNECTIONS", INT(max_connections, 0, 1000000), "4096", false,
      "open client connections per serve process; more are closed at once (0: no cap)"},
+    {"BODY_BUDGET_BYTES", INT(body_budget_bytes, 1048576, 1099511627776), "268435456", false,
+     "request bodies one serve process holds in memory at once, all connections together; a "
+     "request whose body would go over gets 503 with Retry-After before its body is read"},
     {"REQUEST_TIMEOUT_S", INT(request_timeout_s, 1, 3600), "15", false,
      "a client must send a request's head (request line and headers) within this of connecting "
      "or of its previous response; a body may take longer (see IDLE_TIMEOUT_S)"},

@@ -43,6 +43,7 @@ struct config {
     bool signing_key_derived; /* SIGNING_KEY was empty: derived from API_KEYS (see config.c) */
     long long signed_url_ttl_s;
     long long max_connections;
+    long long body_budget_bytes;
     long long request_timeout_s;
     long long idle_timeout_s;
     long long rate_limit;

@@ -34,11 +34,15 @@ struct http_server_opts {
     const char *host;
     int port;                    /* 0 picks a free port; see http_server_port() */
     int threads;                 /* event loops, one thread each */
-    size_t max_body_bytes;       /* larger request bodies get 413 (libevent's HTML page, from
-                                    Content-Length alone); 0: no limit. libevent 2.1 holds a
-                                    whole body in memory before the handler runs and cannot
-                                    stream it, so this is the most memory a request may take;
-                                    handlers enforce smaller limits of their own. */
+    size_t max_body_bytes;       /* the largest request body (head_handler may accept less);
+                                    0: no limit. libevent 2.1 holds a whole body in memory
+                                    before the handler runs, so this is the most memory a
+                                    request may take */
+    size_t body_budget_bytes;    /* request bodies in memory at once, all loops together: a
+                                    head announcing more than what is left gets 503 with
+                                    Retry-After before its body is read (a chunked body is
+                                    counted as it arrives, and its connection closed when it
+                                    goes over); 0: no cap */
     size_t max_header_bytes;     /* larger request headers get 400; 0: no limit */
     size_t max_uri_bytes;        /* longer request targets get 414; 0: no limit */
     int max_header_count;        /* more request header fields get 431; 0: no limit */
@@ -51,6 +55,9 @@ struct http_server_opts {
                                     response, plus idle_timeout_s); its body may take longer,
                                     pausing at most idle_timeout_s at a time; 0: no deadline */
     http_handler_fn handler;
+    /* Called with a head request (see http_request_accept_body) for each request that has a
+     * body, when its head has arrived and before any of the body is read; may be NULL. */
+    http_handler_fn head_handler;
     http_thread_init_fn thread_init; /* may be NULL */
     http_thread_free_fn thread_free; /* may be NULL */
     void *app;                   /* passed to thread_init */
@@ -92,6 +99,15 @@ size_t http_request_body_length(struct http_request *req);
  * memory as it goes (http_request_body() is empty afterwards). False with errno on a write error.
  */
 bool http_request_body_to_fd(struct http_request *req, int fd);
+/* The body length the head announces (Content-Length), -1 when it is chunked (unknown). */
+long long http_request_body_declared(const struct http_request *req);
+/*
+ * Head handlers only: the body of this request may be read, up to max_bytes. A head request
+ * gets only the accessors above (no body) and replies; a head handler that replies refuses the
+ * request, and the connection is closed without reading its body. One that neither replies nor
+ * accepts lets the body be read up to max_body_bytes.
+ */
+void http_request_accept_body(struct http_request *req, size_t max_bytes);
 /* The peer's address as text. */
 const char *http_request_peer(const struct http_request *req);
 /* The request's id: "req=" in its log line, X-Request-Id in its response. */

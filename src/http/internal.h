@@ -13,9 +13,44 @@
 
 #include "http/http.h"
 
-/* Lives on the loop thread's stack for one handler call; handlers must reply before returning. */
+struct http_conn;
+
+/* A request head parsed before its body is read (head.c). */
+struct http_head {
+    enum http_method method;
+    char *target;             /* the request target as sent */
+    bool body_possible;       /* evhttp reads a body for this method (not HEAD, TRACE) */
+    bool chunked;             /* Transfer-Encoding: chunked */
+    long long content_length; /* 0 when absent or chunked */
+};
+
+/*
+ * Parses the head [p, p+len) (request line and fields, up to the empty line) into out and its
+ * fields into headers, as evhttp 2.1 will read it. False when evhttp would refuse it (or this
+ * parser cannot tell what it means); out->target may then be set: http_head_cleanup() frees it.
+ */
+bool http_head_parse(const char *p, size_t len, struct http_head *out, struct evkeyvalq *headers);
+void http_head_cleanup(struct http_head *h);
+/*
+ * False when the head [p, p+len) has neither a Content-Length nor a Transfer-Encoding field:
+ * no body follows it (evhttp reads none), so it need not be parsed here.
+ */
+bool http_head_may_have_body(const char *p, size_t len);
+
+/*
+ * Lives on the loop thread's stack for one handler call; handlers must reply before returning.
+ * A head request (conn set) has no body yet: ev is a request of our own holding its headers and
+ * the reply, which conn.c sends before closing the connection.
+ */
 struct http_request {
     struct evhttp_request *ev;
+    struct evhttp_connection *evcon;
+    struct http_conn *conn;       /* a head request's connection; NULL for a whole request */
+    const struct evhttp_uri *uri; /* borrowed from ev, or uri_owned */
+    struct evhttp_uri *uri_owned;
+    long long body_declared;      /* Content-Length, or -1 when chunked */
+    size_t body_max;              /* what the head handler accepted (http_request_accept_body) */
+    bool body_accepted;
     enum http_method method;
     char *path;             /* percent-decoded path, or NULL when it does not decode */
     struct evkeyvalq query; /* decoded query parameters, parsed on first use */
@@ -27,9 +62,28 @@ struct http_request {
     char id[HTTP_REQUEST_ID_LEN + 1];
 };
 
-/* Prepares req for ev (decodes the path, starts its clock, names it id); http_request_cleanup()
- * releases it. */
+/*
+ * Prepares req for ev (decodes the path, starts its clock, names it id); http_request_cleanup()
+ * releases it.
+ */
 void http_request_init(struct http_request *req, struct evhttp_request *ev, const char *id);
+/*
+ * Prepares a head request from the head [p, p+len) read on conn. False when the head does not
+ * parse (req is still usable for a reply); *head receives what was parsed (the caller cleans it).
+ */
+bool http_request_init_head(struct http_request *req, const char *p, size_t len,
+                            struct http_conn *conn, struct evhttp_connection *evcon,
+                            struct http_head *head);
+/* The reason phrase of an HTTP status ("Status" for one not in the table). */
+const char *http_reason_phrase(int status);
+/* Answers with {"detail": detail, "code": code} and Connection: close; literals only. */
+void http_reply_refusal(struct http_request *req, int status, const char *code,
+                        const char *detail);
+/*
+ * Sends the reply of a head request (status, ev's output headers and buffer, Connection: close),
+ * then closes the connection without reading the body: what arrives meanwhile is dropped.
+ */
+void http_conn_refuse(struct http_conn *conn, struct evhttp_request *ev, int status);
 void http_request_cleanup(struct http_request *req);
 
 /*
@@ -61,13 +115,26 @@ struct event_base;
  * is added to it after a response (the idle time a kept-alive connection may wait). NULL when
  * libevent cannot make an event.
  */
+/* The bytes of request bodies in flight, all loops together, against a cap. */
+struct http_budget {
+    atomic_size_t used;
+    size_t max; /* 0: no cap */
+};
 struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int max_open,
-                                  int request_timeout_s, int keepalive_s);
+                                  int request_timeout_s, int keepalive_s,
+                                  struct http_budget *budget, size_t max_body);
+/*
+ * The head handler and its context (the loop thread's), called at the end of the head of each
+ * request that has a body; NULL accepts every body up to max_body.
+ */
+void http_conns_set_head_handler(struct http_conns *c, http_handler_fn fn, void *ctx);
 /* After evhttp_free() of the loop's evhttp (whose connections call back into c). */
 void http_conns_free(struct http_conns *c);
 /* The evhttp_set_bevcb() callback; arg is the http_conns. */
 struct bufferevent *http_conns_bevcb(struct event_base *base, void *arg);
 /* A whole request arrived: its connection's head deadline waits until the response is sent. */
 void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev);
+/* The handler answered ev: its body is freed now, and what it took from the budget given back. */
+void http_conns_request_answered(struct http_conns *c, struct evhttp_request *ev);
 
 #endif

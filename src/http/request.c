@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/util.h>
+
 #include "core/alloc.h"
 #include "core/log.h"
 #include "metrics/metrics.h"
@@ -65,18 +67,62 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static void decode_path(struct http_request *req)
+{
+    const char *path = req->uri ? evhttp_uri_get_path(req->uri) : NULL;
+    if (path)
+        req->path = http_path_decode(path, strlen(path));
+}
+
+/* The Content-Length of a whole request's head; -1 when chunked. */
+static long long declared_length(struct evhttp_request *ev)
+{
+    struct evkeyvalq *h = evhttp_request_get_input_headers(ev);
+    const char *te = evhttp_find_header(h, "Transfer-Encoding");
+    const char *cl = evhttp_find_header(h, "Content-Length");
+    if (te && evutil_ascii_strcasecmp(te, "chunked") == 0)
+        return -1;
+    return cl ? strtoll(cl, NULL, 10) : 0;
+}
+
 void http_request_init(struct http_request *req, struct evhttp_request *ev, const char *id)
 {
     memset(req, 0, sizeof(*req));
     req->ev = ev;
+    req->evcon = evhttp_request_get_connection(ev);
     req->start_ns = now_ns();
     snprintf(req->id, sizeof(req->id), "%s", id);
     req->method = method_of(ev);
     TAILQ_INIT(&req->query);
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (path)
-        req->path = http_path_decode(path, strlen(path));
+    req->uri = evhttp_request_get_evhttp_uri(ev);
+    req->body_declared = declared_length(ev);
+    decode_path(req);
+}
+
+bool http_request_init_head(struct http_request *req, const char *p, size_t len,
+                            struct http_conn *conn, struct evhttp_connection *evcon,
+                            struct http_head *head)
+{
+    memset(req, 0, sizeof(*req));
+    req->start_ns = now_ns();
+    /* No id: refused at its head (logged as req=-), it never reaches the server's counter. */
+    req->ev = evhttp_request_new(NULL, NULL);
+    if (!req->ev)
+        abort(); /* allocation failure, as xmalloc */
+    req->evcon = evcon;
+    req->conn = conn;
+    req->method = HTTP_OTHER;
+    TAILQ_INIT(&req->query);
+    bool ok = http_head_parse(p, len, head, evhttp_request_get_input_headers(req->ev));
+    if (ok) {
+        req->method = head->method;
+        req->body_declared = head->chunked ? -1 : head->content_length;
+        req->uri_owned = evhttp_uri_parse_with_flags(head->target, EVHTTP_URI_NONCONFORMANT);
+        req->uri = req->uri_owned;
+        ok = req->uri != NULL; /* evhttp refuses such a target too */
+        decode_path(req);
+    }
+    return ok;
 }
 
 void http_request_cleanup(struct http_request *req)
@@ -84,6 +130,20 @@ void http_request_cleanup(struct http_request *req)
     free(req->path);
     req->path = NULL;
     evhttp_clear_headers(&req->query);
+    if (req->uri_owned)
+        evhttp_uri_free(req->uri_owned);
+    req->uri_owned = NULL;
+    if (req->conn)
+        evhttp_request_free(req->ev); /* ours: a whole request belongs to evhttp */
+    req->ev = NULL;
+}
+
+long long http_request_body_declared(const struct http_request *req) { return req->body_declared; }
+
+void http_request_accept_body(struct http_request *req, size_t max_bytes)
+{
+    req->body_accepted = true;
+    req->body_max = max_bytes;
 }
 
 enum http_method http_request_method(const struct http_request *req) { return req->method; }
@@ -92,8 +152,7 @@ const char *http_request_path(const struct http_request *req) { return req->path
 
 const char *http_request_query(const struct http_request *req)
 {
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->ev);
-    return uri ? evhttp_uri_get_query(uri) : NULL;
+    return req->uri ? evhttp_uri_get_query(req->uri) : NULL;
 }
 
 const char *http_request_query_param(struct http_request *req, const char *name)
@@ -126,11 +185,10 @@ void http_request_set_route(struct http_request *req, int route_id) { req->route
 
 const char *http_request_peer(const struct http_request *req)
 {
-    struct evhttp_connection *conn = evhttp_request_get_connection(req->ev);
     char *addr = NULL;
     ev_uint16_t port = 0;
-    if (conn)
-        evhttp_connection_get_peer(conn, &addr, &port);
+    if (req->evcon)
+        evhttp_connection_get_peer(req->evcon, &addr, &port);
     return addr ? addr : "";
 }
 
@@ -171,7 +229,7 @@ bool http_request_check_replied(const struct http_request *req)
     return req->replied;
 }
 
-static const char *reason_phrase(int status)
+const char *http_reason_phrase(int status)
 {
     static const struct {
         int status;
@@ -262,7 +320,8 @@ void http_request_account(const struct http_request *req, int status, uint64_t b
         return;
     char path[256];
     log_write(LOG_INFO, "http",
-              "req=%s method=%s route=%s status=%d bytes=%llu ms=%.3f path=\"%s\"", req->id, method,
+              "req=%s method=%s route=%s status=%d bytes=%llu ms=%.3f path=\"%s\"",
+              req->id[0] ? req->id : "-", method,
               metrics_route_label(req->route_id), status, (unsigned long long)bytes,
               (double)duration / 1e6, log_path(req, path, sizeof(path)));
 }
@@ -272,9 +331,13 @@ void http_request_send(struct http_request *req, int status)
     if (http_request_check_replied(req))
         return;
     req->replied = true;
-    evhttp_add_header(evhttp_request_get_output_headers(req->ev), "X-Request-Id", req->id);
+    if (req->id[0])
+        evhttp_add_header(evhttp_request_get_output_headers(req->ev), "X-Request-Id", req->id);
     /* Before the send: libevent frees ev at once when the connection is gone. */
     http_request_account(req, status,
                          evbuffer_get_length(evhttp_request_get_output_buffer(req->ev)));
-    evhttp_send_reply(req->ev, status, reason_phrase(status), NULL);
+    if (req->conn)
+        http_conn_refuse(req->conn, req->ev, status);
+    else
+        evhttp_send_reply(req->ev, status, http_reason_phrase(status), NULL);
 }

@@ -51,15 +51,15 @@ struct http_server {
     atomic_int open_conns; /* connections open on all loops */
     uint32_t id_prefix;    /* random: request ids of two processes differ */
     atomic_uint next_id;
+    struct http_budget budget; /* request bodies in memory, all loops */
 };
 
 static _Thread_local struct http_loop *current_loop;
 
 struct event_base *http_thread_event_base(void) { return current_loop ? current_loop->base : NULL; }
 
-/* Answers a protocol-level refusal in the API's error shape; detail and code are literals. */
-static void reply_refusal(struct http_request *req, int status, const char *code,
-                          const char *detail)
+void http_reply_refusal(struct http_request *req, int status, const char *code,
+                        const char *detail)
 {
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"detail\":\"%s\",\"code\":\"%s\"}", detail, code);
@@ -81,11 +81,11 @@ static bool request_within_limits(const struct http_server_opts *o, struct http_
 {
     const char *uri = evhttp_request_get_uri(req->ev);
     if (o->max_uri_bytes && uri && strlen(uri) > o->max_uri_bytes) {
-        reply_refusal(req, 414, "uri_too_long", "the request target is too long");
+        http_reply_refusal(req, 414, "uri_too_long", "the request target is too long");
         return false;
     }
     if (o->max_header_count && header_count(req->ev) > o->max_header_count) {
-        reply_refusal(req, 431, "headers_too_large", "too many request header fields");
+        http_reply_refusal(req, 431, "headers_too_large", "too many request header fields");
         return false;
     }
     return true;
@@ -108,6 +108,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
         http_reply_body(&req, 500, "text/plain", "internal error\n", 15);
     }
     http_request_cleanup(&req);
+    http_conns_request_answered(loop->conns, ev); /* the body is not needed any more */
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -173,7 +174,8 @@ static bool loop_setup(struct http_server *srv, struct http_loop *loop, char *er
     loop->base = event_base_new();
     loop->http = loop->base ? evhttp_new(loop->base) : NULL;
     loop->conns = loop->http ? http_conns_new(loop->base, &srv->open_conns, o->max_connections,
-                                              o->request_timeout_s, o->idle_timeout_s)
+                                              o->request_timeout_s, o->idle_timeout_s,
+                                              &srv->budget, o->max_body_bytes)
                              : NULL;
     if (!loop->conns) {
         snprintf(err, errlen, "cannot create an event loop");
@@ -248,6 +250,8 @@ struct http_server *http_server_new(const struct http_server_opts *opts, char *e
     if (getrandom(&srv->id_prefix, sizeof(srv->id_prefix), GRND_NONBLOCK) !=
         (ssize_t)sizeof(srv->id_prefix))
         srv->id_prefix = (uint32_t)getpid() ^ (uint32_t)time(NULL);
+    atomic_init(&srv->budget.used, 0);
+    srv->budget.max = opts->body_budget_bytes;
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
     srv->listen_fd = listen_on(opts->host, opts->port, err, errlen);
     if (srv->listen_fd < 0)
@@ -279,6 +283,7 @@ static void *loop_main(void *arg)
     current_loop = loop;
     if (loop->srv->opts.thread_init)
         loop->ctx = loop->srv->opts.thread_init(loop->srv->opts.app);
+    http_conns_set_head_handler(loop->conns, loop->srv->opts.head_handler, loop->ctx);
     event_base_dispatch(loop->base);
     http_streams_drain(loop->base);
     evhttp_free(loop->http); /* closes this loop's connections */

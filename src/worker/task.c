@@ -263,7 +263,8 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
         err = task_analyse(run, &opts, out.mp4, report, &aout);
     if (!err) {
         t0 = os_monotonic_ms();
-        json_t *doc = metadata_build(run, report, facts);
+        json_t *doc = metadata_build(run, report, facts); /* steals both */
+        report = NULL;
         facts = NULL;
         err = write_json_file(run->env->store, out.json, doc);
         json_decref(doc);
@@ -274,6 +275,7 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
         stage_done(run, METRICS_STAGE_PUBLISH, t0, err);
     }
     analysis_outputs_cleanup(&aout);
+    json_decref(report); /* an analysis cut off (deadline, shutdown) leaves it here */
     json_decref(facts);
     fetch_result_cleanup(&fetched);
     outputs_cleanup(&out);

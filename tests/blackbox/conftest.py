@@ -201,8 +201,10 @@ class Service:
     def spawn(self, role):
         log = open(os.path.join(self.tmp, f"{role}-{len(self.logs)}.log"), "wb")
         self.logs.append(log.name)
-        return subprocess.Popen([IA_BIN, role], env=self.env, stdout=log, stderr=log,
+        proc = subprocess.Popen([IA_BIN, role], env=self.env, stdout=log, stderr=log,
                                 cwd=self.tmp)
+        proc.log_name = log.name
+        return proc
 
     def wait_healthy(self, timeout=15):
         deadline = time.time() + timeout * SLOW
@@ -250,7 +252,7 @@ class Service:
         return requests.post(self.base + "/submit", json={"video_url": url}, timeout=10, **kw)
 
     def wait_done(self, task_id, timeout=120, headers=None):
-        deadline = time.time() + timeout
+        deadline = time.time() + timeout * SLOW
         while time.time() < deadline:
             r = requests.get(f"{self.base}/status/{task_id}", timeout=5, headers=headers)
             body = r.json()
@@ -261,6 +263,14 @@ class Service:
                              self.dump_logs())
 
     def stop(self):
+        # A worker stopped before its "ready" line dies of the signal (its handling is not set
+        # up yet): a short test would see an unclean exit. Wait for it, as a running worker would
+        # be ready soon; one that never gets there shows in its exit code and log.
+        deadline = time.time() + 15 * SLOW
+        for w in self.workers:
+            while (w.poll() is None and time.time() < deadline and
+                   b"worker: ready:" not in open(w.log_name, "rb").read()):
+                time.sleep(0.05)
         codes = {"serve": stop_process(self.serve)}
         for i, w in enumerate(self.workers):
             codes[f"worker{i}"] = stop_process(w)

@@ -20,7 +20,7 @@ import pytest
 import requests
 from celery import Celery
 
-from conftest import Redis, Service
+from conftest import SLOW, Redis, Service
 from slow_origin import shared_origin
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -105,7 +105,7 @@ def get(app, tid, timeout):
 def watch_states(app, tid, timeout, on_progress=None):
     """Polls AsyncResult(tid).state/.info every 20 ms until ready; returns [(state, info)]."""
     seen = []
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * SLOW
     while time.time() < deadline:
         r = app.AsyncResult(tid)
         state, info = r.state, r.info

@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import Service
+from conftest import SLOW, Service
 from slow_origin import shared_origin
 
 ANALYSIS_FILES = (".vtt", ".review.mp4", ".evidence-e1.jpg", ".evidence-e12.jpg")
@@ -44,7 +44,7 @@ def start(services, tmp_path, redis, ports=(), workers=1, **env):
 
 
 def wait_until(pred, what, svc, timeout=120):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * SLOW
     while time.time() < deadline:
         value = pred()
         if value:
@@ -186,11 +186,12 @@ def test_delete_of_a_queued_task_drops_it_unrun(services, tmp_path, redis_server
 def test_retention_deletes_videos_older_than_retention_days(services, tmp_path, redis_server):
     svc = start(services, tmp_path, redis_server, RETENTION_DAYS=2, RETENTION_SWEEP_S=1)
     old, recent, young_files = (str(uuid.uuid4()) for _ in range(3))
-    # The record first: a sweep may run as soon as the old metadata exists.
+    # The sweep runs from the start: the record first, the old metadata (what makes the video
+    # complete, and old) last, so that no sweep can come between them.
     redis_server.cli("SET", f"celery-task-meta-{old}", '{"status": "SUCCESS"}', db=1)
+    plant(svc, old, (".mp4", ".jpg") + ANALYSIS_FILES)  # a video's age is its metadata's
     plant(svc, recent, (".json", ".mp4"), age_s=86400)
     plant(svc, young_files, (".mp4",), age_s=5 * 86400)  # no metadata: not a complete video
-    plant(svc, old, (".mp4", ".jpg") + ANALYSIS_FILES)  # a video's age is its metadata's
     plant(svc, old, (".json",), age_s=3 * 86400)
     wait_until(lambda: f"video={old} deleted by retention" in logs(svc),
                "the retention sweep", svc)

@@ -70,7 +70,7 @@ def test_delivery_that_lost_its_lease_keeps_scratch_and_writes_nothing(
                                (f"task={tid} failed code=", f"task={tid} interrupted")),
                    30 * SLOW, "A to finish its attempt", svc)
         origin.open_gate(key, 2)
-        code, body = svc.wait_done(tid, timeout=60 * SLOW)
+        code, body = svc.wait_done(tid, timeout=60)
         assert body["status"] == "success", body
         wait_until(lambda: published_states(tmp_path, tid)[-1:] == ["SUCCESS"], 10 * SLOW,
                    "the SUCCESS record to be seen")

@@ -122,7 +122,8 @@ def villain():
 def guarded(tmp_path, redis_server, file_server, villain):
     env = {"ALLOWED_PORTS": f"{villain.server_address[1]},{file_server.port}",
            "FETCH_TIMEOUT_S": str(FETCH_TIMEOUT_S), "MAX_DOWNLOAD_BYTES": str(MAX_DOWNLOAD),
-           "TASK_TIME_LIMIT_S": "30", "TASK_MAX_RETRIES": "0", "WORKER_CONCURRENCY": "4"}
+           # Far longer than any case may take: a task stopped only by it would show as such.
+           "TASK_TIME_LIMIT_S": "600", "TASK_MAX_RETRIES": "0", "WORKER_CONCURRENCY": "4"}
     svc = Service(str(tmp_path), redis_server, file_server, extra_env=env)
     yield svc
     codes = svc.stop()
@@ -137,7 +138,7 @@ def test_hostile_origins_fail_cleanly(guarded, villain, file_server):
         assert r.status_code == 200, r.text
         started[r.json()["task_id"]] = (path, time.time())
     finished = {}
-    deadline = time.time() + 60 * SLOW
+    deadline = time.time() + 150 * SLOW
     while len(finished) < len(started) and time.time() < deadline:
         for tid, (path, t0) in started.items():
             if tid in finished:
@@ -152,8 +153,9 @@ def test_hostile_origins_fail_cleanly(guarded, villain, file_server):
         path = started[tid][0]
         codes, limit = CASES[path]
         assert body["status"] == "failed" and body["code"] in codes, (path, body)
-        # Four tasks run at once, so a task may wait for a slot: allow that on top.
-        assert took <= (limit + FETCH_TIMEOUT_S) * SLOW, (path, took)
+        # Stopped by the fetch's own limits, not by TASK_TIME_LIMIT_S; a guard only, wide (a
+        # task may wait for one of the four slots, and the machine may be busy).
+        assert took <= 3 * (limit + FETCH_TIMEOUT_S) * SLOW, (path, took)
         assert "/" not in body["error"] and "curl" not in body["error"].lower(), body
     # The service is fine afterwards: a good video still goes through.
     tid = guarded.submit(file_server.url("clip.mp4")).json()["task_id"]

@@ -4,6 +4,8 @@ import time
 
 import requests
 
+from conftest import SLOW
+
 
 def test_progress_moves_during_a_transcode(service, file_server, media):
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
@@ -13,7 +15,7 @@ def test_progress_moves_during_a_transcode(service, file_server, media):
                     "-c:a", "libopus", str(media / "long.webm")], check=True, timeout=120)
     task_id = service.submit(file_server.url("long.webm")).json()["task_id"]
     seen = []
-    deadline = time.time() + 180
+    deadline = time.time() + 180 * SLOW
     while time.time() < deadline:
         body = requests.get(f"{service.base}/status/{task_id}", timeout=5).json()
         if body["status"] != "processing":

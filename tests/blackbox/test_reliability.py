@@ -16,10 +16,13 @@ import uuid
 import pytest
 import requests
 
-from conftest import Redis, Service, stop_process
+from conftest import SLOW, Redis, Service, stop_process
 from slow_origin import shared_origin
 
 LOST_AFTER_S = 2
+# Timing goals belong to `make bench`: here a bound on wall time is only a guard against a hang,
+# wide and scaled by the suite's slowness factor; what a test asserts is order and outcome.
+HANG_S = 5 * SLOW  # a refusal that takes longer than this hangs (requests' timeouts are 10 s)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +53,7 @@ def status(svc, tid):
 
 
 def wait_until(pred, timeout, what, svc=None, every=0.1):
+    """Polls pred until it is true; timeout is a guard against a hang (callers scale it)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = pred()
@@ -61,11 +65,12 @@ def wait_until(pred, timeout, what, svc=None, every=0.1):
 
 
 def wait_all(svc, ids, timeout):
-    """Waits until no task of ids is processing; returns {id: body}."""
+    """Waits until no task of ids is processing (timeout, scaled by SLOW, is a guard for all of
+    them together); returns {id: body}."""
     out = {}
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * SLOW
     for tid in ids:
-        _, out[tid] = svc.wait_done(tid, timeout=max(1, deadline - time.time()))
+        _, out[tid] = svc.wait_done(tid, timeout=max(1, deadline - time.time()) / SLOW)
     return out
 
 
@@ -136,8 +141,12 @@ def test_kill9_at_random_moments_of_20_tasks(tmp_path, redis_server, file_server
     rng = random.Random(seed)
     urls = [file_server.url("clip.webm" if i % 2 else "clip.mp4") for i in range(20)]
     ids = [svc.submit(u).json()["task_id"] for u in urls]
-    for _ in range(6):
-        time.sleep(rng.uniform(0.2, 1.5))
+    for i in range(6):
+        if i == 0:  # the first kill surely hits a running task: its ffmpeg or ffprobe runs
+            wait_until(lambda: children_of(svc.workers[0].pid), 60 * SLOW, "a running task",
+                       svc, every=0.02)
+        else:
+            time.sleep(rng.uniform(0.2, 1.5))
         victim = svc.workers[0]
         victim.send_signal(signal.SIGKILL)
         victim.wait()
@@ -146,7 +155,7 @@ def test_kill9_at_random_moments_of_20_tasks(tmp_path, redis_server, file_server
     assert all(b["status"] == "success" for b in done.values()), (seed, done)
     expected = sorted(f"processed_{t}.{ext}" for t in ids for ext in ("jpg", "json", "mp4"))
     assert published_files(svc) == expected, seed  # one of each per task, no temporary names
-    assert wait_until(lambda: work_files(svc) == [], 10, "scratch removal", svc)
+    assert wait_until(lambda: work_files(svc) == [], 10 * SLOW, "scratch removal", svc)
     assert "restored" in logs(svc), f"no kill hit a running task (seed {seed})"
     for t in ids:
         meta = requests.get(done[t]["metadata_url"]).json()
@@ -163,7 +172,7 @@ def test_90s_task_with_10s_lease_runs_once(tmp_path, redis_server, file_server, 
     t0 = time.time()
     tid = svc.submit(origin.url("drip/90/0/drip.mp4")).json()["task_id"]
     scores = []
-    while status(svc, tid)[1]["status"] == "processing" and time.time() - t0 < 150:
+    while status(svc, tid)[1]["status"] == "processing" and time.time() - t0 < 150 * SLOW:
         if stage_is(svc, tid, "fetching"):
             now = float(redis_server.cli("TIME").split()[0])
             entries = redis_server.cli("ZRANGE", "unacked_index", "0", "-1", "WITHSCORES").split()
@@ -174,7 +183,10 @@ def test_90s_task_with_10s_lease_runs_once(tmp_path, redis_server, file_server, 
     code, body = status(svc, tid)
     assert body["status"] == "success", body
     assert time.time() - t0 >= 89
-    assert len(scores) >= 30 and scores == sorted(scores) and scores[-1] - scores[0] > 60, scores
+    # Renewed all along: later and later lease ends, over more than 60 s (how many samples the
+    # 2 s polling took depends on the machine's load).
+    assert len(set(scores)) >= 5 and scores == sorted(scores), scores
+    assert scores[-1] - scores[0] > 60, scores
     text = logs(svc)
     assert started_count(svc, tid) == 1, text
     assert "restored" not in text and "lease lost" not in text
@@ -186,8 +198,8 @@ def test_90s_task_with_10s_lease_runs_once(tmp_path, redis_server, file_server, 
 def test_redis_down_10s_under_load_loses_no_accepted_task(tmp_path, file_server, origin,
                                                           services):
     """Redis (with appendonly) stops for 10 s while clients keep submitting: /submit answers
-    503 fast, /readyz 503; after the restart workers resume by themselves and every task that
-    got a 200 completes."""
+    503 (not a hang), /readyz 503; after the restart workers resume by themselves and every
+    task that got a 200 completes."""
     (tmp_path / "redis-aof").mkdir()
     redis = Redis(str(tmp_path / "redis-aof"), appendonly=True)
     svc = start(tmp_path, redis, file_server, origin, workers=1)
@@ -205,28 +217,33 @@ def test_redis_down_10s_under_load_loses_no_accepted_task(tmp_path, file_server,
                 refused.append((t, time.time() - t, str(e), None))
             time.sleep(0.4)
 
+    def accepted_since(t):
+        return len([x for x in accepted if x[0] > t]) >= 3
+
     th = threading.Thread(target=load)
     th.start()
     try:
-        time.sleep(3)
+        wait_until(lambda: accepted_since(0), 30 * SLOW, "3 tasks accepted before the outage",
+                   svc)
         down_at = time.time()
         redis.stop()
-        time.sleep(1)
         t = time.time()
         r = svc.submit(file_server.url("clip.mp4"))
-        assert r.status_code == 503 and time.time() - t < 1.0, r.text
+        # At once compared with a client's timeout (10 s): Redis's 1 s timeouts bound it.
+        assert r.status_code == 503 and time.time() - t < HANG_S, r.text
         assert requests.get(svc.base + "/readyz", timeout=5).status_code == 503
-        time.sleep(max(0.0, down_at + 10 - time.time()))
+        time.sleep(max(0.0, down_at + 10 - time.time()))  # the outage lasts 10 s
         redis.start()
         up_at = time.time()
-        time.sleep(4)
+        wait_until(lambda: accepted_since(up_at), 60 * SLOW,
+                   "3 tasks accepted after the restart", svc)
     finally:
         stop.set()
         th.join()
     try:
         assert requests.get(svc.base + "/readyz", timeout=5).status_code == 200
         during = [x for x in refused if down_at < x[0] < up_at - 1]
-        assert len(during) >= 10 and all(x[2] == 503 and x[1] < 1.0 for x in during), refused
+        assert len(during) >= 3 and all(x[2] == 503 and x[1] < HANG_S for x in during), refused
         before = [x for x in accepted if x[0] < down_at]
         after = [x for x in accepted if x[0] > up_at]
         assert len(before) >= 3 and len(after) >= 3, (accepted, refused)
@@ -255,7 +272,7 @@ def test_sigterm_lets_running_tasks_finish_and_takes_no_more(tmp_path, redis_ser
         r = [t for t in ids if stage_is(svc, t, "starting", "fetching")]
         return r if len(r) == 2 else None
 
-    running = wait_until(two_running, 20, "two tasks running at once", svc)
+    running = wait_until(two_running, 20 * SLOW, "two tasks running at once", svc)
     waiting = [t for t in ids if t not in running]
     svc.workers[0].send_signal(signal.SIGTERM)
     assert svc.workers[0].wait(timeout=30) == 0
@@ -272,11 +289,12 @@ def test_sigterm_past_grace_returns_task_and_next_start_completes(tmp_path, redi
     svc = start(tmp_path, redis_server, file_server, origin, WORKER_SHUTDOWN_GRACE_S=1)
     services.append(svc)
     tid = svc.submit(origin.url("drip/6/0/drip.mp4")).json()["task_id"]
-    wait_until(lambda: stage_is(svc, tid, "fetching"), 20, "fetching", svc)
+    wait_until(lambda: stage_is(svc, tid, "fetching"), 20 * SLOW, "fetching", svc)
     t = time.time()
     svc.workers[0].send_signal(signal.SIGTERM)
-    assert svc.workers[0].wait(timeout=10) == 0
-    assert time.time() - t < 5
+    assert svc.workers[0].wait(timeout=30 * SLOW) == 0
+    assert time.time() - t >= 0.9  # the running task had its grace (1 s)...
+    assert status(svc, tid)[1]["status"] == "processing"  # ...and was cut off, not finished
     assert redis_server.cli("LLEN", "celery") == "1"  # back on the queue, not lost
     assert redis_server.cli("HLEN", "unacked") == "0"
     assert work_files(svc) == []
@@ -289,19 +307,24 @@ def test_sigterm_past_grace_returns_task_and_next_start_completes(tmp_path, redi
 
 def test_sigint_twice_stops_ffmpeg_at_once(tmp_path, redis_server, file_server, origin,
                                            services):
-    svc = start(tmp_path, redis_server, file_server, origin, WORKER_SHUTDOWN_GRACE_S=30)
+    """The first SIGINT gives running tasks their grace; a second one, once the first was taken,
+    stops them at once (long before the grace ends), kills ffmpeg and requeues the task."""
+    grace_s = 600
+    svc = start(tmp_path, redis_server, file_server, origin, WORKER_SHUTDOWN_GRACE_S=grace_s)
     services.append(svc)
     tid = svc.submit(origin.url("file/long.avi")).json()["task_id"]
-    wait_until(lambda: stage_is(svc, tid, "processing") and pids_mentioning(svc.processed), 60,
-               "an ffmpeg transcode", svc)
+    wait_until(lambda: stage_is(svc, tid, "processing") and pids_mentioning(svc.processed),
+               60 * SLOW, "an ffmpeg transcode", svc)
     worker = svc.workers[0]
     assert children_of(worker.pid)
     worker.send_signal(signal.SIGINT)
-    time.sleep(0.5)
+    wait_until(lambda: "finishing running tasks" in logs(svc), 30 * SLOW,
+               "the first SIGINT taken", svc)
     t = time.time()
     worker.send_signal(signal.SIGINT)
-    assert worker.wait(timeout=10) == 0
-    assert time.time() - t < 3
+    assert worker.wait(timeout=min(60 * SLOW, grace_s / 2)) == 0
+    assert time.time() - t < grace_s / 2  # not after the grace: at the second signal
+    assert "stopping running tasks now" in logs(svc)
     assert pids_mentioning(svc.processed) == []  # no orphaned ffmpeg
     assert redis_server.cli("LLEN", "celery") == "1"
     assert status(svc, tid)[1]["status"] == "processing"
@@ -321,7 +344,7 @@ def test_retries_transient_failures_and_fails_permanent_ones_at_once(
              "always": f"flaky/{key}x/always/drip.mp4"}
     ids = {k: svc.submit(origin.url(p)).json()["task_id"] for k, p in paths.items()}
     seen = {k: set() for k in ids}
-    deadline = time.time() + 60
+    deadline = time.time() + 60 * SLOW
     while time.time() < deadline:
         bodies = {k: status(svc, t)[1] for k, t in ids.items()}
         for k, b in bodies.items():
@@ -346,10 +369,11 @@ def test_time_limit_kills_ffmpeg_and_fails_with_timeout(tmp_path, redis_server, 
     services.append(svc)
     t = time.time()
     tid = svc.submit(origin.url("file/long.avi")).json()["task_id"]
-    wait_until(lambda: pids_mentioning(svc.processed), 10, "ffmpeg to start", svc, every=0.05)
+    wait_until(lambda: pids_mentioning(svc.processed), 10 * SLOW, "ffmpeg to start", svc,
+               every=0.05)
     code, body = svc.wait_done(tid, timeout=30)
     assert body["status"] == "failed" and body["code"] == "timeout", body
-    assert time.time() - t < 10
+    assert time.time() - t >= 3  # not before the limit (its end is wait_done's guard)
     assert pids_mentioning(svc.processed) == []
     assert children_of(svc.workers[0].pid) == []
     assert work_files(svc) == [] and published_files(svc) == []
@@ -364,16 +388,16 @@ def test_purged_task_ends_failed_task_lost_and_results_expire(tmp_path, redis_se
     svc = start(tmp_path, redis_server, file_server, origin, workers=0, TASK_LEASE_S=3,
                 TASK_LOST_AFTER_S=LOST_AFTER_S, RESULT_TTL=1000)
     services.append(svc)
+    submitted = time.time()
     lost = svc.submit(file_server.url("clip.mp4")).json()["task_id"]
     assert status(svc, lost) == (200, {"status": "processing", "stage": "queued",
                                        "progress": 0.0})
     assert redis_server.cli("DEL", "celery") == "1"  # an operator purges the queue
     kept = svc.submit(file_server.url("clip.mp4")).json()["task_id"]
-    t = time.time()
     svc.workers.append(svc.spawn("worker"))
-    code, body = svc.wait_done(lost, timeout=20)
+    code, body = svc.wait_done(lost, timeout=LOST_AFTER_S + 20)
     assert body["status"] == "failed" and body["code"] == "task_lost", body
-    assert time.time() - t < LOST_AFTER_S + 10
+    assert time.time() - submitted >= LOST_AFTER_S  # not before TASK_LOST_AFTER_S
     assert svc.wait_done(kept, timeout=60)[1]["status"] == "success"
     for key in (f"celery-task-meta-{lost}", f"interview-task-{lost}",
                 f"celery-task-meta-{kept}", f"interview-task-{kept}"):

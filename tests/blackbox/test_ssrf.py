@@ -182,7 +182,7 @@ def open_listeners(fp, q):
     for lst, (family, host, port) in zip(listeners, specs):  # prove that they do record
         with socket.create_connection((host, port), timeout=2):
             pass
-        deadline = time.time() + 5
+        deadline = time.time() + 5 * SLOW
         while not lst.seen and time.time() < deadline:
             time.sleep(0.01)
         assert len(lst.seen) == 1, lst.where

@@ -75,7 +75,7 @@ def check_success(svc, task_id, data, upload_id=None):
 
 
 def wait_unstaged(svc, timeout=10):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * SLOW
     while staged(svc) and time.time() < deadline:
         time.sleep(0.1)
     return staged(svc)
@@ -332,7 +332,7 @@ def test_cli_resumes_an_interrupted_upload(service, tmp_path):
     slow = {"INTERVIEW_API_CHUNK_BYTES": str(chunk), "INTERVIEW_API_UPLOAD_RATE": "200000"}
     p = cli(service, tmp_path, str(clip), extra=slow)
     state_dir = tmp_path / "cache" / "interview-api"
-    deadline = time.time() + 60
+    deadline = time.time() + 60 * SLOW
     offset = 0
     while time.time() < deadline and offset < 2 * chunk:
         files = glob.glob(str(state_dir / "upload-*"))

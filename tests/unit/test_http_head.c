@@ -1,0 +1,343 @@
+/*
+ * Tests http/head.c's parser, and through real loopback connections what conn.c does with a
+ * head before its body is read: the head handler refuses or limits a body, the body budget
+ * refuses a body that would go over it (503) and is given back once a response is sent, and a
+ * chunked body is counted as it arrives.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/internal.h"
+
+#define BUDGET 100
+#define SMALL_MAX 10
+
+/* ---- the parser ---- */
+
+static bool parse(const char *text, struct http_head *h, struct evkeyvalq *headers)
+{
+    TAILQ_INIT(headers);
+    return http_head_parse(text, strlen(text), h, headers);
+}
+
+static void test_parse_post_with_length(void **state)
+{
+    (void)state;
+    struct http_head h;
+    struct evkeyvalq hd;
+    assert_true(parse("POST /upload?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length:  42 \r\n"
+                      "X-Long: one\r\n  two\r\n\r\n",
+                      &h, &hd));
+    assert_int_equal(h.method, HTTP_POST);
+    assert_string_equal(h.target, "/upload?x=1");
+    assert_int_equal(h.content_length, 42);
+    assert_false(h.chunked);
+    assert_string_equal(evhttp_find_header(&hd, "content-length"), "42");
+    assert_string_equal(evhttp_find_header(&hd, "X-Long"), "one two");
+    http_head_cleanup(&h);
+    evhttp_clear_headers(&hd);
+}
+
+static void test_parse_chunked_and_bare_newlines(void **state)
+{
+    (void)state;
+    struct http_head h;
+    struct evkeyvalq hd;
+    assert_true(parse("PATCH /uploads/a HTTP/1.1\nTransfer-Encoding: Chunked\nContent-Length: 5\n\n",
+                      &h, &hd));
+    assert_int_equal(h.method, HTTP_PATCH);
+    assert_true(h.chunked);
+    http_head_cleanup(&h);
+    evhttp_clear_headers(&hd);
+}
+
+static void test_parse_head_method_has_no_body(void **state)
+{
+    (void)state;
+    struct http_head h;
+    struct evkeyvalq hd;
+    assert_true(parse("HEAD / HTTP/1.1\r\nContent-Length: 9\r\n\r\n", &h, &hd));
+    assert_int_equal(h.content_length, 0);
+    assert_false(h.body_possible);
+    http_head_cleanup(&h);
+    evhttp_clear_headers(&hd);
+}
+
+static void test_parse_refuses_what_evhttp_refuses(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "FOO / HTTP/1.1\r\n\r\n",                         /* unknown method */
+        "GET /\r\n\r\n",                                  /* no version */
+        "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",  /* negative length */
+        "POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",  /* not a number */
+        "POST / HTTP/1.1\r\nNo colon here\r\n\r\n",       /* a field without a name */
+        "POST / HTTP/1.1\r\n continued\r\n\r\n",          /* a continuation of nothing */
+        "GET",                                            /* no line at all */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct http_head h;
+        struct evkeyvalq hd;
+        assert_false(parse(bad[i], &h, &hd));
+        http_head_cleanup(&h);
+        evhttp_clear_headers(&hd);
+    }
+}
+
+static void test_may_have_body(void **state)
+{
+    (void)state;
+    const char *get = "GET /x HTTP/1.1\r\nHost: a\r\nX-Content-Length: 5\r\n\r\n";
+    assert_false(http_head_may_have_body(get, strlen(get)));
+    const char *post = "POST /x HTTP/1.1\r\nHost: a\r\ncontent-length: 5\r\n\r\n";
+    assert_true(http_head_may_have_body(post, strlen(post)));
+    const char *te = "POST /x HTTP/1.1\nTRANSFER-ENCODING: chunked\n\n";
+    assert_true(http_head_may_have_body(te, strlen(te)));
+}
+
+/* ---- a server with a head handler and a budget ---- */
+
+static struct http_server *srv;
+static pthread_t runner;
+
+/* "/deny" is refused at its head, "/small" takes at most SMALL_MAX bytes, others anything. */
+static void head_handler(struct http_request *req, void *ctx)
+{
+    (void)ctx;
+    const char *path = http_request_path(req);
+    if (strcmp(path, "/deny") == 0)
+        http_reply_refusal(req, 401, "unauthorized", "no");
+    else if (strcmp(path, "/small") == 0)
+        http_request_accept_body(req, SMALL_MAX);
+}
+
+static void handler(struct http_request *req, void *ctx)
+{
+    (void)ctx;
+    char out[64];
+    int n = snprintf(out, sizeof(out), "body=%zu", http_request_body_length(req));
+    http_reply_body(req, 200, "text/plain", out, (size_t)n);
+}
+
+static void *run_server(void *arg)
+{
+    http_server_run(arg);
+    return NULL;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    signal(SIGPIPE, SIG_IGN);
+    struct http_server_opts o = {.host = "127.0.0.1",
+                                 .threads = 2,
+                                 .max_body_bytes = 1 << 20,
+                                 .body_budget_bytes = BUDGET,
+                                 .idle_timeout_s = 10,
+                                 .request_timeout_s = 10,
+                                 .handler = handler,
+                                 .head_handler = head_handler};
+    char err[256] = "";
+    srv = http_server_new(&o, err, sizeof(err));
+    if (!srv) {
+        fprintf(stderr, "http_server_new: %s\n", err);
+        return -1;
+    }
+    return pthread_create(&runner, NULL, run_server, srv) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    http_server_stop(srv);
+    pthread_join(runner, NULL);
+    http_server_free(srv);
+    return 0;
+}
+
+static int connect_send(const char *data)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)http_server_port(srv))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(send(fd, data, strlen(data), MSG_NOSIGNAL), (ssize_t)strlen(data));
+    return fd;
+}
+
+/* Reads until the server closes, without sending anything more; closes fd. */
+static char *read_all(int fd)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    ssize_t n;
+    while ((n = read(fd, buf + len, cap - len)) > 0)
+        len += (size_t)n;
+    buf[len] = '\0';
+    close(fd);
+    return buf;
+}
+
+/* Reads one whole response (its headers end, then Content-Length bytes); fd stays open. */
+static char *read_response(int fd)
+{
+    static char buf[4096];
+    size_t len = 0;
+    char *end = NULL;
+    while (!end || len < (size_t)(end + 4 - buf) + strtoul(strstr(buf, "Content-Length: ") + 16,
+                                                            NULL, 10)) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+        assert_true(n > 0);
+        len += (size_t)n;
+        buf[len] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+    }
+    return buf;
+}
+
+/* The answer comes although not a byte of the announced body was sent. */
+static void test_refused_at_head_without_the_body(void **state)
+{
+    (void)state;
+    char *r = read_all(connect_send("POST /deny HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n\r\n"));
+    assert_non_null(strstr(r, "HTTP/1.1 401 Unauthorized\r\n"));
+    assert_non_null(strstr(r, "Connection: close\r\n"));
+    assert_non_null(strstr(r, "{\"detail\":\"no\",\"code\":\"unauthorized\"}"));
+    free(r);
+    r = read_all(connect_send("POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n"));
+    assert_non_null(strstr(r, "HTTP/1.1 413 Content Too Large\r\n"));
+    assert_non_null(strstr(r, "\"code\":\"too_large\""));
+    free(r);
+}
+
+/* A request without a body, and one within its limit, go to the handler as before. */
+static void test_accepted_bodies_reach_the_handler(void **state)
+{
+    (void)state;
+    char *r = read_all(connect_send("POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
+                                    "Connection: close\r\n\r\n0123456789"));
+    assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strstr(r, "body=10"));
+    free(r);
+    r = read_all(connect_send("GET /deny HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+    assert_non_null(strstr(r, "body=0")); /* no body: the head handler is not asked */
+    free(r);
+}
+
+/* A body that would go over the budget gets 503 at once; the budget comes back after a reply. */
+static void test_budget_refuses_then_recovers(void **state)
+{
+    (void)state;
+    int holder = connect_send("POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: 80\r\n\r\nabc");
+    /* The holder's head may not be read yet on its loop: until then a probe is taken whole. */
+    char *r = NULL;
+    for (int tries = 0; tries < 500; tries++) {
+        free(r);
+        r = read_all(connect_send("POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: 30\r\n"
+                                  "Connection: close\r\n\r\n012345678901234567890123456789"));
+        if (!strstr(r, "body=30"))
+            break;
+        usleep(10000);
+    }
+    assert_non_null(strstr(r, "HTTP/1.1 503 Service Unavailable\r\n"));
+    assert_non_null(strstr(r, "Retry-After: 1\r\n"));
+    assert_non_null(strstr(r, "\"code\":\"server_busy\""));
+    free(r);
+    /* A body that fits in what is left is taken meanwhile. */
+    r = read_all(connect_send("POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n"
+                              "Connection: close\r\n\r\n01234567890123456789"));
+    assert_non_null(strstr(r, "body=20"));
+    free(r);
+    char rest[78];
+    memset(rest, 'x', sizeof(rest) - 1);
+    rest[sizeof(rest) - 1] = '\0';
+    assert_int_equal(send(holder, rest, strlen(rest), MSG_NOSIGNAL), 77);
+    assert_non_null(strstr(read_response(holder), "body=80"));
+    /* The reply was sent: its 80 bytes are back, on the same kept-alive connection too. */
+    const char *again = "POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: 90\r\n"
+                        "Connection: close\r\n\r\n";
+    assert_int_equal(send(holder, again, strlen(again), MSG_NOSIGNAL), (ssize_t)strlen(again));
+    char ninety[91];
+    memset(ninety, 'y', 90);
+    ninety[90] = '\0';
+    assert_int_equal(send(holder, ninety, 90, MSG_NOSIGNAL), 90);
+    r = read_all(holder);
+    assert_non_null(strstr(r, "body=90"));
+    free(r);
+}
+
+/* A chunked body is counted as it arrives: over the budget, the connection is answered 503. */
+static void test_chunked_body_over_budget_is_cut(void **state)
+{
+    (void)state;
+    int fd = connect_send("POST /any HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    char chunk[64];
+    bool refused = false;
+    for (int i = 0; i < 20 && !refused; i++) { /* 20 x 40 bytes, far over BUDGET */
+        snprintf(chunk, sizeof(chunk), "22\r\n%034d\r\n", i);
+        refused = send(fd, chunk, strlen(chunk), MSG_NOSIGNAL) != (ssize_t)strlen(chunk);
+        usleep(5000);
+    }
+    char *r = read_all(fd);
+    assert_non_null(strstr(r, "HTTP/1.1 503 Service Unavailable\r\n"));
+    free(r);
+    /* What it held was given back: a body of the whole budget fits. */
+    char big[BUDGET + 1];
+    memset(big, 'z', BUDGET);
+    big[BUDGET] = '\0';
+    char req[256];
+    snprintf(req, sizeof(req), "POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
+                               "Connection: close\r\n\r\n%s", BUDGET, big);
+    r = read_all(connect_send(req));
+    assert_non_null(strstr(r, "body=100"));
+    free(r);
+}
+
+/* Chunks that come in the same read as the head count too. */
+static void test_chunked_body_sent_with_its_head_is_counted(void **state)
+{
+    (void)state;
+    char req[1024];
+    int n = snprintf(req, sizeof(req), "POST /any HTTP/1.1\r\nHost: t\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 5; i++) /* 5 x 40 bytes, twice BUDGET, and no last chunk */
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "22\r\n%034d\r\n", i);
+    char *r = read_all(connect_send(req));
+    assert_non_null(strstr(r, "HTTP/1.1 503 Service Unavailable\r\n"));
+    free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest parser[] = {
+        cmocka_unit_test(test_parse_post_with_length),
+        cmocka_unit_test(test_parse_chunked_and_bare_newlines),
+        cmocka_unit_test(test_parse_head_method_has_no_body),
+        cmocka_unit_test(test_parse_refuses_what_evhttp_refuses),
+        cmocka_unit_test(test_may_have_body),
+    };
+    const struct CMUnitTest server[] = {
+        cmocka_unit_test(test_refused_at_head_without_the_body),
+        cmocka_unit_test(test_accepted_bodies_reach_the_handler),
+        cmocka_unit_test(test_budget_refuses_then_recovers),
+        cmocka_unit_test(test_chunked_body_over_budget_is_cut),
+        cmocka_unit_test(test_chunked_body_sent_with_its_head_is_counted),
+    };
+    int failed = cmocka_run_group_tests(parser, NULL, NULL);
+    return failed + cmocka_run_group_tests(server, setup, teardown);
+}
