@@ -58,12 +58,12 @@ bool s3_xml_element(struct slice in, const char *tag, struct slice *content, str
     return false;
 }
 
-/* Appends code point cp as UTF-8; false for one XML does not allow. */
+/* Appends code point cp as UTF-8; false for one XML does not allow, or DEL (refused raw too). */
 static bool add_utf8(struct s3_buf *b, unsigned long cp)
 {
     char u[4];
     size_t n;
-    if (cp == 0 || (cp < 0x20 && cp != 9 && cp != 10 && cp != 13) || cp > 0x10FFFF ||
+    if (cp == 0 || (cp < 0x20 && cp != 9 && cp != 10 && cp != 13) || cp == 0x7F || cp > 0x10FFFF ||
         (cp >= 0xD800 && cp <= 0xDFFF))
         return false;
     if (cp < 0x80) {
