@@ -188,20 +188,30 @@ static void reply_too_large(struct http_request *req)
     api_reply_error(req, 413, "too_large", "the request body is too large");
 }
 
-void api_handle_head(struct http_request *req, void *thread_ctx)
+/*
+ * The route of req, with its captures in params, named on req for the metrics (a 405 by its
+ * path's first row); NULL when there is none, and req has been answered 404 or 405.
+ */
+static const struct route *route_of(struct http_request *req, char params[MAX_PARAMS][MAX_PARAM])
 {
-    struct api_thread *t = thread_ctx;
-    char params[MAX_PARAMS][MAX_PARAM];
     unsigned allowed;
     int route_id;
     const struct route *r = route_find(http_request_path(req), http_request_method(req), params,
                                        &allowed, &route_id);
     if (route_id >= 0)
         http_request_set_route(req, route_id);
-    if (!r) {
+    if (!r)
         reply_no_route(req, allowed);
+    return r;
+}
+
+void api_handle_head(struct http_request *req, void *thread_ctx)
+{
+    struct api_thread *t = thread_ctx;
+    char params[MAX_PARAMS][MAX_PARAM];
+    const struct route *r = route_of(req, params);
+    if (!r)
         return;
-    }
     long long declared = http_request_body_declared(req);
     if (declared > 0 && (unsigned long long)declared > r->max_body) {
         reply_too_large(req);
@@ -214,16 +224,9 @@ void api_handle_head(struct http_request *req, void *thread_ctx)
 void api_handle(struct http_request *req, void *thread_ctx)
 {
     char params[MAX_PARAMS][MAX_PARAM];
-    unsigned allowed;
-    int route_id;
-    const struct route *r = route_find(http_request_path(req), http_request_method(req), params,
-                                       &allowed, &route_id);
-    if (route_id >= 0)
-        http_request_set_route(req, route_id);
-    if (!r) {
-        reply_no_route(req, allowed);
+    const struct route *r = route_of(req, params);
+    if (!r)
         return;
-    }
     struct api_call call = {req, thread_ctx, params[0], params[1]};
     /* A chunked body (its length unknown at its head) is checked here, once read. */
     if (http_request_body_length(req) > r->max_body) {
