@@ -14,7 +14,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import SLOW, Service, free_port
+from conftest import SLOW, Service, free_port, raw_exchange
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
@@ -376,25 +376,6 @@ def test_metrics_answer_while_redis_is_down(metered, redis_server):
         time.sleep(0.2)
 
 
-def worker_raw(port, data, timeout=10):
-    """Sends bytes on a new connection to the worker's endpoint; all it answers until it closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW) as s:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        chunks = []
-        while True:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
 def status_of(response):
     return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.") else None
 
@@ -402,16 +383,16 @@ def status_of(response):
 def test_worker_endpoint_survives_hostile_clients(metered):
     port = metered.worker_metrics_port
     garbage = os.urandom(4096).replace(b"\n", b"x")
-    assert status_of(worker_raw(port, garbage + b"\r\n\r\n")) in (None, 400)
+    assert status_of(raw_exchange(port, garbage + b"\r\n\r\n")) in (None, 400)
     huge = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 64 * 1024 + b"\r\n\r\n"
-    assert status_of(worker_raw(port, huge)) in (None, 400, 413, 431)
+    assert status_of(raw_exchange(port, huge)) in (None, 400, 413, 431)
     many = b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 60 + b"\r\n"
-    assert status_of(worker_raw(port, many)) == 431
+    assert status_of(raw_exchange(port, many)) == 431
     body = b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
-    assert status_of(worker_raw(port, body)) == 413
+    assert status_of(raw_exchange(port, body)) == 413
     long_target = b"GET /" + b"a" * 4096 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
-    assert status_of(worker_raw(port, long_target)) in (400, 414)
-    r = worker_raw(port, b"GET /../../etc/passwd HTTP/1.0\r\n\r\n")
+    assert status_of(raw_exchange(port, long_target)) in (400, 414)
+    r = raw_exchange(port, b"GET /../../etc/passwd HTTP/1.0\r\n\r\n")
     assert status_of(r) == 404 and b"root:" not in r
     assert requests.delete(metered.metrics_url, timeout=10).status_code == 405
     # A client that never finishes its head is closed (REQUEST deadline 5 s; a wide margin).
