@@ -101,8 +101,8 @@ const char *queue_upload_id(const char *video_arg);
 #define QUEUE_UPLOAD_METADATA_MAX 4096
 struct queue_upload {
     uint64_t length, offset;
-    unsigned parts;       /* pieces appended so far */
-    char task_id[64];     /* "" until the upload made its task */
+    unsigned parts;   /* pieces appended so far */
+    char task_id[64]; /* "" until the upload made its task */
     char metadata[QUEUE_UPLOAD_METADATA_MAX];
 };
 /* Records a new upload (offset 0) for ttl_s seconds; IA_ERR_INVALID when id exists already. */
@@ -120,8 +120,8 @@ void queue_upload_unlock(struct queue *q, const char *id, const char *token);
  * keeps the state ttl_s more seconds. IA_ERR_INVALID when the lock was lost or the offset is not
  * `from`, IA_ERR_NOT_FOUND when the state is gone.
  */
-enum ia_err queue_upload_advance(struct queue *q, const char *id, const char *token,
-                                 uint64_t from, uint64_t to, long long ttl_s);
+enum ia_err queue_upload_advance(struct queue *q, const char *id, const char *token, uint64_t from,
+                                 uint64_t to, long long ttl_s);
 /*
  * Records task_id as the task of id under token's lock. IA_ERR_INVALID when the upload has a
  * task already (or the lock was lost), IA_ERR_NOT_FOUND when the state is gone. An empty

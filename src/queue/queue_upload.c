@@ -137,8 +137,8 @@ enum ia_err queue_upload_create(struct queue *q, const char *id, uint64_t length
     char len[24], ttl[24];
     snprintf(len, sizeof(len), "%" PRIu64, length);
     snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
-    const char *argv[] = {"EVAL", upload_create_src, "2",      k.state,
-                          QUEUE_UPLOADS_KEY, id,    len, metadata ? metadata : "", ttl};
+    const char *argv[] = {"EVAL", upload_create_src,        "2", k.state, QUEUE_UPLOADS_KEY, id,
+                          len,    metadata ? metadata : "", ttl};
     long long n = 0;
     enum ia_err rc = upload_eval(q, 9, argv, "create upload", &n);
     return rc ? rc : n == 1 ? IA_OK : IA_ERR_INVALID;
@@ -184,10 +184,9 @@ enum ia_err queue_upload_get(struct queue *q, const char *id, struct queue_uploa
     struct upload_keys k;
     if (!upload_keys_of(id, &k))
         return IA_ERR_NOT_FOUND;
-    redisReply *r =
-        queue_conn_cmd(&q->backend, "HMGET %s length meta offset parts task", k.state);
-    enum ia_err rc = queue_reply_failed(&q->backend, r, "HMGET upload") ? IA_ERR_BROKER
-                                                                        : upload_parse(r, out);
+    redisReply *r = queue_conn_cmd(&q->backend, "HMGET %s length meta offset parts task", k.state);
+    enum ia_err rc =
+        queue_reply_failed(&q->backend, r, "HMGET upload") ? IA_ERR_BROKER : upload_parse(r, out);
     freeReplyObject(r);
     return rc;
 }
@@ -219,8 +218,8 @@ void queue_upload_unlock(struct queue *q, const char *id, const char *token)
         log_msg(LOG_WARN, "queue", "upload=%s lock not released (it expires by itself)", id);
 }
 
-enum ia_err queue_upload_advance(struct queue *q, const char *id, const char *token,
-                                 uint64_t from, uint64_t to, long long ttl_s)
+enum ia_err queue_upload_advance(struct queue *q, const char *id, const char *token, uint64_t from,
+                                 uint64_t to, long long ttl_s)
 {
     struct upload_keys k;
     if (!upload_keys_of(id, &k))
@@ -229,8 +228,8 @@ enum ia_err queue_upload_advance(struct queue *q, const char *id, const char *to
     snprintf(f, sizeof(f), "%" PRIu64, from);
     snprintf(t, sizeof(t), "%" PRIu64, to);
     snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
-    const char *argv[] = {"EVAL", upload_advance_src, "3", k.state, k.lock, QUEUE_UPLOADS_KEY,
-                          token,  f,                  t,   ttl,     id};
+    const char *argv[] = {
+        "EVAL", upload_advance_src, "3", k.state, k.lock, QUEUE_UPLOADS_KEY, token, f, t, ttl, id};
     long long n = 0;
     enum ia_err rc = upload_eval(q, 11, argv, "advance upload", &n);
     return rc ? rc : n == 1 ? IA_OK : n == -2 ? IA_ERR_NOT_FOUND : IA_ERR_INVALID;
@@ -244,8 +243,8 @@ enum ia_err queue_upload_set_task(struct queue *q, const char *id, const char *t
         return IA_ERR_NOT_FOUND;
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", ttl_s);
-    const char *argv[] = {"EVAL", upload_task_src, "3",     k.state, k.lock, QUEUE_UPLOADS_KEY,
-                          token,  task_id,         ttl,     id};
+    const char *argv[] = {"EVAL", upload_task_src, "3", k.state, k.lock, QUEUE_UPLOADS_KEY,
+                          token,  task_id,         ttl, id};
     long long n = 0;
     enum ia_err rc = upload_eval(q, 10, argv, "set upload task", &n);
     if (rc)
@@ -273,8 +272,8 @@ enum ia_err queue_upload_stale(struct queue *q, long long idle_s, long long done
     snprintf(idle, sizeof(idle), "%lld", idle_s);
     snprintf(done, sizeof(done), "%lld", done_s);
     snprintf(cap, sizeof(cap), "%zu", max);
-    const char *argv[] = {"EVAL", upload_stale_src,        "1",  QUEUE_UPLOADS_KEY,
-                          QUEUE_UPLOAD_PREFIX_KEY, idle, done, cap};
+    const char *argv[] = {
+        "EVAL", upload_stale_src, "1", QUEUE_UPLOADS_KEY, QUEUE_UPLOAD_PREFIX_KEY, idle, done, cap};
     redisReply *r = queue_conn_argv(&q->backend, 8, argv, NULL);
     enum ia_err rc = IA_ERR_BROKER;
     if (!queue_reply_failed(&q->backend, r, "stale uploads") && r->type == REDIS_REPLY_ARRAY) {

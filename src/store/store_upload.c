@@ -274,8 +274,7 @@ void store_upload_close(struct store_upload *u)
 char *store_upload_data_path(const struct store *s, const char *id)
 {
     struct store_upload_info info;
-    if (store_remote_of(s) || store_upload_stat(s, NULL, id, &info) ||
-        info.offset != info.length)
+    if (store_remote_of(s) || store_upload_stat(s, NULL, id, &info) || info.offset != info.length)
         return NULL;
     return upload_file(s, id, "bin");
 }

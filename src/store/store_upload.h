@@ -48,8 +48,7 @@ struct store_upload_info {
  * failures, IA_ERR_INVALID for a bad id or metadata.
  */
 enum ia_err store_upload_create(const struct store *s, struct queue *q, const char *id,
-                                uint64_t length,
-                                const char *metadata);
+                                uint64_t length, const char *metadata);
 /* Reads an upload's state; IA_ERR_NOT_FOUND when there is no such upload. */
 enum ia_err store_upload_stat(const struct store *s, struct queue *q, const char *id,
                               struct store_upload_info *out);
@@ -102,7 +101,6 @@ void store_upload_remove(const struct store *s, struct queue *q, const char *id)
  * Removes uploads not written for idle_s seconds that never completed, and complete ones older
  * than done_s (their task is long over). Returns how many were removed.
  */
-int store_upload_sweep(const struct store *s, struct queue *q, long long idle_s,
-                       long long done_s);
+int store_upload_sweep(const struct store *s, struct queue *q, long long idle_s, long long done_s);
 
 #endif

@@ -18,8 +18,8 @@ struct store_upload {
     uint64_t length; /* declared length */
     /* With a bucket only (q != NULL). */
     struct queue *q;
-    char token[40];            /* the owner token of the Redis lock */
-    char *tmp_path;            /* the temporary file, removed by store_upload_close() */
+    char token[40];             /* the owner token of the Redis lock */
+    char *tmp_path;             /* the temporary file, removed by store_upload_close() */
     struct queue_upload *state; /* as read under the lock, kept up to date */
 };
 
@@ -27,10 +27,9 @@ struct store_upload {
 enum ia_err upload_s3_create(const struct store *s, struct queue *q, const char *id,
                              uint64_t length, const char *metadata);
 enum ia_err upload_s3_stat(struct queue *q, const char *id, struct store_upload_info *out);
-enum ia_err upload_s3_begin(const struct store *s, struct queue *q, const char *id,
-                            uint64_t offset, uint64_t len, struct store_upload **out);
-enum ia_err upload_s3_commit(struct store_upload *u, bool wrote_ok,
-                             struct store_upload_info *info);
+enum ia_err upload_s3_begin(const struct store *s, struct queue *q, const char *id, uint64_t offset,
+                            uint64_t len, struct store_upload **out);
+enum ia_err upload_s3_commit(struct store_upload *u, bool wrote_ok, struct store_upload_info *info);
 enum ia_err upload_s3_set_task(struct store_upload *u, const char *task_id);
 void upload_s3_close(struct store_upload *u);
 enum ia_err upload_s3_input(const struct store *s, struct queue *q, const char *id,

@@ -153,8 +153,8 @@ static enum ia_err open_tmp(struct store_upload *u)
     return errno == ENOSPC || errno == EDQUOT ? IA_ERR_STORAGE_FULL : IA_ERR_IO;
 }
 
-enum ia_err upload_s3_begin(const struct store *s, struct queue *q, const char *id,
-                            uint64_t offset, uint64_t len, struct store_upload **out)
+enum ia_err upload_s3_begin(const struct store *s, struct queue *q, const char *id, uint64_t offset,
+                            uint64_t len, struct store_upload **out)
 {
     const struct config *cfg = cfg_of(s);
     struct store_upload *u = xcalloc(1, sizeof(*u));
@@ -207,8 +207,7 @@ static enum ia_err put_piece(struct store_upload *u)
     return IA_OK;
 }
 
-enum ia_err upload_s3_commit(struct store_upload *u, bool wrote_ok,
-                             struct store_upload_info *info)
+enum ia_err upload_s3_commit(struct store_upload *u, bool wrote_ok, struct store_upload_info *info)
 {
     struct stat st;
     enum ia_err err = IA_OK;
@@ -220,8 +219,8 @@ enum ia_err upload_s3_commit(struct store_upload *u, bool wrote_ok,
     if (!err && n > 0)
         err = put_piece(u);
     if (!err && n > 0) {
-        err = queue_upload_advance(u->q, u->id, u->token, u->start, u->start + n,
-                                   state_ttl_s(u->s));
+        err =
+            queue_upload_advance(u->q, u->id, u->token, u->start, u->start + n, state_ttl_s(u->s));
         if (err == IA_ERR_INVALID) { /* the lock ran out and another append came in */
             log_msg(LOG_ERROR, "store", "upload=%s lost its lock during an append", u->id);
             err = IA_ERR_BROKER;
@@ -332,8 +331,8 @@ static enum ia_err read_pieces(struct s3 *c, const struct pieces *p, int fd)
         struct append_ctx a = {fd, 0};
         struct s3_get_head h;
         char detail[512];
-        enum ia_err e = s3_get_stream(c, p->keys[i], "GET", NULL, NULL, append_body, &a, &h,
-                                      detail, sizeof(detail));
+        enum ia_err e = s3_get_stream(c, p->keys[i], "GET", NULL, NULL, append_body, &a, &h, detail,
+                                      sizeof(detail));
         if (!e && a.got != p->sizes[i]) {
             snprintf(detail, sizeof(detail), "%" PRIu64 " bytes instead of %" PRIu64, a.got,
                      p->sizes[i]);
@@ -354,8 +353,9 @@ static enum ia_err fetch_pieces(struct s3 *c, const char *id, uint64_t length, c
     struct pieces p;
     enum ia_err err = list_pieces(c, id, &p);
     if (!err && (p.foreign || !upload_pieces_complete(p.offsets, p.sizes, p.n, length))) {
-        log_msg(LOG_ERROR, "store", "upload=%s: its %zu pieces in the bucket do not make %" PRIu64
-                " bytes", id, p.n, length);
+        log_msg(LOG_ERROR, "store",
+                "upload=%s: its %zu pieces in the bucket do not make %" PRIu64 " bytes", id, p.n,
+                length);
         err = IA_ERR_IO;
     }
     int fd = -1;

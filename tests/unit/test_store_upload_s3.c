@@ -63,7 +63,7 @@ static void test_pieces_must_tile_the_upload(void **state)
     assert_false(upload_pieces_complete(offs, empty_sizes, 3, 20)); /* no empty piece */
     uint64_t late[] = {1}, one[] = {20};
     assert_false(upload_pieces_complete(late, one, 1, 21)); /* must start at 0 */
-    assert_true(upload_pieces_complete(NULL, NULL, 0, 0));   /* an empty file */
+    assert_true(upload_pieces_complete(NULL, NULL, 0, 0));  /* an empty file */
     assert_false(upload_pieces_complete(NULL, NULL, 0, 1));
     uint64_t huge[] = {0, 1}, hsizes[] = {1, UINT64_MAX}; /* no wrap-around */
     assert_false(upload_pieces_complete(huge, hsizes, 2, 5));
