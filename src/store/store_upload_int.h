@@ -51,8 +51,10 @@ bool upload_piece_offset(const char *id, const char *key, uint64_t *offset);
  */
 bool upload_pieces_complete(const uint64_t *offsets, const uint64_t *sizes, size_t n,
                             uint64_t length);
-/* How long an append may hold the lock (ms): every request its bytes need, with margin. */
-long long upload_lease_ms(uint64_t len, long long part_size, long long timeout_s,
-                          long long connect_timeout_s);
+/*
+ * How long an append may hold the lock (ms): its one PUT ends within the connect and request
+ * timeouts; twice that, and a minute for Redis and the local file.
+ */
+long long upload_lease_ms(long long timeout_s, long long connect_timeout_s);
 
 #endif

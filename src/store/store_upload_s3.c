@@ -79,12 +79,9 @@ bool upload_pieces_complete(const uint64_t *offsets, const uint64_t *sizes, size
     return at == length;
 }
 
-long long upload_lease_ms(uint64_t len, long long part_size, long long timeout_s,
-                          long long connect_timeout_s)
+long long upload_lease_ms(long long timeout_s, long long connect_timeout_s)
 {
-    uint64_t parts = part_size > 0 ? len / (uint64_t)part_size : 0;
-    uint64_t requests = parts > 997 ? 1000 : parts + 3;
-    return ((long long)requests * (timeout_s + connect_timeout_s) + 60) * 1000;
+    return (2 * (timeout_s + connect_timeout_s) + 60) * 1000;
 }
 
 /* ---- state ---- */
@@ -165,8 +162,7 @@ enum ia_err upload_s3_begin(const struct store *s, struct queue *q, const char *
     u->state = xcalloc(1, sizeof(*u->state));
     uuid_v4_new(u->token);
     enum ia_err err = queue_upload_lock(
-        q, id, u->token,
-        upload_lease_ms(len, cfg->s3_part_size, cfg->s3_timeout_s, cfg->s3_connect_timeout_s));
+        q, id, u->token, upload_lease_ms(cfg->s3_timeout_s, cfg->s3_connect_timeout_s));
     if (err) {
         u->token[0] = '\0'; /* not ours: close must not release it */
         upload_s3_close(u);
@@ -197,7 +193,7 @@ static enum ia_err put_piece(struct store_upload *u)
     char key[UPLOAD_PIECE_KEY_MAX], detail[512];
     upload_piece_key(u->id, u->start, key);
     enum ia_err e =
-        s3_put_file(c, key, u->tmp_path, "application/octet-stream", detail, sizeof(detail));
+        s3_put_file_once(c, key, u->tmp_path, "application/octet-stream", detail, sizeof(detail));
     store_remote_client_give(r, c);
     if (e) {
         log_msg(LOG_ERROR, "store", "upload=%s piece at %" PRIu64 " not stored: %s: %s", u->id,
