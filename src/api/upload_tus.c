@@ -199,12 +199,12 @@ void api_tus_head(struct api_call *call)
         return;
     struct store_upload_info info;
     enum ia_err err = store_upload_stat(call->t->app->store, call->t->queue, call->param, &info);
-    if (err == IA_ERR_NOT_FOUND) {
-        http_reply_body(req, 404, NULL, NULL, 0);
+    if (err == IA_ERR_BROKER) { /* the state (in Redis, with a bucket) cannot be read now */
+        api_reply_ia_error(req, err);
         return;
     }
-    if (err) { /* the state cannot be read now: not a 404 */
-        api_reply_ia_error(req, err);
+    if (err) {
+        http_reply_body(req, 404, NULL, NULL, 0);
         return;
     }
     add_number(req, "Upload-Offset", info.offset);

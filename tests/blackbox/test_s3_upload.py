@@ -254,3 +254,18 @@ def test_abandoned_uploads_are_swept_from_the_bucket(cluster):
     assert head(svc, fresh).status_code == 200
     log = open(svc.logs[0], "rb").read().decode(errors="replace")
     assert f"upload={upload_id} removing a stale upload from the bucket" in log
+
+
+def test_unreachable_redis_is_503_not_404(cluster, redis_server):
+    upload_id = create(cluster.a, 1000)
+    assert patch(cluster.a, upload_id, 0, b"x" * 10).status_code == 204
+    redis_server.stop()
+    try:
+        h = head(cluster.b, upload_id)
+        assert h.status_code == 503, h.status_code
+        assert h.headers["Retry-After"].isdigit()
+        r = patch(cluster.b, upload_id, 10, b"y" * 10)
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "broker_unavailable"
+    finally:
+        redis_server.start()
