@@ -32,7 +32,7 @@ enum ia_err api_upload_finish(struct api_call *call, struct store_upload *u, con
     enum ia_err err = store_upload_set_task(u, fresh);
     if (err == IA_ERR_INVALID) { /* an earlier request made it */
         struct store_upload_info info;
-        err = store_upload_stat(call->t->app->store, upload_id, &info);
+        err = store_upload_stat(call->t->app->store, call->t->queue, upload_id, &info);
         snprintf(task_id, cap, "%s", info.task_id);
         return err;
     }
@@ -102,9 +102,9 @@ static enum ia_err stage(struct api_call *call, const char *id, size_t offset, s
 {
     struct store *store = call->t->app->store;
     struct store_upload *u = NULL;
-    enum ia_err err = store_upload_create(store, id, length, NULL);
+    enum ia_err err = store_upload_create(store, call->t->queue, id, length, NULL);
     if (!err)
-        err = store_upload_begin(store, id, 0, length, &u);
+        err = store_upload_begin(store, call->t->queue, id, 0, length, &u);
     if (!err)
         err =
             store_upload_commit(u, write_file(call->req, store_upload_fd(u), offset, length), NULL);
@@ -112,7 +112,7 @@ static enum ia_err stage(struct api_call *call, const char *id, size_t offset, s
         err = api_upload_finish(call, u, id, analysis_off, callback_url, task_id, cap);
     store_upload_close(u);
     if (err)
-        store_upload_remove(store, id);
+        store_upload_remove(store, call->t->queue, id);
     return err;
 }
 

@@ -62,8 +62,9 @@ void api_tus_options(struct api_call *call)
 }
 
 /* Removes stale uploads, at most once a SWEEP_INTERVAL_S (or UPLOAD_EXPIRE_S) per process. */
-static void maybe_sweep(const struct app *app)
+static void maybe_sweep(struct api_call *call)
 {
+    const struct app *app = call->t->app;
     long long now = (long long)time(NULL), prev = atomic_load(&last_sweep);
     long long every =
         app->cfg->upload_expire_s < SWEEP_INTERVAL_S ? app->cfg->upload_expire_s : SWEEP_INTERVAL_S;
@@ -72,7 +73,7 @@ static void maybe_sweep(const struct app *app)
     long long done_s = app->cfg->result_ttl_s > app->cfg->upload_expire_s
                            ? app->cfg->result_ttl_s
                            : app->cfg->upload_expire_s;
-    int n = store_upload_sweep(app->store, app->cfg->upload_expire_s, done_s);
+    int n = store_upload_sweep(app->store, call->t->queue, app->cfg->upload_expire_s, done_s);
     if (n > 0)
         log_msg(LOG_INFO, "api", "removed %d stale upload(s)", n);
 }
@@ -145,7 +146,7 @@ static enum ia_err finish_empty(struct api_call *call, const char *id, const cha
                                 char *task_id, size_t cap)
 {
     struct store_upload *u;
-    enum ia_err err = store_upload_begin(call->t->app->store, id, 0, 0, &u);
+    enum ia_err err = store_upload_begin(call->t->app->store, call->t->queue, id, 0, 0, &u);
     if (!err)
         err = finish_with(call, u, id, metadata, task_id, cap);
     store_upload_close(u);
@@ -168,15 +169,15 @@ void api_tus_create(struct api_call *call)
     const char *metadata;
     if (!tus_accepts(req) || !read_creation(call, &length, &metadata) || !api_ratelimit_admit(call))
         return;
-    maybe_sweep(app);
+    maybe_sweep(call);
     char id[UUID_STR_LEN + 1], task_id[STORE_UPLOAD_TASK_ID_MAX] = "";
     uuid_v4_new(id);
-    enum ia_err err = store_upload_create(app->store, id, length, metadata);
+    enum ia_err err = store_upload_create(app->store, call->t->queue, id, length, metadata);
     if (!err && length == 0)
         err = finish_empty(call, id, metadata, task_id, sizeof(task_id));
     if (err) {
         log_msg(LOG_WARN, "api", "upload=%s cannot be created: %s", id, ia_err_code(err));
-        store_upload_remove(app->store, id);
+        store_upload_remove(app->store, call->t->queue, id);
         api_upload_reply_finish_error(req, err);
         return;
     }
@@ -197,7 +198,12 @@ void api_tus_head(struct api_call *call)
     if (!tus_accepts(req))
         return;
     struct store_upload_info info;
-    if (store_upload_stat(call->t->app->store, call->param, &info)) {
+    enum ia_err err = store_upload_stat(call->t->app->store, call->t->queue, call->param, &info);
+    if (err == IA_ERR_BROKER) { /* the state (in Redis, with a bucket) cannot be read now */
+        api_reply_ia_error(req, err);
+        return;
+    }
+    if (err) {
         http_reply_body(req, 404, NULL, NULL, 0);
         return;
     }
@@ -230,7 +236,7 @@ static bool read_patch(struct http_request *req, uint64_t *offset)
     return true;
 }
 
-/* Answers a refused store_upload_begin(): 404, 409 (offset or a concurrent PATCH), 413. */
+/* Answers a refused store_upload_begin(): 404, 409 (offset or a concurrent PATCH), 413, 503. */
 static void reply_begin_error(struct api_call *call, enum ia_err err)
 {
     struct http_request *req = call->req;
@@ -238,13 +244,16 @@ static void reply_begin_error(struct api_call *call, enum ia_err err)
     if (err == IA_ERR_NOT_FOUND) {
         api_reply_error(req, 404, "not_found", "no such upload (finished long ago, or expired)");
     } else if (err == IA_ERR_INVALID) {
-        if (store_upload_stat(call->t->app->store, call->param, &info) == IA_OK)
+        if (store_upload_stat(call->t->app->store, call->t->queue, call->param, &info) == IA_OK)
             add_number(req, "Upload-Offset", info.offset);
         api_reply_error(req, 409, "offset_mismatch",
                         "Upload-Offset is not the upload's offset (or another PATCH is running); "
                         "ask HEAD for the offset");
+    } else if (err == IA_ERR_TOO_LARGE) {
+        api_reply_error(req, 413, "too_large",
+                        "the chunk goes past Upload-Length (or the upload has too many chunks)");
     } else {
-        api_reply_error(req, 413, "too_large", "the chunk goes past Upload-Length");
+        api_upload_reply_finish_error(req, err);
     }
 }
 
@@ -271,7 +280,8 @@ void api_tus_patch(struct api_call *call)
         return;
     struct store_upload *u;
     size_t len = http_request_body_length(req);
-    enum ia_err err = store_upload_begin(call->t->app->store, call->param, offset, len, &u);
+    enum ia_err err =
+        store_upload_begin(call->t->app->store, call->t->queue, call->param, offset, len, &u);
     if (err) {
         reply_begin_error(call, err);
         return;

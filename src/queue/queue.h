@@ -89,6 +89,55 @@ enum ia_err queue_submit_upload(struct queue *q, const char *task_id, const char
                                 const json_t *kwargs);
 /* The upload id when video_arg is "upload:<canonical UUID>", else NULL. Borrowed from video_arg. */
 const char *queue_upload_id(const char *video_arg);
+
+/*
+ * The state of a direct upload staged in an object store (store/store_upload_s3.c), kept in
+ * Redis so that any API process can continue it: interview-upload-<id> (a hash: length,
+ * metadata, offset, parts, task), interview-upload-lock-<id> (the owner token of the request
+ * appending now, with a lease) and interview-uploads (a zset of ids by the time of their last
+ * write, server TIME, for the sweep). Every write that follows an append is fenced by the lock's
+ * token. Errors: IA_ERR_BROKER when Redis cannot be asked.
+ */
+#define QUEUE_UPLOAD_METADATA_MAX 4096
+struct queue_upload {
+    uint64_t length, offset;
+    unsigned parts;   /* pieces appended so far */
+    char task_id[64]; /* "" until the upload made its task */
+    char metadata[QUEUE_UPLOAD_METADATA_MAX];
+};
+/* Records a new upload (offset 0) for ttl_s seconds; IA_ERR_INVALID when id exists already. */
+enum ia_err queue_upload_create(struct queue *q, const char *id, uint64_t length,
+                                const char *metadata, long long ttl_s);
+/* Reads an upload's state; IA_ERR_NOT_FOUND when there is none. */
+enum ia_err queue_upload_get(struct queue *q, const char *id, struct queue_upload *out);
+/* Takes the append lock of id for lease_ms with token; IA_ERR_INVALID when another holds it. */
+enum ia_err queue_upload_lock(struct queue *q, const char *id, const char *token,
+                              long long lease_ms);
+/* Releases the lock of id if token still holds it (a lock taken over since is left alone). */
+void queue_upload_unlock(struct queue *q, const char *id, const char *token);
+/*
+ * Moves the offset of id from `from` to `to` (one more piece) while token holds the lock and
+ * keeps the state ttl_s more seconds. IA_ERR_INVALID when the lock was lost or the offset is not
+ * `from`, IA_ERR_NOT_FOUND when the state is gone.
+ */
+enum ia_err queue_upload_advance(struct queue *q, const char *id, const char *token, uint64_t from,
+                                 uint64_t to, long long ttl_s);
+/*
+ * Records task_id as the task of id under token's lock. IA_ERR_INVALID when the upload has a
+ * task already (or the lock was lost), IA_ERR_NOT_FOUND when the state is gone. An empty
+ * task_id forgets the task.
+ */
+enum ia_err queue_upload_set_task(struct queue *q, const char *id, const char *token,
+                                  const char *task_id, long long ttl_s);
+/* Removes the state of id (and its lock and index entry). */
+enum ia_err queue_upload_forget(struct queue *q, const char *id);
+/*
+ * Up to max ids (canonical UUIDs, 37 bytes each with the NUL) of uploads not written for idle_s
+ * seconds that have no task, or not written for done_s seconds (or whose state is gone), in
+ * ids; their number in *n.
+ */
+enum ia_err queue_upload_stale(struct queue *q, long long idle_s, long long done_s, size_t max,
+                               char (*ids)[37], size_t *n);
 /* Number of messages waiting on the queue, or -1 when Redis is unreachable. */
 long long queue_length(struct queue *q);
 /* Reads a task's state; the caller calls task_status_cleanup(). IA_ERR_BROKER on outage. */

@@ -48,6 +48,10 @@
  */
 #define QUEUE_WEBHOOKS_KEY "interview-webhooks"
 #define QUEUE_WEBHOOKS_DUE_KEY "interview-webhooks-due"
+/* Backend: direct uploads staged in an object store (queue_upload.c). */
+#define QUEUE_UPLOAD_PREFIX_KEY "interview-upload-"
+#define QUEUE_UPLOAD_LOCK_PREFIX "interview-upload-lock-"
+#define QUEUE_UPLOADS_KEY "interview-uploads"
 
 #define QUEUE_TIMEOUT_MS 1000      /* connect and command timeout */
 #define QUEUE_RETRY_MS 250         /* no reconnect attempt sooner than this after a failure */

@@ -54,6 +54,12 @@ enum ia_err s3_create_bucket(struct s3 *s, char *detail, size_t detaillen);
  */
 enum ia_err s3_put_file(struct s3 *s, const char *key, const char *path, const char *content_type,
                         char *detail, size_t detaillen);
+/*
+ * Uploads the file at path as key in one PUT whatever its size (S3 takes up to 5 GiB so): a
+ * failure or a crash leaves no multipart upload behind. Read twice, as s3_put_file() does.
+ */
+enum ia_err s3_put_file_once(struct s3 *s, const char *key, const char *path,
+                             const char *content_type, char *detail, size_t detaillen);
 /* Uploads len bytes from memory as key (one PUT). */
 enum ia_err s3_put_mem(struct s3 *s, const char *key, const void *data, size_t len,
                        const char *content_type, char *detail, size_t detaillen);

@@ -47,8 +47,10 @@ static enum ia_err put_range(struct s3 *s, const char *full, int fd, uint64_t si
     return s3_perform(s, &r, &resp, detail, detaillen);
 }
 
-enum ia_err s3_put_file(struct s3 *s, const char *key, const char *path, const char *content_type,
-                        char *detail, size_t detaillen)
+/* s3_put_file(), in parts from the threshold when may_split. */
+static enum ia_err put_file(struct s3 *s, const char *key, const char *path,
+                            const char *content_type, bool may_split, char *detail,
+                            size_t detaillen)
 {
     char *full = s3_full_key(s, key);
     if (!full)
@@ -62,7 +64,7 @@ enum ia_err s3_put_file(struct s3 *s, const char *key, const char *path, const c
         e = fd < 0 && errno == ENOENT ? IA_ERR_NOT_FOUND : IA_ERR_IO;
         goto out;
     }
-    if ((uint64_t)st.st_size >= s->multipart_threshold)
+    if (may_split && (uint64_t)st.st_size >= s->multipart_threshold)
         e = s3_multipart_put(s, full, fd, (uint64_t)st.st_size, content_type, detail, detaillen);
     else
         e = put_range(s, full, fd, (uint64_t)st.st_size, content_type, detail, detaillen);
@@ -71,6 +73,18 @@ out:
         close(fd);
     free(full);
     return e;
+}
+
+enum ia_err s3_put_file(struct s3 *s, const char *key, const char *path, const char *content_type,
+                        char *detail, size_t detaillen)
+{
+    return put_file(s, key, path, content_type, true, detail, detaillen);
+}
+
+enum ia_err s3_put_file_once(struct s3 *s, const char *key, const char *path,
+                             const char *content_type, char *detail, size_t detaillen)
+{
+    return put_file(s, key, path, content_type, false, detail, detaillen);
 }
 
 enum ia_err s3_put_mem(struct s3 *s, const char *key, const void *data, size_t len,

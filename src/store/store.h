@@ -35,7 +35,8 @@ void store_free(struct store *s);
  * (store/s3.h) instead of the directory: store_publish() uploads the file as
  * prefix/processed_<id>.<ext> (metadata last, as the callers publish it) and removes the local
  * one, store_exists() asks the bucket, store_remove_videos() removes the objects, metadata
- * first. Scratch space and upload staging stay in the directory. The other reads (listing,
+ * first, and direct uploads are staged in the bucket (store_upload.h). Scratch space stays in
+ * the directory. The other reads (listing,
  * opening, decisions) do not use the bucket yet. IA_OK and nothing changed when storage_url is
  * empty; IA_ERR_INVALID with a message in err when the S3 configuration is incomplete. cfg must
  * outlive the store.

@@ -48,6 +48,8 @@ void store_remote_free(struct store_remote *r)
     free(r);
 }
 
+static void remote_give(struct store_remote *r, struct s3 *s);
+
 /* A client for this thread's request: an idle one, else a new one (the config was checked). */
 static struct s3 *remote_take(struct store_remote *r)
 {
@@ -64,6 +66,12 @@ static struct s3 *remote_take(struct store_remote *r)
     }
     return s;
 }
+
+struct s3 *store_remote_client_take(struct store_remote *r) { return remote_take(r); }
+
+void store_remote_client_give(struct store_remote *r, struct s3 *s) { remote_give(r, s); }
+
+const struct config *store_remote_config(const struct store_remote *r) { return r->cfg; }
 
 static void remote_give(struct store_remote *r, struct s3 *s)
 {

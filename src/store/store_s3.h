@@ -21,6 +21,15 @@ struct store_remote *store_remote_new(const struct config *cfg, char *err, size_
 void store_remote_free(struct store_remote *r);
 /* The remote of a store, or NULL when results stay in the directory. */
 struct store_remote *store_remote_of(const struct store *s);
+/*
+ * A client of the pool for this thread (NULL when a new one cannot be made), to give back with
+ * store_remote_client_give() when done; for store/ code that speaks S3 itself.
+ */
+struct s3;
+struct s3 *store_remote_client_take(struct store_remote *r);
+void store_remote_client_give(struct store_remote *r, struct s3 *s);
+/* The configuration the remote was made with. */
+const struct config *store_remote_config(const struct store_remote *r);
 /* Uploads src_path as processed_<video_id>.<ext>, then removes src_path (also on failure). */
 enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, const char *video_id,
                                  const char *ext);

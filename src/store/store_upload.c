@@ -1,4 +1,5 @@
-/* Direct uploads staged under PROCESSED_DIR/.uploads/ until their task has used them. */
+/* Direct uploads staged under PROCESSED_DIR/.uploads/ until their task has used them; with a
+ * bucket, each function hands over to store_upload_s3.c. */
 #include "store/store_upload.h"
 
 #include <dirent.h>
@@ -16,19 +17,13 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "store/store.h"
+#include "store/store_s3.h"
+#include "store/store_upload_int.h"
 #include "util/os.h"
 #include "util/uuid.h"
 
 #define UPLOADS_SUBDIR ".uploads"
 #define LEN_FILE_MAX (STORE_UPLOAD_METADATA_MAX + 64)
-
-struct store_upload {
-    const struct store *s;
-    char *id;
-    int fd;          /* the .bin file, O_APPEND, under LOCK_EX */
-    uint64_t start;  /* offset when the append began */
-    uint64_t length; /* declared length */
-};
 
 static char *upload_file(const struct store *s, const char *id, const char *ext)
 {
@@ -62,13 +57,15 @@ static enum ia_err write_new_file(const char *path, const char *text)
     return errno_err(saved);
 }
 
-enum ia_err store_upload_create(const struct store *s, const char *id, uint64_t length,
-                                const char *metadata)
+enum ia_err store_upload_create(const struct store *s, struct queue *q, const char *id,
+                                uint64_t length, const char *metadata)
 {
     if (!metadata)
         metadata = "";
     if (!id_ok(id) || !metadata_ok(metadata))
         return IA_ERR_INVALID;
+    if (store_remote_of(s))
+        return upload_s3_create(s, q, id, length, metadata);
     char *dir = xasprintf("%s/%s", store_dir(s), UPLOADS_SUBDIR);
     int rc = mkdir(dir, 0700);
     free(dir);
@@ -139,11 +136,14 @@ static void read_task_file(const struct store *s, const char *id, struct store_u
     free(path);
 }
 
-enum ia_err store_upload_stat(const struct store *s, const char *id, struct store_upload_info *out)
+enum ia_err store_upload_stat(const struct store *s, struct queue *q, const char *id,
+                              struct store_upload_info *out)
 {
     memset(out, 0, sizeof(*out));
     if (!id_ok(id))
         return IA_ERR_NOT_FOUND;
+    if (store_remote_of(s))
+        return upload_s3_stat(q, id, out);
     enum ia_err err = read_len_file(s, id, out);
     if (err)
         return err;
@@ -191,12 +191,14 @@ static enum ia_err check_append(struct store_upload *u, uint64_t offset, uint64_
     return IA_OK;
 }
 
-enum ia_err store_upload_begin(const struct store *s, const char *id, uint64_t offset, uint64_t len,
-                               struct store_upload **out)
+enum ia_err store_upload_begin(const struct store *s, struct queue *q, const char *id,
+                               uint64_t offset, uint64_t len, struct store_upload **out)
 {
     *out = NULL;
     if (!id_ok(id))
         return IA_ERR_NOT_FOUND;
+    if (store_remote_of(s))
+        return upload_s3_begin(s, q, id, offset, len, out);
     int fd = open_locked(s, id);
     if (fd < 0)
         return errno == EWOULDBLOCK ? IA_ERR_INVALID : IA_ERR_NOT_FOUND;
@@ -218,6 +220,8 @@ int store_upload_fd(const struct store_upload *u) { return u->fd; }
 enum ia_err store_upload_commit(struct store_upload *u, bool wrote_ok,
                                 struct store_upload_info *info)
 {
+    if (u->q)
+        return upload_s3_commit(u, wrote_ok, info);
     enum ia_err err = IA_OK;
     struct stat st;
     if (wrote_ok && fdatasync(u->fd) != 0)
@@ -229,12 +233,14 @@ enum ia_err store_upload_commit(struct store_upload *u, bool wrote_ok,
                     strerror(errno));
     }
     if (info)
-        store_upload_stat(u->s, u->id, info);
+        store_upload_stat(u->s, NULL, u->id, info);
     return err;
 }
 
 enum ia_err store_upload_set_task(struct store_upload *u, const char *task_id)
 {
+    if (u->q)
+        return upload_s3_set_task(u, task_id);
     char *path = upload_file(u->s, u->id, "task");
     enum ia_err err = write_new_file(path, task_id);
     free(path);
@@ -243,6 +249,10 @@ enum ia_err store_upload_set_task(struct store_upload *u, const char *task_id)
 
 void store_upload_clear_task(struct store_upload *u)
 {
+    if (u->q) {
+        upload_s3_set_task(u, "");
+        return;
+    }
     char *path = upload_file(u->s, u->id, "task");
     unlink(path);
     free(path);
@@ -252,6 +262,10 @@ void store_upload_close(struct store_upload *u)
 {
     if (!u)
         return;
+    if (u->q) {
+        upload_s3_close(u);
+        return;
+    }
     close(u->fd); /* releases the flock */
     free(u->id);
     free(u);
@@ -260,16 +274,32 @@ void store_upload_close(struct store_upload *u)
 char *store_upload_data_path(const struct store *s, const char *id)
 {
     struct store_upload_info info;
-    if (store_upload_stat(s, id, &info) || info.offset != info.length)
+    if (store_remote_of(s) || store_upload_stat(s, NULL, id, &info) || info.offset != info.length)
         return NULL;
     return upload_file(s, id, "bin");
 }
 
-void store_upload_remove(const struct store *s, const char *id)
+enum ia_err store_upload_input(const struct store *s, struct queue *q, const char *id,
+                               const char *scratch_path, char **path)
+{
+    *path = NULL;
+    if (!id_ok(id))
+        return IA_ERR_NOT_FOUND;
+    if (store_remote_of(s))
+        return upload_s3_input(s, q, id, scratch_path, path);
+    *path = store_upload_data_path(s, id);
+    return *path ? IA_OK : IA_ERR_NOT_FOUND;
+}
+
+void store_upload_remove(const struct store *s, struct queue *q, const char *id)
 {
     static const char *const exts[] = {"bin", "task", "len"}; /* .len last: it names the upload */
     if (!id_ok(id))
         return;
+    if (store_remote_of(s)) {
+        upload_s3_remove(s, q, id);
+        return;
+    }
     for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
         char *path = upload_file(s, id, exts[i]);
         unlink(path);
@@ -300,17 +330,19 @@ static bool sweep_one(const struct store *s, const char *id, long long idle_s, l
     long long age = upload_age(s, id, now);
     if (age < 0)
         return false;
-    bool done = store_upload_stat(s, id, &info) == IA_OK && info.task_id[0];
+    bool done = store_upload_stat(s, NULL, id, &info) == IA_OK && info.task_id[0];
     if (age <= (done ? done_s : idle_s))
         return false;
     log_msg(LOG_INFO, "store", "upload=%s removing a stale %s upload (idle %lld s)", id,
             done ? "finished" : "unfinished", age);
-    store_upload_remove(s, id);
+    store_upload_remove(s, NULL, id);
     return true;
 }
 
-int store_upload_sweep(const struct store *s, long long idle_s, long long done_s)
+int store_upload_sweep(const struct store *s, struct queue *q, long long idle_s, long long done_s)
 {
+    if (store_remote_of(s))
+        return upload_s3_sweep(s, q, idle_s, done_s);
     char *dir = xasprintf("%s/%s", store_dir(s), UPLOADS_SUBDIR);
     DIR *d = opendir(dir);
     free(dir);

@@ -225,7 +225,7 @@ static enum ia_err task_source(struct task_run *run, const struct media_opts *op
     if (upload_id) {
         char *path = NULL;
         enum ia_err err =
-            task_upload_source(run->env->store, upload_id, &path, facts, detail, len);
+            task_upload_source(run->env, upload_id, out->input, &path, facts, detail, len);
         if (!err) {
             free(out->input);
             out->input = path;
@@ -529,6 +529,6 @@ enum task_outcome task_run(const struct task_env *env, const struct claimed_task
     }
     const char *upload_id = queue_upload_id(url);
     if (upload_id && outcome == TASK_OUTCOME_ACK) /* over for good: the staged file is spent */
-        task_upload_release(env->store, upload_id, t->task_id);
+        task_upload_release(env, upload_id, t->task_id);
     return outcome;
 }

@@ -30,15 +30,17 @@ enum task_outcome {
 
 /*
  * The input of a task for a direct upload (task_upload.c): the staged file's path in
- * *input_path (the caller frees it) and its description as a source in *facts (url
- * "upload:<id>", bytes, sha256; a new reference). IA_ERR_NOT_FOUND when the upload is missing
- * or unfinished.
+ * *input_path (the caller frees it; scratch_path when the bytes came from a bucket) and its
+ * description as a source in *facts (url "upload:<id>", bytes, sha256; a new reference).
+ * IA_ERR_NOT_FOUND when the upload is missing or unfinished; IA_ERR_STORAGE_UNAVAILABLE or
+ * IA_ERR_BROKER when the bucket or Redis cannot be asked now.
  */
 typedef struct json_t json_t;
-enum ia_err task_upload_source(const struct store *store, const char *upload_id, char **input_path,
-                               json_t **facts, char *detail, size_t detaillen);
+enum ia_err task_upload_source(const struct task_env *env, const char *upload_id,
+                               const char *scratch_path, char **input_path, json_t **facts,
+                               char *detail, size_t detaillen);
 /* Removes the staged upload once its task is over (success or final failure). */
-void task_upload_release(const struct store *store, const char *upload_id, const char *task_id);
+void task_upload_release(const struct task_env *env, const char *upload_id, const char *task_id);
 
 /* Runs one claimed task to a final state (or to an interruption). */
 enum task_outcome task_run(const struct task_env *env, const struct claimed_task *t);

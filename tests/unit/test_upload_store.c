@@ -41,7 +41,7 @@ static int teardown(void **state)
 static void append(struct store *s, uint64_t offset, const char *bytes, enum ia_err want)
 {
     struct store_upload *u;
-    enum ia_err err = store_upload_begin(s, ID, offset, strlen(bytes), &u);
+    enum ia_err err = store_upload_begin(s, NULL, ID, offset, strlen(bytes), &u);
     assert_int_equal(err, want);
     if (err)
         return;
@@ -54,10 +54,10 @@ static void test_create_append_complete(void **state)
 {
     struct store *s = *state;
     struct store_upload_info info;
-    assert_int_equal(store_upload_stat(s, ID, &info), IA_ERR_NOT_FOUND);
-    assert_int_equal(store_upload_create(s, ID, 10, "filename YS5tcDQ="), IA_OK);
-    assert_int_equal(store_upload_create(s, ID, 10, NULL), IA_ERR_INVALID);
-    assert_int_equal(store_upload_stat(s, ID, &info), IA_OK);
+    assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_ERR_NOT_FOUND);
+    assert_int_equal(store_upload_create(s, NULL, ID, 10, "filename YS5tcDQ="), IA_OK);
+    assert_int_equal(store_upload_create(s, NULL, ID, 10, NULL), IA_ERR_INVALID);
+    assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_OK);
     assert_true(info.length == 10 && info.offset == 0 && info.task_id[0] == '\0');
     assert_string_equal(info.metadata, "filename YS5tcDQ=");
     assert_null(store_upload_data_path(s, ID));
@@ -65,7 +65,7 @@ static void test_create_append_complete(void **state)
     append(s, 0, "abcd", IA_ERR_INVALID);         /* wrong offset */
     append(s, 4, "0123456789", IA_ERR_TOO_LARGE); /* past the length */
     append(s, 4, "efghij", IA_OK);
-    assert_int_equal(store_upload_stat(s, ID, &info), IA_OK);
+    assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_OK);
     assert_true(info.offset == 10);
     char *path = store_upload_data_path(s, ID);
     assert_non_null(path);
@@ -76,8 +76,8 @@ static void test_create_append_complete(void **state)
     /* sha256("abcdefghij") */
     assert_string_equal(hex, "72399361da6a7754fec986dca5b7cbaf1c810a28ded4abaf56b2106d06cb78b0");
     free(path);
-    store_upload_remove(s, ID);
-    assert_int_equal(store_upload_stat(s, ID, &info), IA_ERR_NOT_FOUND);
+    store_upload_remove(s, NULL, ID);
+    assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_ERR_NOT_FOUND);
 }
 
 static void test_failed_append_is_cut_back(void **state)
@@ -85,8 +85,8 @@ static void test_failed_append_is_cut_back(void **state)
     struct store *s = *state;
     struct store_upload *u;
     struct store_upload_info info;
-    assert_int_equal(store_upload_create(s, ID, 100, NULL), IA_OK);
-    assert_int_equal(store_upload_begin(s, ID, 0, 50, &u), IA_OK);
+    assert_int_equal(store_upload_create(s, NULL, ID, 100, NULL), IA_OK);
+    assert_int_equal(store_upload_begin(s, NULL, ID, 0, 50, &u), IA_OK);
     assert_int_equal(write(store_upload_fd(u), "partial", 7), 7);
     assert_int_not_equal(store_upload_commit(u, false, &info), IA_OK);
     assert_true(info.offset == 0);
@@ -98,20 +98,20 @@ static void test_one_appender_and_one_task(void **state)
     struct store *s = *state;
     struct store_upload *u, *v;
     struct store_upload_info info;
-    assert_int_equal(store_upload_create(s, ID, 0, NULL), IA_OK);
-    assert_int_equal(store_upload_begin(s, ID, 0, 0, &u), IA_OK);
+    assert_int_equal(store_upload_create(s, NULL, ID, 0, NULL), IA_OK);
+    assert_int_equal(store_upload_begin(s, NULL, ID, 0, 0, &u), IA_OK);
     /* A second appender while the first holds the lock: refused, as a conflict. */
-    assert_int_equal(store_upload_begin(s, ID, 0, 0, &v), IA_ERR_INVALID);
+    assert_int_equal(store_upload_begin(s, NULL, ID, 0, 0, &v), IA_ERR_INVALID);
     assert_null(v);
     assert_int_equal(store_upload_set_task(u, "task-1"), IA_OK);
     assert_int_equal(store_upload_set_task(u, "task-2"), IA_ERR_INVALID);
     store_upload_close(u);
-    assert_int_equal(store_upload_stat(s, ID, &info), IA_OK);
+    assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_OK);
     assert_string_equal(info.task_id, "task-1");
-    assert_int_equal(store_upload_begin(s, ID, 0, 0, &u), IA_OK);
+    assert_int_equal(store_upload_begin(s, NULL, ID, 0, 0, &u), IA_OK);
     store_upload_clear_task(u);
     store_upload_close(u);
-    assert_int_equal(store_upload_stat(s, ID, &info), IA_OK);
+    assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_OK);
     assert_string_equal(info.task_id, "");
 }
 
@@ -133,21 +133,21 @@ static void test_sweep(void **state)
 {
     struct store *s = *state;
     struct store_upload_info info;
-    assert_int_equal(store_upload_create(s, ID, 100, NULL), IA_OK);
-    assert_int_equal(store_upload_sweep(s, 60, 3600), 0);
+    assert_int_equal(store_upload_create(s, NULL, ID, 100, NULL), IA_OK);
+    assert_int_equal(store_upload_sweep(s, NULL, 60, 3600), 0);
     age_files(s, 120);
-    assert_int_equal(store_upload_sweep(s, 60, 3600), 1);
-    assert_int_equal(store_upload_stat(s, ID, &info), IA_ERR_NOT_FOUND);
+    assert_int_equal(store_upload_sweep(s, NULL, 60, 3600), 1);
+    assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_ERR_NOT_FOUND);
     /* A finished upload waits for its task longer. */
     struct store_upload *u;
-    assert_int_equal(store_upload_create(s, ID, 0, NULL), IA_OK);
-    assert_int_equal(store_upload_begin(s, ID, 0, 0, &u), IA_OK);
+    assert_int_equal(store_upload_create(s, NULL, ID, 0, NULL), IA_OK);
+    assert_int_equal(store_upload_begin(s, NULL, ID, 0, 0, &u), IA_OK);
     assert_int_equal(store_upload_set_task(u, "t"), IA_OK);
     store_upload_close(u);
     age_files(s, 120);
-    assert_int_equal(store_upload_sweep(s, 60, 3600), 0);
+    assert_int_equal(store_upload_sweep(s, NULL, 60, 3600), 0);
     age_files(s, 7200);
-    assert_int_equal(store_upload_sweep(s, 60, 3600), 1);
+    assert_int_equal(store_upload_sweep(s, NULL, 60, 3600), 1);
 }
 
 static void test_ids_must_be_uuids(void **state)
@@ -155,10 +155,10 @@ static void test_ids_must_be_uuids(void **state)
     struct store *s = *state;
     struct store_upload *u;
     struct store_upload_info info;
-    assert_int_equal(store_upload_create(s, "../x", 1, NULL), IA_ERR_INVALID);
-    assert_int_equal(store_upload_create(s, ID, 1, "line\nbreak"), IA_ERR_INVALID);
-    assert_int_equal(store_upload_stat(s, "../../etc/passwd", &info), IA_ERR_NOT_FOUND);
-    assert_int_equal(store_upload_begin(s, "..", 0, 0, &u), IA_ERR_NOT_FOUND);
+    assert_int_equal(store_upload_create(s, NULL, "../x", 1, NULL), IA_ERR_INVALID);
+    assert_int_equal(store_upload_create(s, NULL, ID, 1, "line\nbreak"), IA_ERR_INVALID);
+    assert_int_equal(store_upload_stat(s, NULL, "../../etc/passwd", &info), IA_ERR_NOT_FOUND);
+    assert_int_equal(store_upload_begin(s, NULL, "..", 0, 0, &u), IA_ERR_NOT_FOUND);
 }
 
 int main(void)
