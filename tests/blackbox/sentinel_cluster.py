@@ -49,11 +49,15 @@ class Cluster:
         self.host = host
         self.prefix = list(prefix)
         self.procs = {}
-        self.master = self.data_node("master", [])
-        self.replicas = [self.data_node(f"replica{i}", ["--replicaof", host,
-                                                         str(self.master)]) for i in (1, 2)]
-        self.sentinels = [self.sentinel_node(i) for i in (1, 2, 3)]
-        self.wait_ready()
+        try:  # a set-up that fails half-way stops what it started
+            self.master = self.data_node("master", [])
+            self.replicas = [self.data_node(f"replica{i}", ["--replicaof", host,
+                                                             str(self.master)]) for i in (1, 2)]
+            self.sentinels = [self.sentinel_node(i) for i in (1, 2, 3)]
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def spawn(self, name, args, port):
         log = open(os.path.join(self.tmp, f"{name}.log"), "wb")
