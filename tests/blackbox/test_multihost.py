@@ -142,7 +142,7 @@ def deployment(net, tmp_path, redis_host, rgw_host, origin):
 
 
 def tus_upload(client, data, deadline):
-    """A tus upload in TUS_CHUNK pieces; a 503 is answered again after its Retry-After (a PATCH
+    """A tus upload in TUS_CHUNK pieces, without the analysis (as every task here); a 503 is answered again after its Retry-After (a PATCH
     from the offset that HEAD then gives, as tus clients resume). Returns the task's id."""
     base = client.svc.base
 
@@ -155,7 +155,8 @@ def tus_upload(client, data, deadline):
             assert time.time() < deadline, client.svc.dump_logs()
             time.sleep(float(r.headers["Retry-After"]))
 
-    r = call("POST", base + "/uploads", headers=dict(TUS, **{"Upload-Length": str(len(data))}))
+    r = call("POST", base + "/uploads", headers=dict(TUS, **{
+        "Upload-Length": str(len(data)), "Upload-Metadata": "analysis ZmFsc2U="}))  # false
     assert r.status_code == 201, r.text
     url = base + "/uploads/" + r.headers["Location"].rsplit("/", 1)[1]
     offset = 0
@@ -282,6 +283,8 @@ def test_many_hosts_lose_a_worker_and_the_redis_master(deployment, redis_host, r
     redelivered = sorted(set(re.findall(r"task=(\S+) started \(delivery [2-9]", logs)))
     redelivered_at = min(logged_at(rf"task={tid} started \(delivery [2-9]", d.log(1))
                          for tid in lost_with_worker1)
+    restored_at = logged_at(r"restored \d+ message\(s\) whose lease ran out", d.log(1))
+    assert restored_at, d.dump_logs()
     # Both programs that lived followed the sentinels to the new master.
     assert new in cluster.replicas
     assert logs.count(f"broker master is now {cluster.host}:{new}") >= 2, d.dump_logs()
@@ -301,8 +304,9 @@ def test_many_hosts_lose_a_worker_and_the_redis_master(deployment, redis_host, r
         assert found == [], (h.name, found)
     sys.stderr.write(
         f"multihost: worker1 killed with {len(lost_with_worker1)} task(s) running, "
-        f"{len(redelivered)} task(s) redelivered, the first "
-        f"{redelivered_at - worker_killed_at:.1f} s after the kill; Redis master killed: "
+        f"{len(redelivered)} task(s) redelivered: back in the queue "
+        f"{restored_at - worker_killed_at:.1f} s after the kill, the first started again "
+        f"after {redelivered_at - worker_killed_at:.1f} s; Redis master killed: "
         f"serve on the new master after {followed_at - master_killed_at:.1f} s, "
         f"{len(refusals)} answers 503, first other answer after "
         f"{recovered[0] - master_killed_at:.1f} s; all 20 tasks done "
