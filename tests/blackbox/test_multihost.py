@@ -295,7 +295,7 @@ def test_many_hosts_lose_a_worker_and_the_redis_master(deployment, redis_host, r
     refusals = [a for a in client.answers[answers_before:] if a[1] == 503]
     assert all(a[2] for a in refusals), refusals
     assert set(statuses) <= {200, 201, 202, 204, 409, 503}
-    recovered = [a[0] for a in client.answers[answers_before:] if a[1] != 503]
+    recovered = [a[0] for a in client.answers[answers_before:] if 200 <= a[1] < 300]
     # No host's directory holds a result: they are in the bucket only.
     for h in [d.api] + d.worker_hosts:
         found = []
@@ -308,6 +308,6 @@ def test_many_hosts_lose_a_worker_and_the_redis_master(deployment, redis_host, r
         f"{restored_at - worker_killed_at:.1f} s after the kill, the first started again "
         f"after {redelivered_at - worker_killed_at:.1f} s; Redis master killed: "
         f"serve on the new master after {followed_at - master_killed_at:.1f} s, "
-        f"{len(refusals)} answers 503, first other answer after "
+        f"{len(refusals)} answers 503, first 2xx after "
         f"{recovered[0] - master_killed_at:.1f} s; all 20 tasks done "
         f"{finished_at - began:.1f} s after the first submission\n")
