@@ -142,8 +142,9 @@ def deployment(net, tmp_path, redis_host, rgw_host, origin):
 
 
 def tus_upload(client, data, deadline):
-    """A tus upload in TUS_CHUNK pieces, without the analysis (as every task here); a 503 is answered again after its Retry-After (a PATCH
-    from the offset that HEAD then gives, as tus clients resume). Returns the task's id."""
+    """A tus upload in TUS_CHUNK pieces, without the analysis (as every task here); a 503 is
+    answered again after its Retry-After (a PATCH from the offset that HEAD then gives, as tus
+    clients resume). Returns the task's id."""
     base = client.svc.base
 
     def call(method, url, **kw):
