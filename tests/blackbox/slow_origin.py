@@ -89,16 +89,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class Origin:
-    """The server; url(path) gives the address a task should fetch."""
+    """The server; url(path) gives the address a task should fetch. It listens on `host`
+    (test_multihost.py: the test's own address on its network of namespaces)."""
 
-    def __init__(self, root):
+    def __init__(self, root, host=ALLOWED_HOST):
         self.root = root
-        self.port = free_port(ALLOWED_HOST)
+        self.host = host
+        self.port = free_port(host)
         self._hits = {}
         self._lock = threading.Lock()
         self._gates = {}  # (key, n) -> status to answer (0: the file), once opened
         self._gate_opened = threading.Condition(self._lock)
-        self.httpd = ThreadingHTTPServer((ALLOWED_HOST, self.port), _Handler)
+        self.httpd = ThreadingHTTPServer((host, self.port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.origin = self
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -125,20 +127,23 @@ class Origin:
             return self._hits.get(path, 0)
 
     def url(self, path):
-        return f"http://{ALLOWED_HOST}:{self.port}/{path.lstrip('/')}"
+        return f"http://{self.host}:{self.port}/{path.lstrip('/')}"
 
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
 
 
-def make_origin_media(directory):
+def make_origin_media(directory, long=True):
     """drip.mp4: 4 s H.264/AAC, about 350 kB (remuxed: cheap; enough bytes to drip for 90 s
-    above curl's low-speed limit). long.avi: 20 s 720p MPEG-4 that takes seconds to transcode."""
+    above curl's low-speed limit). long.avi: 20 s 720p MPEG-4 that takes seconds to transcode
+    (made unless long=False)."""
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=4",
            "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
            "-c:v", "libx264", "-b:v", "800k", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
            os.path.join(directory, "drip.mp4"))
+    if not long:
+        return
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=20",
            "-c:v", "mpeg4", "-q:v", "6", os.path.join(directory, "long.avi"))
 

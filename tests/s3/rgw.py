@@ -7,6 +7,10 @@ client side, else radosgw loops on "get_initial_auth_request returned -13".
 
 Run it by hand: /usr/bin/python3 tests/s3/rgw.py  (prints the endpoint and keys; Ctrl-C or
 SIGTERM stops it; --check starts, prints and stops).
+
+Rgw(host=ADDR, prefix=["ip", "netns", "exec", NS]) runs it on another host of a test's network
+(tests/blackbox/netns.py): every command runs through the prefix, the monitor and the OSD talk on
+that host's own loopback, and radosgw's S3 endpoint listens on ADDR.
 """
 import os
 import shutil
@@ -42,11 +46,13 @@ def _stop(proc, timeout=20):
 class Rgw:
     """Starts the cluster in __init__ (about 15 s); stop() ends it and removes its files."""
 
-    def __init__(self, base=None, timeout=120.0):
+    def __init__(self, base=None, timeout=120.0, host="127.0.0.1", prefix=()):
         self.dir = tempfile.mkdtemp(prefix="ia-rgw-", dir=base)
+        self.host = host
+        self.prefix = list(prefix)
         self.mon_port = _free_port()
         self.port = _free_port()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.endpoint = f"http://{host}:{self.port}"
         self.access_key = ACCESS_KEY
         self.secret_key = SECRET_KEY
         self.region = REGION
@@ -104,18 +110,18 @@ crash_dir = {self._path("log")}
 exe_path = /nonexistent
 debug_ms = 0
 [client.rgw.test]
-rgw_frontends = beast endpoint=127.0.0.1:{self.port}
+rgw_frontends = beast endpoint={self.host}:{self.port}
 rgw_data = {self._path("rgw")}
 rgw_enable_usage_log = false
-rgw_dns_name = 127.0.0.1
+rgw_dns_name = {self.host}
 """
         with open(self.conf, "w") as f:
             f.write(conf)
         open(self._path("keyring"), "w").close()
 
     def _run(self, *args, timeout=60):
-        r = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
-                           cwd=self.dir)
+        r = subprocess.run(self.prefix + list(args), capture_output=True, text=True,
+                           timeout=timeout, cwd=self.dir)
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} exited with {r.returncode}:\n{r.stdout}"
                                f"{r.stderr}\n{self.logs()}")
@@ -123,8 +129,8 @@ rgw_dns_name = 127.0.0.1
 
     def _daemon(self, *args):
         log = open(self._path("log", os.path.basename(args[0]) + ".out"), "ab")
-        p = subprocess.Popen([*args, "-f", "-c", self.conf], stdout=log, stderr=log,
-                             stdin=subprocess.DEVNULL, cwd=self.dir)
+        p = subprocess.Popen([*self.prefix, *args, "-f", "-c", self.conf], stdout=log,
+                             stderr=log, stdin=subprocess.DEVNULL, cwd=self.dir)
         log.close()
         self.procs.append(p)
         return p
@@ -158,8 +164,8 @@ rgw_dns_name = 127.0.0.1
                     raise RuntimeError(f"{p.args[0]} exited with {p.returncode}; logs in "
                                        f"{self._path('log')}:\n{self.logs()}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                with socket.create_connection((self.host, self.port), timeout=0.5) as s:
+                    s.sendall(b"GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % self.host.encode())
                     if s.recv(12).startswith(b"HTTP/1."):
                         return
             except OSError:
