@@ -192,11 +192,16 @@ static enum ia_err add_evidence_urls(struct api_call *call, const char *video_id
 {
     enum ia_err e = IA_OK;
     const struct app *app = call->t->app;
-    const struct video_summary *v = video_index_get(call->t->video_index, app->store, video_id);
+    const struct video_summary *v;
+    e = video_index_get(call->t->video_index, app->store, video_id, &v);
+    if (e == IA_ERR_NOT_FOUND) /* deleted since /processed looked: no evidence to show */
+        return IA_OK;
+    if (e)
+        return e;
     json_t *urls = json_object();
     const char *event_id;
     json_t *kind;
-    json_object_foreach(v ? v->events : NULL, event_id, kind)
+    json_object_foreach(v->events, event_id, kind)
     {
         char ext[32];
         if (!event_id_valid(event_id))
