@@ -45,8 +45,8 @@ enum ia_err queue_lock_take(struct queue *q, const char *name, const char *token
 }
 
 /* Runs one of the token scripts; *done is true when it answered 1. */
-static enum ia_err lock_script(struct queue *q, const char *src, const char *what,
-                               const char *name, const char *token, const char *ttl, bool *done)
+static enum ia_err lock_script(struct queue *q, const char *src, const char *what, const char *name,
+                               const char *token, const char *ttl, bool *done)
 {
     *done = false;
     if (!lock_args_ok(name, token))
@@ -64,8 +64,8 @@ static enum ia_err lock_script(struct queue *q, const char *src, const char *wha
     return rc;
 }
 
-enum ia_err queue_lock_renew(struct queue *q, const char *name, const char *token,
-                             long long ttl_ms, bool *held)
+enum ia_err queue_lock_renew(struct queue *q, const char *name, const char *token, long long ttl_ms,
+                             bool *held)
 {
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", ttl_ms > 0 ? ttl_ms : 1);

@@ -42,8 +42,8 @@ long long store_time_parse(const char *s)
     } else {
         return -1;
     }
-    if (tm.tm_year < 1970 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 ||
-        tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+    if (tm.tm_year < 1970 || tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
         return -1;
     tm.tm_year -= 1900;
     time_t t = timegm(&tm);
@@ -264,8 +264,8 @@ enum ia_err store_remote_put_small(struct store_remote *r, const char *video_id,
         struct store_stamp meta;
         e = head_stamp(s, video_id, "json", &meta);
         if (e == IA_ERR_NOT_FOUND && s3_delete(s, name, detail, sizeof detail))
-            log_msg(LOG_WARN, "store", "video=%s removing %s of a deleted video: %s", video_id,
-                    ext, detail);
+            log_msg(LOG_WARN, "store", "video=%s removing %s of a deleted video: %s", video_id, ext,
+                    detail);
     }
     s3_set_timeout(s, saved);
     store_remote_give(r, s);

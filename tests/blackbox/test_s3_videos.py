@@ -228,10 +228,14 @@ def test_an_unreachable_bucket_is_503_never_an_empty_list(hosts, tmp_path):
     down = hosts.spawn("down", {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{free_port()}",
                                 "S3_CONNECT_TIMEOUT_S": "2"})
     hosts.hosts.append(down)
-    for method, path, body in (("GET", "/videos", None), ("GET", f"/videos/{vid}/decisions", None),
-                               ("PATCH", f"/videos/{vid}/events/e1", {"decision": "confirmed"}),
-                               ("GET", f"/processed/{vid}", None)):
+    for method, path, body, spec in (
+            ("GET", "/videos", None, "/videos"),
+            ("GET", f"/videos/{vid}/decisions", None, "/videos/{video_id}/decisions"),
+            ("PATCH", f"/videos/{vid}/events/e1", {"decision": "confirmed"},
+             "/videos/{video_id}/events/{event_id}"),
+            ("GET", f"/processed/{vid}", None, "/processed/{video_id}")):
         r = requests.request(method, down.base + path, headers=ALICE, json=body, timeout=60)
+        check(r, method.lower(), spec)
         assert r.status_code == 503, (path, r.status_code, r.text)
         assert r.json()["code"] == "storage_unavailable", path
         assert r.headers["Retry-After"].isdigit(), path
