@@ -36,8 +36,8 @@
 #define DECISIONS_WAIT_MS 10000
 #define DECISIONS_POLL_MS 20
 
-/* The current decisions document, or NULL when it has none (or a bad one); IA_ERR_NOT_FOUND
- * only for none, other errors when it cannot be read. */
+/* The current decisions document into *doc, NULL when it has none (or a bad or too large one,
+ * which the write replaces); an error only when it cannot be read (a bucket that fails). */
 static enum ia_err decisions_read(const struct store *s, const char *video_id, json_t **doc)
 {
     *doc = NULL;
