@@ -19,7 +19,7 @@
 #include "core/log.h"
 
 #define DECISIONS_FILE_MAX (4 * 1024 * 1024) /* larger decisions files are not read */
-#define METADATA_FILE_MAX (64 * 1024 * 1024)  /* nor larger metadata */
+#define METADATA_FILE_MAX (64 * 1024 * 1024) /* nor larger metadata */
 
 struct video_index {
     struct video_summary *v; /* sorted by id */

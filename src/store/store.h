@@ -80,6 +80,15 @@ enum ia_err store_lookup_head(const struct store *s, const char *video_id, const
  * network failure, a timeout, a 5xx, refused credentials): never a false "not found".
  */
 enum ia_err store_lookup(const struct store *s, const char *video_id, const char *ext);
+/* Receives the extension of one published file (borrowed for the call). */
+typedef void (*store_ext_cb)(void *ctx, const char *ext);
+/*
+ * Calls cb for every object processed_<video_id>.<ext_prefix>* of the bucket, in one listing:
+ * IA_OK, IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot be listed, IA_ERR_INVALID for a
+ * local store (a stat per file, store_lookup(), is cheaper there) or an id not canonical.
+ */
+enum ia_err store_list_exts(const struct store *s, const char *video_id, const char *ext_prefix,
+                            store_ext_cb cb, void *ctx);
 /* True when results live in a bucket (store_use_s3() attached one). */
 bool store_is_remote(const struct store *s);
 /*

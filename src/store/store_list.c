@@ -228,3 +228,11 @@ enum ia_err store_read_small(const struct store *s, const char *video_id, const 
     *len = have;
     return IA_OK;
 }
+
+enum ia_err store_list_exts(const struct store *s, const char *video_id, const char *ext_prefix,
+                            store_ext_cb cb, void *ctx)
+{
+    if (!store_remote_of(s) || !uuid_is_canonical(video_id, strlen(video_id)))
+        return IA_ERR_INVALID;
+    return store_remote_list_exts(store_remote_of(s), video_id, ext_prefix, cb, ctx);
+}

@@ -56,6 +56,8 @@ enum ia_err store_remote_list_older(struct store_remote *r, time_t before, size_
                                     struct store_video_id **ids, size_t *n);
 enum ia_err store_remote_read(struct store_remote *r, const char *video_id, const char *ext,
                               size_t max, char **out, size_t *len);
+enum ia_err store_remote_list_exts(struct store_remote *r, const char *video_id,
+                                   const char *ext_prefix, store_ext_cb cb, void *ctx);
 enum ia_err store_remote_put_small(struct store_remote *r, const char *video_id, const char *ext,
                                    const char *data, size_t len);
 

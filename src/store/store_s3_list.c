@@ -231,6 +231,39 @@ enum ia_err store_remote_list_older(struct store_remote *r, time_t before, size_
     return IA_OK;
 }
 
+/* One video's objects whose extension starts with a prefix. */
+struct exts {
+    const char *id;
+    store_ext_cb cb;
+    void *ctx;
+};
+
+static int ext_entry(const struct s3_object *o, void *ctx)
+{
+    struct exts *x = ctx;
+    char id[UUID_STR_LEN + 1];
+    const char *ext = store_entry_video(o->key, id);
+    if (ext && strcmp(id, x->id) == 0)
+        x->cb(x->ctx, ext);
+    return 0;
+}
+
+enum ia_err store_remote_list_exts(struct store_remote *r, const char *video_id,
+                                   const char *ext_prefix, store_ext_cb cb, void *ctx)
+{
+    struct s3 *s = store_remote_take(r);
+    if (!s)
+        return IA_ERR_STORAGE_UNAVAILABLE;
+    char prefix[NAME_MAX_LEN + 64];
+    snprintf(prefix, sizeof(prefix), STORE_FILE_PREFIX "%s.%s", video_id, ext_prefix);
+    struct exts x = {video_id, cb, ctx};
+    char detail[512];
+    enum ia_err e = s3_list(s, prefix, ext_entry, &x, NULL, detail, sizeof detail);
+    store_remote_give(r, s);
+    return unavailable(e == IA_ERR_NOT_FOUND ? IA_ERR_STORAGE_UNAVAILABLE : e,
+                       "listing a video's objects", detail);
+}
+
 enum ia_err store_remote_read(struct store_remote *r, const char *video_id, const char *ext,
                               size_t max, char **out, size_t *len)
 {
