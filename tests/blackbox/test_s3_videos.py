@@ -28,13 +28,13 @@ BOB = {"Authorization": "Bearer key-b"}
 class Hosts:
     """Two API hosts (serve only, each its own PROCESSED_DIR) on one Redis and one bucket prefix."""
 
-    def __init__(self, tmp, rgw, extra=None, n=2):
+    def __init__(self, tmp, rgw, extras=({}, {})):
         self.tmp = tmp
         os.makedirs(os.path.join(tmp, "redis"))
         self.redis = Redis(os.path.join(tmp, "redis"))
         self.prefix = f"vid-{uuid.uuid4().hex[:8]}"
         self.env = s3env(rgw, self.prefix)
-        self.hosts = [self.spawn(f"host{i}", extra or {}) for i in range(n)]
+        self.hosts = [self.spawn(f"host{i}", extra) for i, extra in enumerate(extras)]
 
     def spawn(self, name, extra):
         env = dict(self.env, API_KEYS=KEYS, **extra)
@@ -56,7 +56,8 @@ class Hosts:
 
 @pytest.fixture
 def hosts(tmp_path, rgw, bucket):
-    h = Hosts(str(tmp_path), rgw)
+    # The second host lists the bucket 3 keys a request: its listings take several pages.
+    h = Hosts(str(tmp_path), rgw, extras=({}, {"S3_LIST_PAGE": "3"}))
     yield h
     codes = h.stop()
     if any(c != 0 for c in codes.values()):
@@ -162,6 +163,8 @@ def test_both_hosts_list_the_bucket_in_pages(hosts):
         assert sum(all_pages(svc, 10), []) == [late] + [i for i in newest if i != ids[3]]
     log = open(a.logs[0], "rb").read().decode(errors="replace")
     assert "listed 5 video(s) of the bucket in 1 request(s)" in log
+    log = open(b.logs[0], "rb").read().decode(errors="replace")
+    assert "listed 5 video(s) of the bucket in 4 request(s)" in log  # 11 keys, 3 a page
 
 
 def test_concurrent_decisions_from_two_hosts_are_all_kept(hosts):
@@ -250,7 +253,7 @@ def test_an_unreachable_bucket_is_503_never_an_empty_list(hosts, tmp_path):
 def test_retention_removes_old_videos_from_the_bucket(tmp_path, rgw, bucket):
     # Objects written through a radosgw whose clock runs 3 days behind carry an old LastModified.
     past = rgw.gateway_in_the_past("-3d")
-    h = Hosts(str(tmp_path), rgw, n=0)
+    h = Hosts(str(tmp_path), rgw, extras=())
     try:
         past_env = dict(h.env, AWS_ENDPOINT_URL_S3=past, **rgw.faketime_env("-3d"))
         past_env["ASAN_OPTIONS"] = SANITIZER_ENV["ASAN_OPTIONS"] + ":verify_asan_link_order=0"
