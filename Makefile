@@ -60,6 +60,7 @@ bench:
 bench-smoke:
 	@scripts/deps.sh bench
 	$(PYTHON) bench/run.py --bin $(CURDIR)/$(BUILD)/interview-api --smoke --out /tmp/ia-bench-smoke
+	$(PYTHON) bench/s3_publish.py --bin $(CURDIR)/$(BUILD)/interview-api --smoke
 
 # libFuzzer targets for every parser of untrusted input (FUZZ_SECONDS each, default 60).
 fuzz:

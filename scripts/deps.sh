@@ -9,7 +9,7 @@ run_pkgs="build-essential cmake pkg-config libevent-dev libhiredis-dev libcurl4-
 test_pkgs="$run_pkgs libcmocka-dev nginx-light python3-pytest python3-requests python3-celery
   python3-redis python3-jsonschema clang libclang-rt-14-dev valgrind iproute2 wrk hyperfine libdlib19.1
   python3-skimage python3-opencv opencv-data espeak-ng chromium python3-prometheus-client
-  radosgw ceph-mon ceph-osd"
+  radosgw ceph-mon ceph-osd libfaketime"
 bench_pkgs="$test_pkgs"
 
 case "${1:-run}" in

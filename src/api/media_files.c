@@ -187,22 +187,48 @@ enum ia_err api_add_analysis_urls(const struct app *app, const char *video_id, j
     return IA_OK;
 }
 
+static void ext_into_set(void *ctx, const char *ext)
+{
+    json_object_set_new(ctx, ext, json_true());
+}
+
+/*
+ * Whether the evidence frame ext of the video exists: in the set listed from the bucket when
+ * there is one, else a stat of the file. IA_OK, IA_ERR_NOT_FOUND, or the store's error.
+ */
+static enum ia_err evidence_present(const struct app *app, const char *video_id, const char *ext,
+                                    const json_t *listed)
+{
+    if (listed)
+        return json_object_get(listed, ext) ? IA_OK : IA_ERR_NOT_FOUND;
+    return store_lookup(app->store, video_id, ext);
+}
+
 /* evidence_urls: {event_id: URL} of the events whose evidence frame exists (signed like the rest). */
 static enum ia_err add_evidence_urls(struct api_call *call, const char *video_id, json_t *obj)
 {
-    enum ia_err e = IA_OK;
     const struct app *app = call->t->app;
-    const struct video_summary *v = video_index_get(call->t->video_index, app->store, video_id);
+    const struct video_summary *v;
+    enum ia_err e = video_index_get(call->t->video_index, app->store, video_id, &v);
+    if (e == IA_ERR_NOT_FOUND) /* deleted since /processed looked: no evidence to show */
+        return IA_OK;
+    if (e || json_object_size(v->events) == 0)
+        return e;
+    json_t *listed = NULL; /* on a bucket: one listing instead of a HEAD per event */
+    if (store_is_remote(app->store)) {
+        listed = json_object();
+        e = store_list_exts(app->store, video_id, "evidence-", ext_into_set, listed);
+    }
     json_t *urls = json_object();
     const char *event_id;
     json_t *kind;
-    json_object_foreach(v ? v->events : NULL, event_id, kind)
+    json_object_foreach(e ? NULL : v->events, event_id, kind)
     {
         char ext[32];
         if (!event_id_valid(event_id))
             continue;
         snprintf(ext, sizeof(ext), "evidence-%s.jpg", event_id);
-        e = store_lookup(app->store, video_id, ext);
+        e = evidence_present(app, video_id, ext, listed);
         if (e == IA_ERR_NOT_FOUND) {
             e = IA_OK;
             continue;
@@ -215,6 +241,7 @@ static enum ia_err add_evidence_urls(struct api_call *call, const char *video_id
         free(url);
         free(suffix);
     }
+    json_decref(listed);
     if (json_object_size(urls))
         json_object_set_new(obj, "evidence_urls", urls);
     else

@@ -3,7 +3,8 @@
  * complete videos whose metadata was published more than RETENTION_DAYS ago, as
  * DELETE /videos/{video_id} does (videos.c). Of all the serve processes that share Redis, one
  * sweeps per period (queue_periodic_turn). It runs beside the event loops, never on them: a
- * sweep reads the whole directory.
+ * sweep reads the whole directory (or lists the bucket: the LastModified of each metadata
+ * object).
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -46,7 +47,8 @@ static void retention_sweep(struct api_retention *r)
     while (n == RETENTION_BATCH && !stopping(r)) {
         struct store_video_id *ids = NULL;
         if (store_list_older(r->app->store, before, RETENTION_BATCH, &ids, &n)) {
-            log_msg(LOG_WARN, "retention", "cannot read %s", store_dir(r->app->store));
+            log_msg(LOG_WARN, "retention", "cannot list the videos of %s",
+                    store_is_remote(r->app->store) ? "the bucket" : store_dir(r->app->store));
             return;
         }
         size_t done = api_videos_expire(r->app, r->queue, ids, n, cfg->retention_days);

@@ -19,6 +19,7 @@
 #include "core/log.h"
 
 #define DECISIONS_FILE_MAX (4 * 1024 * 1024) /* larger decisions files are not read */
+#define METADATA_FILE_MAX (64 * 1024 * 1024) /* nor larger metadata */
 
 struct video_index {
     struct video_summary *v; /* sorted by id */
@@ -34,13 +35,20 @@ static void summary_cleanup(struct video_summary *v)
     v->events = v->decisions = NULL;
 }
 
+static void index_clear(struct video_index *ix)
+{
+    for (size_t i = 0; i < ix->n; i++)
+        summary_cleanup(&ix->v[i]);
+    free(ix->v);
+    ix->v = NULL;
+    ix->n = 0;
+}
+
 void video_index_free(struct video_index *ix)
 {
     if (!ix)
         return;
-    for (size_t i = 0; i < ix->n; i++)
-        summary_cleanup(&ix->v[i]);
-    free(ix->v);
+    index_clear(ix);
     free(ix);
 }
 
@@ -87,19 +95,9 @@ static void source_name(const char *url, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)(end - start), url + start);
 }
 
-/* Reads the facts of a video's metadata (fd, stamped by its own fstat). */
-static void summary_read_metadata(struct video_summary *v, int fd)
+/* Reads the facts of a video's metadata document (NULL: unreadable). */
+static void summary_read_metadata(struct video_summary *v, json_t *meta)
 {
-    struct stat st;
-    json_error_t jerr;
-    json_t *meta = json_loadfd(fd, 0, &jerr);
-    if (fstat(fd, &st) == 0) {
-        v->files.meta.ino = (unsigned long long)st.st_ino;
-        v->files.meta.size = (long long)st.st_size;
-        v->files.meta.mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-    }
-    if (!meta)
-        log_msg(LOG_WARN, "api", "video=%s metadata unreadable: %s", v->files.id, jerr.text);
     const char *completed = json_string_value(json_object_get(meta, "completed_at"));
     snprintf(v->completed_at, sizeof(v->completed_at), "%s", completed ? completed : "");
     v->completed_us = completed ? iso_to_us(completed) : -1;
@@ -125,26 +123,52 @@ static void summary_read_metadata(struct video_summary *v, int fd)
         if (id)
             json_object_set_new(v->events, id, json_string(kind ? kind : ""));
     }
-    json_decref(meta);
 }
 
-/* Reads the decisions file (when the stamp says there is one), keeping existing events only. */
-static void summary_read_decisions(struct video_summary *v, const struct store *s)
+/*
+ * A small document of the video (its metadata or decisions) into *doc (NULL when it is not
+ * JSON or too large, logged); stamp as store_read_small() fills it. IA_ERR_NOT_FOUND when it is
+ * missing, IA_ERR_STORAGE_UNAVAILABLE (or IA_ERR_IO) when it cannot be read.
+ */
+static enum ia_err read_doc(const struct store *s, const char *id, const char *ext, size_t max,
+                            json_t **doc, struct store_stamp *stamp)
+{
+    *doc = NULL;
+    char *text;
+    size_t len;
+    enum ia_err err = store_read_small(s, id, ext, max, &text, &len, stamp);
+    if (err == IA_ERR_TOO_LARGE) {
+        log_msg(LOG_WARN, "api", "video=%s %s larger than %zu bytes: not read", id, ext, max);
+        return IA_OK;
+    }
+    if (err)
+        return err;
+    json_error_t jerr;
+    *doc = json_loadb(text, len, 0, &jerr);
+    if (!*doc)
+        log_msg(LOG_WARN, "api", "video=%s %s unreadable: %s", id, ext, jerr.text);
+    free(text);
+    return IA_OK;
+}
+
+/*
+ * Reads the decisions (when the stamp says there are some), keeping existing events only.
+ * IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot be asked (v then has none).
+ */
+static enum ia_err summary_read_decisions(struct video_summary *v, const struct store *s)
 {
     json_decref(v->decisions);
     v->decisions = json_object();
     v->confirmed = v->dismissed = 0;
-    memset(&v->files.decisions, 0, sizeof(v->files.decisions));
-    struct stat st;
-    int fd = store_open(s, v->files.id, STORE_DECISIONS_EXT, &st);
-    if (fd < 0)
-        return;
-    v->files.decisions.ino = (unsigned long long)st.st_ino;
-    v->files.decisions.size = (long long)st.st_size;
-    v->files.decisions.mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
-    json_error_t jerr;
-    json_t *doc = st.st_size <= DECISIONS_FILE_MAX ? json_loadfd(fd, 0, &jerr) : NULL;
-    close(fd);
+    json_t *doc = NULL;
+    enum ia_err err = v->files.decisions.ino == 0
+                          ? IA_ERR_NOT_FOUND
+                          : read_doc(s, v->files.id, STORE_DECISIONS_EXT, DECISIONS_FILE_MAX, &doc,
+                                     &v->files.decisions);
+    if (err == IA_ERR_NOT_FOUND) { /* none (or removed since the scan) */
+        memset(&v->files.decisions, 0, sizeof(v->files.decisions));
+        return IA_OK;
+    }
     const char *event_id;
     json_t *rec;
     json_object_foreach(json_object_get(doc, "decisions"), event_id, rec)
@@ -157,22 +181,25 @@ static void summary_read_decisions(struct video_summary *v, const struct store *
         v->dismissed += strcmp(d, "dismissed") == 0;
     }
     json_decref(doc);
+    return err;
 }
 
-/* Loads a summary from scratch; false when the metadata is gone. */
-static bool summary_load(struct video_summary *v, const struct store *s,
-                         const struct store_video_files *f)
+/* Loads a summary from scratch; IA_ERR_NOT_FOUND when the metadata is gone. */
+static enum ia_err summary_load(struct video_summary *v, const struct store *s,
+                                const struct store_video_files *f)
 {
     memset(v, 0, sizeof(*v));
     v->files = *f;
-    struct stat st;
-    int fd = store_open(s, f->id, "json", &st);
-    if (fd < 0)
-        return false;
-    summary_read_metadata(v, fd);
-    close(fd);
-    summary_read_decisions(v, s);
-    return true;
+    json_t *meta;
+    enum ia_err err = read_doc(s, f->id, "json", METADATA_FILE_MAX, &meta, &v->files.meta);
+    if (err)
+        return err;
+    summary_read_metadata(v, meta);
+    json_decref(meta);
+    err = summary_read_decisions(v, s);
+    if (err)
+        summary_cleanup(v);
+    return err;
 }
 
 static int summary_cmp(const void *a, const void *b)
@@ -190,18 +217,28 @@ static struct video_summary *index_find(struct video_index *ix, const char *id)
 
 /*
  * Makes *out the summary of f: the cached one moved over when its stamps match (decisions read
- * again when only they changed), else loaded. False when the video vanished meanwhile.
+ * again when only they changed), else loaded. IA_ERR_NOT_FOUND when the video vanished
+ * meanwhile; another error when it could not be read (*old is then left as it was).
  */
-static bool summary_update(struct video_summary *old, struct video_summary *out,
-                           const struct store *s, const struct store_video_files *f)
+static enum ia_err summary_update(struct video_summary *old, struct video_summary *out,
+                                  const struct store *s, const struct store_video_files *f)
 {
     if (!old || !stamp_eq(&old->files.meta, &f->meta))
         return summary_load(out, s, f);
-    *out = *old;
-    old->events = old->decisions = NULL; /* moved */
-    if (!stamp_eq(&out->files.decisions, &f->decisions))
-        summary_read_decisions(out, s);
-    return true;
+    struct video_summary next = *old;
+    next.decisions = json_incref(old->decisions);
+    next.events = json_incref(old->events);
+    enum ia_err err = IA_OK;
+    if (!stamp_eq(&next.files.decisions, &f->decisions)) {
+        next.files.decisions = f->decisions;
+        err = summary_read_decisions(&next, s);
+    }
+    if (err) {
+        summary_cleanup(&next);
+        return err;
+    }
+    *out = next;
+    return IA_OK;
 }
 
 enum ia_err video_index_refresh(struct video_index *ix, const struct store *s)
@@ -213,41 +250,55 @@ enum ia_err video_index_refresh(struct video_index *ix, const struct store *s)
         return err;
     struct video_summary *next = n ? xcalloc(n, sizeof(*next)) : NULL;
     size_t kept = 0;
-    for (size_t i = 0; i < n; i++)
-        kept += summary_update(index_find(ix, files[i].id), &next[kept], s, &files[i]);
-    for (size_t i = 0; i < ix->n; i++)
-        summary_cleanup(&ix->v[i]);
-    free(ix->v);
+    for (size_t i = 0; i < n && !err; i++) {
+        err = summary_update(index_find(ix, files[i].id), &next[kept], s, &files[i]);
+        kept += err == IA_OK;
+        if (err == IA_ERR_NOT_FOUND) /* deleted since the scan */
+            err = IA_OK;
+    }
     free(files);
+    if (err) { /* the index stays as it was; what was read is dropped */
+        for (size_t i = 0; i < kept; i++)
+            summary_cleanup(&next[i]);
+        free(next);
+        return err;
+    }
+    index_clear(ix);
     ix->v = next;
     ix->n = kept;
     return IA_OK;
 }
 
-const struct video_summary *video_index_get(struct video_index *ix, const struct store *s,
-                                            const char *video_id)
+enum ia_err video_index_get(struct video_index *ix, const struct store *s, const char *video_id,
+                            const struct video_summary **out)
 {
+    *out = NULL;
     struct store_video_files f;
     struct video_summary *old = index_find(ix, video_id), fresh;
-    bool found =
-        store_video_files_get(s, video_id, &f) == IA_OK && summary_update(old, &fresh, s, &f);
+    enum ia_err err = store_video_files_get(s, video_id, &f);
+    if (!err)
+        err = summary_update(old, &fresh, s, &f);
+    if (err && err != IA_ERR_NOT_FOUND)
+        return err; /* the bucket cannot tell: the index is left as it was */
     if (old) { /* replaced in place, or removed */
         summary_cleanup(old);
-        if (found) {
+        if (!err) {
             *old = fresh;
-            return old;
+            *out = old;
+            return IA_OK;
         }
         size_t at = (size_t)(old - ix->v);
         memmove(old, old + 1, (ix->n - at - 1) * sizeof(*old));
         ix->n--;
-        return NULL;
+        return IA_ERR_NOT_FOUND;
     }
-    if (!found)
-        return NULL;
+    if (err)
+        return err;
     ix->v = xrealloc(ix->v, (ix->n + 1) * sizeof(*ix->v));
     ix->v[ix->n++] = fresh;
     qsort(ix->v, ix->n, sizeof(*ix->v), summary_cmp);
-    return index_find(ix, video_id);
+    *out = index_find(ix, video_id);
+    return IA_OK;
 }
 
 enum api_review_status video_summary_status(const struct video_summary *v)

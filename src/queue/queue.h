@@ -220,6 +220,20 @@ enum ia_err queue_periodic_turn(struct queue *q, const char *name, long long tur
                                 bool *mine);
 
 /*
+ * Locks shared by every process on the backend (queue_lock.c): interview-lock-<name> holds the
+ * owner's token (a fresh UUID per holder) and expires after ttl_ms, so that a holder that died
+ * blocks the others no longer than that. got (held) is set true when this owner has it. Renewal and
+ * release compare the token in a script: only the owner extends or removes its lock, and a
+ * renewal that succeeds proves the lock was never lost since it was taken (an expired lock has
+ * no key or another owner's token). name: printable ASCII without spaces. IA_ERR_BROKER.
+ */
+enum ia_err queue_lock_take(struct queue *q, const char *name, const char *token, long long ttl_ms,
+                            bool *got);
+enum ia_err queue_lock_renew(struct queue *q, const char *name, const char *token,
+                             long long ttl_ms, bool *held);
+enum ia_err queue_lock_release(struct queue *q, const char *name, const char *token);
+
+/*
  * Writes celery-task-meta-<task_id> (and publishes it, as Celery's Redis backend does), unless
  * a final state (SUCCESS, FAILURE, REVOKED) is there already: that one is kept (IA_OK).
  * status: "STARTED", "PROGRESS", "RETRY", "SUCCESS" or "FAILURE".

@@ -42,6 +42,8 @@
  */
 #define QUEUE_DELETED_PREFIX "interview-deleted-"
 #define QUEUE_PERIODIC_PREFIX "interview-periodic-"
+/* Backend: interview-lock-<name> = the owner's token, with an expiry (queue_lock.c). */
+#define QUEUE_LOCK_PREFIX "interview-lock-"
 /*
  * Backend: webhook events waiting for delivery (queue_webhook.c): a hash of envelopes with their
  * attempt counts and queue times, and a zset of their ids by the time of their next attempt.

@@ -191,6 +191,13 @@ struct s3 *s3_new(const struct config *cfg, char *err, size_t errlen)
     return s;
 }
 
+long s3_set_timeout(struct s3 *s, long timeout_s)
+{
+    long old = s->timeout_s;
+    s->timeout_s = timeout_s < 1 ? 1 : timeout_s;
+    return old;
+}
+
 void s3_free(struct s3 *s)
 {
     if (!s)

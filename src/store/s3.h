@@ -43,6 +43,13 @@ void s3_free(struct s3 *s);
 const char *s3_bucket(const struct s3 *s);
 const char *s3_prefix(const struct s3 *s);
 
+/*
+ * Sets the whole-request limit of the client's next requests (seconds, at least 1) and returns
+ * the one it had, so that a caller can bound a few small requests tighter than S3_TIMEOUT_S
+ * and restore it.
+ */
+long s3_set_timeout(struct s3 *s, long timeout_s);
+
 /* Creates the bucket (PUT Bucket); IA_OK when it exists already and is ours. */
 enum ia_err s3_create_bucket(struct s3 *s, char *detail, size_t detaillen);
 

@@ -35,9 +35,9 @@ void store_free(struct store *s);
  * (store/s3.h) instead of the directory: store_publish() uploads the file as
  * prefix/processed_<id>.<ext> (metadata last, as the callers publish it) and removes the local
  * one, store_exists() asks the bucket, store_remove_videos() removes the objects, metadata
- * first, and direct uploads are staged in the bucket (store_upload.h). Scratch space stays in
- * the directory. The other reads (listing,
- * opening, decisions) do not use the bucket yet. IA_OK and nothing changed when storage_url is
+ * first, direct uploads are staged in the bucket (store_upload.h), and the listing, decisions
+ * and retention functions below read and write the bucket. Scratch space stays in the
+ * directory; store_open() and store_path() are local only. IA_OK and nothing changed when storage_url is
  * empty; IA_ERR_INVALID with a message in err when the S3 configuration is incomplete. cfg must
  * outlive the store.
  */
@@ -80,6 +80,15 @@ enum ia_err store_lookup_head(const struct store *s, const char *video_id, const
  * network failure, a timeout, a 5xx, refused credentials): never a false "not found".
  */
 enum ia_err store_lookup(const struct store *s, const char *video_id, const char *ext);
+/* Receives the extension of one published file (borrowed for the call). */
+typedef void (*store_ext_cb)(void *ctx, const char *ext);
+/*
+ * Calls cb for every object processed_<video_id>.<ext_prefix>* of the bucket, in one listing:
+ * IA_OK, IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot be listed, IA_ERR_INVALID for a
+ * local store (a stat per file, store_lookup(), is cheaper there) or an id not canonical.
+ */
+enum ia_err store_list_exts(const struct store *s, const char *video_id, const char *ext_prefix,
+                            store_ext_cb cb, void *ctx);
 /* True when results live in a bucket (store_use_s3() attached one). */
 bool store_is_remote(const struct store *s);
 /*
@@ -123,7 +132,8 @@ struct store_video_id {
 /*
  * The complete videos (processed_<id>.json present) whose metadata was last changed before
  * `before` (Unix time), at most max of them, sorted by id, in a new array *ids of *n (the
- * caller frees it; NULL when none). IA_ERR_IO when the directory cannot be read.
+ * caller frees it; NULL when none). IA_ERR_IO when the directory cannot be read. On a bucket:
+ * a listing (LastModified of each metadata object); IA_ERR_STORAGE_UNAVAILABLE.
  */
 enum ia_err store_list_older(const struct store *s, time_t before, size_t max,
                              struct store_video_id **ids, size_t *n);
@@ -156,11 +166,41 @@ struct store_video_files {
 /*
  * Every complete video, in one pass over the directory, sorted by id, in a new array *out of *n
  * (the caller frees it; NULL when none). IA_ERR_IO when the directory cannot be read.
+ * On a bucket: one listing of processed_* (S3_LIST_PAGE keys a request), the stamps from each
+ * object's ETag, size and LastModified (store_stamp_of_object); IA_ERR_STORAGE_UNAVAILABLE
+ * when the bucket cannot be listed, never a shorter list.
  */
 enum ia_err store_scan_videos(const struct store *s, struct store_video_files **out, size_t *n);
-/* The same for one video; IA_ERR_NOT_FOUND when it is not complete (or the id not canonical). */
+/*
+ * The same for one video; IA_ERR_NOT_FOUND when it is not complete (or the id not canonical).
+ * On a bucket: a HEAD of the metadata and one of the decisions; IA_ERR_STORAGE_UNAVAILABLE.
+ */
 enum ia_err store_video_files_get(const struct store *s, const char *video_id,
                                   struct store_video_files *out);
+/*
+ * What a stamp holds for an object of the bucket: ino a hash of its ETag (never 0), its size,
+ * and its Last-Modified to the second (listings give milliseconds, HEADs seconds), so that a
+ * listing and a HEAD of the same object give the same stamp.
+ */
+void store_stamp_of_object(struct store_stamp *out, const char *etag, unsigned long long size,
+                           const char *last_modified);
+/* "2026-11-30T01:46:00.123Z" (listings) or "Mon, 30 Nov 2026 01:46:00 GMT" (HTTP) as Unix
+ * time; -1 for anything else. */
+long long store_time_parse(const char *s);
+/*
+ * Reads processed_<video_id>.<ext> whole into *out (NUL-terminated; the caller frees it) of
+ * *len bytes: IA_ERR_NOT_FOUND, IA_ERR_TOO_LARGE above max bytes, IA_ERR_IO (a local read),
+ * IA_ERR_STORAGE_UNAVAILABLE (the bucket cannot be asked). stamp (may be NULL) receives a local
+ * file's stat; for an object it is left as it is: the caller has the stamp of its listing or
+ * HEAD, and an object replaced in between only makes the next comparison differ.
+ */
+enum ia_err store_read_small(const struct store *s, const char *video_id, const char *ext,
+                             size_t max, char **out, size_t *len, struct store_stamp *stamp);
+/*
+ * The whole-request limit of the requests store_publish_small() makes to a bucket, whatever
+ * S3_TIMEOUT_S says: a writer that holds a lock for its PUT knows how long it can last.
+ */
+#define STORE_SMALL_TIMEOUT_S 20
 /*
  * Takes an exclusive lock (flock) on the video's metadata, which every process that changes
  * the video's decisions takes first; returns its fd, or -1 when the video does not exist (or
@@ -171,6 +211,9 @@ void store_video_unlock(int lock_fd);
 /*
  * Publishes len bytes of data as processed_<id>.<ext> (a temporary file, then store_publish()).
  * IA_ERR_NOT_FOUND (and nothing left behind) when the video was deleted meanwhile.
+ * On a bucket: one PUT, then a HEAD of the metadata, each within STORE_SMALL_TIMEOUT_S;
+ * IA_ERR_STORAGE_UNAVAILABLE when either fails. Buckets have no flock: the caller serializes
+ * the writers of one object itself (decisions.c: a lock in Redis).
  */
 enum ia_err store_publish_small(const struct store *s, const char *video_id, const char *ext,
                                 const char *data, size_t len);

@@ -36,6 +36,8 @@ enum ia_err store_list_older(const struct store *s, time_t before, size_t max,
 {
     *ids = NULL;
     *n = 0;
+    if (store_remote_of(s))
+        return store_remote_list_older(store_remote_of(s), before, max, ids, n);
     DIR *d = opendir(store_dir(s));
     if (!d)
         return IA_ERR_IO;

@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "store/store_s3.h"
 #include "util/os.h"
 
 static void stamp_from(struct store_stamp *out, const struct stat *st)
@@ -66,6 +67,8 @@ enum ia_err store_scan_videos(const struct store *s, struct store_video_files **
 {
     *out = NULL;
     *n = 0;
+    if (store_remote_of(s))
+        return store_remote_scan(store_remote_of(s), out, n);
     DIR *d = opendir(store_dir(s));
     if (!d)
         return IA_ERR_IO;
@@ -111,6 +114,8 @@ enum ia_err store_video_files_get(const struct store *s, const char *video_id,
     memset(out, 0, sizeof(*out));
     if (!uuid_is_canonical(video_id, strlen(video_id)))
         return IA_ERR_NOT_FOUND;
+    if (store_remote_of(s))
+        return store_remote_files_get(store_remote_of(s), video_id, out);
     int dir_fd = open(store_dir(s), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0)
         return IA_ERR_IO;
@@ -153,6 +158,8 @@ void store_video_unlock(int lock_fd)
 enum ia_err store_publish_small(const struct store *s, const char *video_id, const char *ext,
                                 const char *data, size_t len)
 {
+    if (store_remote_of(s))
+        return store_remote_put_small(store_remote_of(s), video_id, ext, data, len);
     char *tmp_ext = xasprintf("%s.tmp", ext);
     char *tmp = store_path(s, video_id, tmp_ext);
     free(tmp_ext);
@@ -178,4 +185,54 @@ enum ia_err store_publish_small(const struct store *s, const char *video_id, con
         err = IA_ERR_NOT_FOUND;
     }
     return err;
+}
+
+enum ia_err store_read_small(const struct store *s, const char *video_id, const char *ext,
+                             size_t max, char **out, size_t *len, struct store_stamp *stamp)
+{
+    *out = NULL;
+    *len = 0;
+    if (!uuid_is_canonical(video_id, strlen(video_id)))
+        return IA_ERR_NOT_FOUND;
+    if (store_remote_of(s))
+        return store_remote_read(store_remote_of(s), video_id, ext, max, out, len);
+    struct stat st;
+    int fd = store_open(s, video_id, ext, &st);
+    if (fd < 0)
+        return IA_ERR_NOT_FOUND;
+    if (stamp)
+        stamp_from(stamp, &st);
+    if ((unsigned long long)st.st_size > max) {
+        close(fd);
+        return IA_ERR_TOO_LARGE;
+    }
+    size_t size = (size_t)st.st_size, have = 0;
+    char *buf = xmalloc(size + 1);
+    bool failed = false;
+    while (have < size && !failed) {
+        ssize_t got = read(fd, buf + have, size - have);
+        if (got == 0)
+            break;
+        if (got > 0)
+            have += (size_t)got;
+        else
+            failed = errno != EINTR;
+    }
+    close(fd);
+    if (failed) {
+        free(buf);
+        return IA_ERR_IO;
+    }
+    buf[have] = '\0'; /* a file that shrank meanwhile is read as it is now */
+    *out = buf;
+    *len = have;
+    return IA_OK;
+}
+
+enum ia_err store_list_exts(const struct store *s, const char *video_id, const char *ext_prefix,
+                            store_ext_cb cb, void *ctx)
+{
+    if (!store_remote_of(s) || !uuid_is_canonical(video_id, strlen(video_id)))
+        return IA_ERR_INVALID;
+    return store_remote_list_exts(store_remote_of(s), video_id, ext_prefix, cb, ctx);
 }

@@ -48,10 +48,7 @@ void store_remote_free(struct store_remote *r)
     free(r);
 }
 
-static void remote_give(struct store_remote *r, struct s3 *s);
-
-/* A client for this thread's request: an idle one, else a new one (the config was checked). */
-static struct s3 *remote_take(struct store_remote *r)
+struct s3 *store_remote_take(struct store_remote *r)
 {
     struct s3 *s = NULL;
     pthread_mutex_lock(&r->lock);
@@ -67,13 +64,9 @@ static struct s3 *remote_take(struct store_remote *r)
     return s;
 }
 
-struct s3 *store_remote_client_take(struct store_remote *r) { return remote_take(r); }
-
-void store_remote_client_give(struct store_remote *r, struct s3 *s) { remote_give(r, s); }
-
 const struct config *store_remote_config(const struct store_remote *r) { return r->cfg; }
 
-static void remote_give(struct store_remote *r, struct s3 *s)
+void store_remote_give(struct store_remote *r, struct s3 *s)
 {
     pthread_mutex_lock(&r->lock);
     if (r->nidle == r->cap) {
@@ -106,7 +99,7 @@ static char *object_name(const char *video_id, const char *ext)
 enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, const char *video_id,
                                  const char *ext)
 {
-    struct s3 *s = remote_take(r);
+    struct s3 *s = store_remote_take(r);
     if (!s) {
         unlink(src_path);
         return IA_ERR_INTERNAL;
@@ -121,14 +114,14 @@ enum ia_err store_remote_publish(struct store_remote *r, const char *src_path, c
         log_msg(LOG_INFO, "store", "published %s to s3://%s/%s", name, s3_bucket(s), s3_prefix(s));
     unlink(src_path);
     free(name);
-    remote_give(r, s);
+    store_remote_give(r, s);
     return e;
 }
 
 enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, const char *ext,
                                 struct store_object_head *out)
 {
-    struct s3 *s = remote_take(r);
+    struct s3 *s = store_remote_take(r);
     if (!s)
         return IA_ERR_STORAGE_UNAVAILABLE;
     char *name = object_name(video_id, ext);
@@ -148,7 +141,7 @@ enum ia_err store_remote_lookup(struct store_remote *r, const char *video_id, co
         memcpy(out->last_modified, h.last_modified, sizeof out->last_modified);
     }
     free(name);
-    remote_give(r, s);
+    store_remote_give(r, s);
     return e;
 }
 
@@ -161,14 +154,14 @@ char *store_remote_presign(struct store_remote *r, const char *method, const cha
                            const char *ext, long long ttl_s, const char *disposition,
                            const char *content_type)
 {
-    struct s3 *s = remote_take(r);
+    struct s3 *s = store_remote_take(r);
     if (!s)
         return NULL;
     char *name = object_name(video_id, ext);
     long ttl = ttl_s > STORE_PRESIGN_MAX_S ? STORE_PRESIGN_MAX_S : (long)ttl_s;
     char *url = s3_presign(s, method, name, ttl < 1 ? 1 : ttl, disposition, content_type);
     free(name);
-    remote_give(r, s);
+    store_remote_give(r, s);
     return url;
 }
 
@@ -205,7 +198,7 @@ enum ia_err store_remote_get_stream(struct store_remote *r, const char *video_id
                                     store_body_cb cb, void *ctx, struct store_object_head *h)
 {
     memset(h, 0, sizeof *h);
-    struct s3 *s = remote_take(r);
+    struct s3 *s = store_remote_take(r);
     if (!s)
         return IA_ERR_STORAGE_UNAVAILABLE;
     char *name = object_name(video_id, ext);
@@ -225,7 +218,7 @@ enum ia_err store_remote_get_stream(struct store_remote *r, const char *video_id
             e = IA_ERR_STORAGE_UNAVAILABLE;
     }
     free(name);
-    remote_give(r, s);
+    store_remote_give(r, s);
     return e;
 }
 
@@ -290,7 +283,7 @@ static enum ia_err remove_rest(struct s3 *s, const char *id, size_t *removed)
 enum ia_err store_remote_remove(struct store_remote *r, const struct store_video_id *ids, size_t n,
                                 size_t *removed)
 {
-    struct s3 *s = remote_take(r);
+    struct s3 *s = store_remote_take(r);
     if (!s)
         return IA_ERR_INTERNAL;
     enum ia_err err = IA_OK;
@@ -298,6 +291,6 @@ enum ia_err store_remote_remove(struct store_remote *r, const struct store_video
         err = remove_meta(s, ids[i].id, removed ? &removed[i] : NULL);
     for (size_t i = 0; i < n && !err; i++)
         err = remove_rest(s, ids[i].id, removed ? &removed[i] : NULL);
-    remote_give(r, s);
+    store_remote_give(r, s);
     return err;
 }

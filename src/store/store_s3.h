@@ -22,12 +22,11 @@ void store_remote_free(struct store_remote *r);
 /* The remote of a store, or NULL when results stay in the directory. */
 struct store_remote *store_remote_of(const struct store *s);
 /*
- * A client of the pool for this thread (NULL when a new one cannot be made), to give back with
- * store_remote_client_give() when done; for store/ code that speaks S3 itself.
+ * A client of the pool for this thread (an idle one, else a new one; NULL only when a new one
+ * cannot be made), handed back with store_remote_give().
  */
-struct s3;
-struct s3 *store_remote_client_take(struct store_remote *r);
-void store_remote_client_give(struct store_remote *r, struct s3 *s);
+struct s3 *store_remote_take(struct store_remote *r);
+void store_remote_give(struct store_remote *r, struct s3 *s);
 /* The configuration the remote was made with. */
 const struct config *store_remote_config(const struct store_remote *r);
 /* Uploads src_path as processed_<video_id>.<ext>, then removes src_path (also on failure). */
@@ -49,5 +48,19 @@ enum ia_err store_remote_get_stream(struct store_remote *r, const char *video_id
 /* store_remove_videos() for the bucket: every metadata object first, then the rest. */
 enum ia_err store_remote_remove(struct store_remote *r, const struct store_video_id *ids, size_t n,
                                 size_t *removed);
+
+
+/* Reads of the bucket (store_s3_list.c): each is the function of store.h without "remote". */
+enum ia_err store_remote_scan(struct store_remote *r, struct store_video_files **out, size_t *n);
+enum ia_err store_remote_files_get(struct store_remote *r, const char *video_id,
+                                   struct store_video_files *out);
+enum ia_err store_remote_list_older(struct store_remote *r, time_t before, size_t max,
+                                    struct store_video_id **ids, size_t *n);
+enum ia_err store_remote_read(struct store_remote *r, const char *video_id, const char *ext,
+                              size_t max, char **out, size_t *len);
+enum ia_err store_remote_list_exts(struct store_remote *r, const char *video_id,
+                                   const char *ext_prefix, store_ext_cb cb, void *ctx);
+enum ia_err store_remote_put_small(struct store_remote *r, const char *video_id, const char *ext,
+                                   const char *data, size_t len);
 
 #endif

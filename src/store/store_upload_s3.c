@@ -187,14 +187,14 @@ enum ia_err upload_s3_begin(const struct store *s, struct queue *q, const char *
 static enum ia_err put_piece(struct store_upload *u)
 {
     struct store_remote *r = store_remote_of(u->s);
-    struct s3 *c = store_remote_client_take(r);
+    struct s3 *c = store_remote_take(r);
     if (!c)
         return IA_ERR_STORAGE_UNAVAILABLE;
     char key[UPLOAD_PIECE_KEY_MAX], detail[512];
     upload_piece_key(u->id, u->start, key);
     enum ia_err e =
         s3_put_file_once(c, key, u->tmp_path, "application/octet-stream", detail, sizeof(detail));
-    store_remote_client_give(r, c);
+    store_remote_give(r, c);
     if (e) {
         log_msg(LOG_ERROR, "store", "upload=%s piece at %" PRIu64 " not stored: %s: %s", u->id,
                 u->start, ia_err_code(e), detail);
@@ -382,11 +382,11 @@ enum ia_err upload_s3_input(const struct store *s, struct queue *q, const char *
     if (err)
         return err;
     struct store_remote *r = store_remote_of(s);
-    struct s3 *c = store_remote_client_take(r);
+    struct s3 *c = store_remote_take(r);
     if (!c)
         return IA_ERR_STORAGE_UNAVAILABLE;
     err = fetch_pieces(c, id, length, scratch_path);
-    store_remote_client_give(r, c);
+    store_remote_give(r, c);
     if (!err) {
         log_msg(LOG_INFO, "store", "upload=%s read from the bucket: %" PRIu64 " bytes", id, length);
         *path = xstrdup(scratch_path);
@@ -412,11 +412,11 @@ static enum ia_err delete_pieces(struct s3 *c, const char *id)
 void upload_s3_remove(const struct store *s, struct queue *q, const char *id)
 {
     struct store_remote *r = store_remote_of(s);
-    struct s3 *c = store_remote_client_take(r);
+    struct s3 *c = store_remote_take(r);
     if (!c)
         return;
     enum ia_err err = delete_pieces(c, id);
-    store_remote_client_give(r, c);
+    store_remote_give(r, c);
     /* The state goes last: while it is there, the sweep can still find the pieces. */
     if (!err && queue_upload_forget(q, id))
         log_msg(LOG_WARN, "store", "upload=%s state not removed (it expires)", id);

@@ -43,6 +43,9 @@ def _stop(proc, timeout=20):
             proc.wait()
 
 
+FAKETIME_LIB = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"  # Debian libfaketime
+
+
 class Rgw:
     """Starts the cluster in __init__ (about 15 s); stop() ends it and removes its files."""
 
@@ -156,6 +159,37 @@ rgw_dns_name = {self.host}
         self._run("radosgw-admin", "-c", self.conf, "user", "create", "--uid", "iatest",
                   "--display-name", "interview-api tests", "--access-key", self.access_key,
                   "--secret-key", self.secret_key, timeout=max(5, deadline - time.monotonic()))
+
+    def gateway_in_the_past(self, shift="-3d", timeout=60.0):
+        """A second radosgw on the same cluster whose clock runs `shift` behind (libfaketime):
+        objects written through it carry an old LastModified, for tests of retention. Returns
+        its endpoint; it stops with the cluster. Clients must sign with the same shifted clock
+        (faketime_env())."""
+        port = _free_port()
+        log = open(self._path("log", f"radosgw-past-{port}.out"), "ab")
+        env = dict(os.environ, **self.faketime_env(shift))
+        p = subprocess.Popen(["radosgw", "-n", "client.rgw.past", "-f", "-c", self.conf,
+                              "--rgw_frontends", f"beast endpoint=127.0.0.1:{port}",
+                              "--rgw_data", self._path("rgw"), "--rgw_enable_usage_log",
+                              "false", "--rgw_dns_name", "127.0.0.1"],
+                             stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.dir,
+                             env=env)
+        log.close()
+        self.procs.append(p)
+        saved, self.port = self.port, port
+        try:
+            self._wait_s3(time.monotonic() + timeout)
+        finally:
+            self.port = saved
+        return f"http://127.0.0.1:{port}"
+
+    @staticmethod
+    def faketime_env(shift):
+        """The environment that runs a program with its wall clock shifted (libfaketime; ASan
+        builds accept the preload with verify_asan_link_order=0)."""
+        return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": shift, "FAKETIME_DONT_RESET": "1",
+                "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") +
+                ":verify_asan_link_order=0"}
 
     def _wait_s3(self, deadline):
         while time.monotonic() < deadline:

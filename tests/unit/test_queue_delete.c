@@ -2,7 +2,8 @@
  * Tests queue/queue_delete.c against a real private redis-server on a free loopback port: the
  * tombstone and the removal of a video's records in one step, what that does to a delivery
  * still running (its lease renewal and its state writes fail), idempotency records removed by
- * task id in every scope, and the turns of a periodic job.
+ * task id in every scope, the turns of a periodic job, and locks fenced by their owner's token
+ * (queue_lock.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -191,6 +192,61 @@ static void test_periodic_turn_is_taken_once(void **state)
     assert_true(mine);
 }
 
+static void test_lock_is_held_by_one_owner_and_released_only_by_it(void **state)
+{
+    struct queue *q = *state;
+    bool got = false, held = false;
+    assert_int_equal(queue_lock_take(q, "decisions-x", "tok-a", 60000, &got), IA_OK);
+    assert_true(got);
+    assert_int_equal(queue_lock_take(q, "decisions-x", "tok-b", 60000, &got), IA_OK);
+    assert_false(got);
+    /* Another owner can neither renew nor release it. */
+    assert_int_equal(queue_lock_renew(q, "decisions-x", "tok-b", 60000, &held), IA_OK);
+    assert_false(held);
+    assert_int_equal(queue_lock_release(q, "decisions-x", "tok-b"), IA_OK);
+    redisReply *r = redisCommand(rc, "GET interview-lock-decisions-x");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "tok-a");
+    freeReplyObject(r);
+    assert_int_equal(queue_lock_renew(q, "decisions-x", "tok-a", 60000, &held), IA_OK);
+    assert_true(held);
+    assert_int_equal(queue_lock_release(q, "decisions-x", "tok-a"), IA_OK);
+    assert_int_equal(queue_lock_take(q, "decisions-x", "tok-b", 60000, &got), IA_OK);
+    assert_true(got);
+}
+
+static void test_an_expired_lock_goes_to_the_next_owner(void **state)
+{
+    struct queue *q = *state;
+    bool got = false, held = true;
+    assert_int_equal(queue_lock_take(q, "decisions-y", "tok-a", 60000, &got), IA_OK);
+    assert_true(got);
+    /* Expire it as time would (PEXPIRE 1, then wait for the key to go). */
+    freeReplyObject(redisCommand(rc, "PEXPIRE interview-lock-decisions-y 1"));
+    redisReply *r;
+    for (;;) {
+        r = redisCommand(rc, "EXISTS interview-lock-decisions-y");
+        long long n = r->integer;
+        freeReplyObject(r);
+        if (n == 0)
+            break;
+        usleep(1000);
+    }
+    /* The old owner's renewal fails: the lock was lost, whether or not another took it. */
+    assert_int_equal(queue_lock_renew(q, "decisions-y", "tok-a", 60000, &held), IA_OK);
+    assert_false(held);
+    assert_int_equal(queue_lock_take(q, "decisions-y", "tok-b", 60000, &got), IA_OK);
+    assert_true(got);
+    assert_int_equal(queue_lock_renew(q, "decisions-y", "tok-a", 60000, &held), IA_OK);
+    assert_false(held);
+    assert_int_equal(queue_lock_release(q, "decisions-y", "tok-a"), IA_OK);
+    r = redisCommand(rc, "GET interview-lock-decisions-y");
+    assert_string_equal(r->str, "tok-b");
+    freeReplyObject(r);
+    assert_int_equal(queue_lock_take(q, "has space", "tok", 1000, &got), IA_ERR_INVALID);
+    assert_int_equal(queue_lock_take(q, "n", "", 1000, &got), IA_ERR_INVALID);
+}
+
 static void test_ids_that_cannot_name_a_key_are_refused(void **state)
 {
     struct queue *q = *state;
@@ -209,6 +265,8 @@ int main(void)
         T(test_forget_fences_out_the_running_delivery),
         T(test_forget_idempotency_records_of_a_task),
         T(test_periodic_turn_is_taken_once),
+        T(test_lock_is_held_by_one_owner_and_released_only_by_it),
+        T(test_an_expired_lock_goes_to_the_next_owner),
         T(test_ids_that_cannot_name_a_key_are_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
