@@ -28,7 +28,7 @@ static void check_info(const struct media_info *info)
             abort();
     }
     if (info->scan_packets != 0 || info->scan_duration != -1)
-        abort(); /* only probe_scan_packets() fills these */
+        abort(); /* only the packet scan (probe_reader_finish) fills these */
 }
 
 /* Plans the conversion and writes the report's source section, as the worker does next. */

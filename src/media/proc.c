@@ -237,6 +237,8 @@ static enum ia_err spawn(struct run *r, const char *path, const char *const argv
     r->in_fd = inp[1], inp[1] = -1;
     r->out_fd = outp[0], outp[0] = -1;
     r->err_fd = errp[0], errp[0] = -1;
+    if (r->opts->started)
+        atomic_fetch_add(r->opts->started, 1);
     result = IA_OK;
 out:
     close_fd(&inp[0]), close_fd(&inp[1]);
@@ -286,6 +288,8 @@ static void pump(struct run *r, int *fd, bool is_out)
         capbuf_append(&r->out, buf, (size_t)n);
     else if (r->opts->out_mode == PROC_STDOUT_LINES)
         feed_lines(r, buf, (size_t)n);
+    else if (r->opts->out_mode == PROC_STDOUT_CHUNKS && r->opts->on_data)
+        r->opts->on_data(buf, (size_t)n, r->opts->line_ctx);
 }
 
 /* Waits up to timeout_ms for output and reads what arrived. */
