@@ -204,6 +204,14 @@ static void assert_output_plays(const json_t *report, double duration)
     assert_int_equal(probe_file(&o, in_dir("out.mp4"), &info, detail, sizeof detail), IA_OK);
     assert_true(info.has_video);
     assert_int_equal(info.video.rotation, 0);
+    /* The facts read from the output's boxes are those ffprobe finds in it. */
+    assert_int_equal(json_integer_value(json_object_get(out, "width")), info.video.width);
+    assert_int_equal(json_integer_value(json_object_get(out, "height")), info.video.height);
+    assert_true(fabs(d - info.duration) < 0.0015);
+    assert_true(fabs(json_real_value(json_object_get(out, "fps")) - info.video.avg_fps) < 0.0015);
+    assert_int_equal(json_is_string(json_object_get(out, "audio_codec")), info.has_audio);
+    assert_true(llabs(json_integer_value(json_object_get(out, "bitrate")) - info.bit_rate) <= 1);
+    assert_int_equal(json_integer_value(json_object_get(out, "bytes")), info.size_bytes);
     assert_true(media_mp4_faststart(in_dir("out.mp4")));
     media_info_cleanup(&info);
     /* The poster is a JPEG at most 640 px wide. */
