@@ -64,7 +64,7 @@ enum ia_err media_process(const struct media_opts *opts, const char *input_path,
         .jpg = output_jpg, .at = media_poster_time(media_info_duration(&in, &computed))};
     result = media_convert(opts, &in, &plan, input_path, output_mp4, &poster, detail, detaillen);
     if (!result)
-        result = media_report_output(output_mp4, in.has_audio, &output, detail, detaillen);
+        result = media_report_output(output_mp4, &output, detail, detaillen);
     int64_t t2 = os_monotonic_ms();
     struct stat sb;
     if (!result && (stat(output_jpg, &sb) < 0 || sb.st_size == 0)) {

@@ -61,11 +61,12 @@ json_t *media_report_source(const struct media_info *in);
 /*
  * The "output" section, read from the file ffmpeg wrote (no child): length, picture size and
  * frame rate from its moov box, size, SHA-256, faststart layout. Returns IA_OK with *out set, or
- * IA_ERR_TRANSCODE when it is not an MP4 with one H.264 (avc1) video track and, exactly when
- * with_audio, an AAC (mp4a) one; IA_ERR_IO when it cannot be read.
+ * IA_ERR_TRANSCODE when it is not an MP4 with an H.264 (avc1) video track and no audio track
+ * but an AAC (mp4a) one (the muxer writes no track for a stream that got no packet, so an audio
+ * stream without any leaves none: audio_codec null, as ffprobe would say); IA_ERR_IO when it
+ * cannot be read.
  */
-enum ia_err media_report_output(const char *output, bool with_audio, json_t **out, char *detail,
-                                size_t detaillen);
+enum ia_err media_report_output(const char *output, json_t **out, char *detail, size_t detaillen);
 /* ffmpeg's version string ("5.1.6-0+deb12u1"), found once per process; "unknown" on failure. */
 const char *media_ffmpeg_version(void);
 

@@ -232,15 +232,14 @@ static bool mp4_read(const char *path, struct mp4_facts *f)
     return ok;
 }
 
-enum ia_err media_report_output(const char *output, bool with_audio, json_t **out, char *detail,
-                                size_t detaillen)
+enum ia_err media_report_output(const char *output, json_t **out, char *detail, size_t detaillen)
 {
     struct mp4_facts f;
     struct stat sb;
     char sha[65];
     *out = NULL;
     if (!mp4_read(output, &f) || !f.video || strcmp(f.video_entry, "avc1") != 0 ||
-        f.audio != with_audio || (f.audio && strcmp(f.audio_entry, "mp4a") != 0)) {
+        (f.audio && strcmp(f.audio_entry, "mp4a") != 0)) {
         snprintf(detail, detaillen, "output is not the expected MP4 (video %s, audio %s)",
                  f.video ? f.video_entry : "none", f.audio ? f.audio_entry : "none");
         return IA_ERR_TRANSCODE;
