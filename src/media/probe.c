@@ -54,17 +54,19 @@ static char *scrub_path(const char *text, const char *path)
 }
 
 void media_stderr_tail(char *out, size_t outlen, const struct proc_result *pr, const char *path1,
-                       const char *path2)
+                       const char *path2, const char *path3)
 {
     char *a = scrub_path(pr->err ? pr->err : "", path1);
     char *b = scrub_path(a, path2);
-    size_t len = strlen(b);
-    while (len && (b[len - 1] == '\n' || b[len - 1] == '\r' || b[len - 1] == ' '))
+    char *c = scrub_path(b, path3);
+    size_t len = strlen(c);
+    while (len && (c[len - 1] == '\n' || c[len - 1] == '\r' || c[len - 1] == ' '))
         len--;
     size_t keep = outlen / 2, from = len > keep ? len - keep : 0;
-    log_escape(out, outlen, b + from, len - from);
+    log_escape(out, outlen, c + from, len - from);
     free(a);
     free(b);
+    free(c);
 }
 
 /* Parses all of s as a finite double; false for "N/A", empty or trailing garbage. */
@@ -243,7 +245,7 @@ static enum ia_err probe_failed(const char *path, const struct proc_result *pr, 
                                 size_t detaillen)
 {
     char esc[256];
-    media_stderr_tail(esc, sizeof esc, pr, path, NULL);
+    media_stderr_tail(esc, sizeof esc, pr, path, NULL, NULL);
     if (looks_like_video_container(path)) {
         snprintf(detail, detaillen, "container header present but unreadable: %s", esc);
         return IA_ERR_DECODE;

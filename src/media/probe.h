@@ -107,10 +107,10 @@ double media_info_duration(const struct media_info *info, bool *computed);
 void media_info_cleanup(struct media_info *info);
 
 /*
- * Escapes the end of a child's stderr for a log line, with path1 and path2 (may be NULL) replaced
- * by "<file>" so that details never name local paths.
+ * Escapes the end of a child's stderr for a log line, with path1, path2 and path3 (each may be
+ * NULL) replaced by "<file>" so that details never name local paths.
  */
 void media_stderr_tail(char *out, size_t outlen, const struct proc_result *pr, const char *path1,
-                       const char *path2);
+                       const char *path2, const char *path3);
 
 #endif

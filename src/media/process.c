@@ -322,10 +322,11 @@ static void on_progress_line(const char *line, size_t len, void *ctx)
 
 /* Maps a failed ffmpeg run to an error, with the end of its stderr as detail. */
 static enum ia_err ffmpeg_failed(const struct proc_result *pr, const char *what, const char *input,
-                                 const char *output, char *detail, size_t detaillen)
+                                 const char *output, const char *jpg, char *detail,
+                                 size_t detaillen)
 {
     char esc[512];
-    media_stderr_tail(esc, sizeof esc, pr, input, output);
+    media_stderr_tail(esc, sizeof esc, pr, input, output, jpg);
     snprintf(detail, detaillen, "%s failed (exit %d, signal %d): %s", what, pr->exit_code,
              pr->term_signal, esc);
     if (pr->term_signal == SIGXCPU)
@@ -354,7 +355,8 @@ enum ia_err media_convert(const struct media_opts *o, const struct media_info *i
     enum ia_err result = proc_run(a.v, &po, &pr, detail, detaillen);
     if (!result && !proc_result_ok(&pr))
         result =
-            ffmpeg_failed(&pr, p->remux ? "remux" : "transcode", input, output, detail, detaillen);
+            ffmpeg_failed(&pr, p->remux ? "remux" : "transcode", input, output,
+                          poster ? poster->jpg : NULL, detail, detaillen);
     proc_result_cleanup(&pr);
     args_free(&a);
     return result;
@@ -381,7 +383,7 @@ static enum ia_err poster_at(const struct media_opts *o, const char *video, cons
     enum ia_err result = proc_run(a.v, &po, &pr, detail, detaillen);
     struct stat sb;
     if (!result && (!proc_result_ok(&pr) || stat(jpg, &sb) < 0 || sb.st_size == 0)) {
-        result = ffmpeg_failed(&pr, "poster", video, jpg, detail, detaillen);
+        result = ffmpeg_failed(&pr, "poster", video, jpg, NULL, detail, detaillen);
         if (result == IA_ERR_TRANSCODE)
             result = IA_ERR_DECODE;
     }
