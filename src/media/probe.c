@@ -335,8 +335,7 @@ static void scan_packet(struct probe_reader *r, const char *line)
         return;
     if ((size_t)index >= r->nstreams) {
         r->streams = xrealloc(r->streams, ((size_t)index + 1) * sizeof *r->streams);
-        memset(r->streams + r->nstreams, 0,
-               ((size_t)index + 1 - r->nstreams) * sizeof *r->streams);
+        memset(r->streams + r->nstreams, 0, ((size_t)index + 1 - r->nstreams) * sizeof *r->streams);
         r->nstreams = (size_t)index + 1;
     }
     struct scan_stream *st = &r->streams[index];
@@ -393,7 +392,10 @@ void probe_reader_feed(struct probe_reader *r, const char *data, size_t len)
     }
 }
 
-static void reader_chunk(const char *data, size_t len, void *ctx) { probe_reader_feed(ctx, data, len); }
+static void reader_chunk(const char *data, size_t len, void *ctx)
+{
+    probe_reader_feed(ctx, data, len);
+}
 
 struct probe_reader *probe_reader_new(void) { return xcalloc(1, sizeof(struct probe_reader)); }
 

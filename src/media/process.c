@@ -354,9 +354,8 @@ enum ia_err media_convert(const struct media_opts *o, const struct media_info *i
     po.line_ctx = &ps;
     enum ia_err result = proc_run(a.v, &po, &pr, detail, detaillen);
     if (!result && !proc_result_ok(&pr))
-        result =
-            ffmpeg_failed(&pr, p->remux ? "remux" : "transcode", input, output,
-                          poster ? poster->jpg : NULL, detail, detaillen);
+        result = ffmpeg_failed(&pr, p->remux ? "remux" : "transcode", input, output,
+                               poster ? poster->jpg : NULL, detail, detaillen);
     proc_result_cleanup(&pr);
     args_free(&a);
     return result;

@@ -167,9 +167,9 @@ static bool box_seconds(int fd, const struct box *b, double *seconds)
     if (!box_read(fd, b, 0, 1, &version))
         return false;
     bool v1 = version == 1;
-    if (!box_read(fd, b, v1 ? 20 : 12, 4, &scale) || !box_read(fd, b, v1 ? 24 : 16, v1 ? 8 : 4,
-                                                                 &duration) ||
-        scale == 0 || duration == (v1 ? UINT64_MAX : UINT32_MAX))
+    if (!box_read(fd, b, v1 ? 20 : 12, 4, &scale) ||
+        !box_read(fd, b, v1 ? 24 : 16, v1 ? 8 : 4, &duration) || scale == 0 ||
+        duration == (v1 ? UINT64_MAX : UINT32_MAX))
         return false;
     *seconds = (double)duration / (double)scale;
     return true;
