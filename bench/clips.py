@@ -65,10 +65,16 @@ def _file_arg(argv, index):
 
 
 def rebase(commands, input_path, output_path, poster_path):
-    """The worker's commands (a dict from task_commands) with its files replaced by ours."""
+    """The worker's commands (a dict from task_commands) with its files replaced by ours: every
+    input of the convert (the poster reads a second opening of it) by input_path, its outputs by
+    output_path (the MP4) and poster_path (a JPEG, when the poster is one of its outputs)."""
     convert = commands["convert"]
-    paths = {_file_arg(convert, convert.index("-i") + 1): input_path,
-             _file_arg(convert, -1): output_path}
+    paths = {}
+    for i, a in enumerate(convert):
+        if a.startswith("file:") and i > 0 and convert[i - 1] == "-i":
+            paths[_file_arg(convert, i)] = input_path
+        elif a.startswith("file:"):
+            paths[_file_arg(convert, i)] = poster_path if a.endswith(".jpg") else output_path
     if commands["poster"]:
         paths[_file_arg(commands["poster"], -1)] = poster_path
 
@@ -83,9 +89,10 @@ def rebase(commands, input_path, output_path, poster_path):
 
 def task_commands(children):
     """Sorts the child argvs of one task, in the order they started, into its stages:
-    probes (ffprobe before the convert), convert (ffmpeg with -progress), outprobes (ffprobe
-    after it), poster (the first ffmpeg writing image2) and analysis (any other ffmpeg after the
-    convert). None when no convert was seen."""
+    probes (ffprobe before the convert), convert (ffmpeg with -progress; it may write the poster
+    too), outprobes (ffprobe after it), poster (the first other ffmpeg writing image2: a poster
+    run of its own) and analysis (any other ffmpeg after the convert). None when no convert was
+    seen."""
     out = {"probes": [], "convert": None, "outprobes": [], "poster": None, "analysis": []}
     for argv in children:
         tool = os.path.basename(argv[0])

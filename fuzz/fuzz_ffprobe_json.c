@@ -1,6 +1,7 @@
 /*
  * libFuzzer target for media/probe.c: the input stands for ffprobe's -show_format -show_streams
- * JSON about a hostile file. probe_parse_json must fill struct media_info within its documented
+ * JSON about a hostile file (and, fed to probe_reader, for the whole stdout of the one ffprobe
+ * run with its packet lines). probe_parse_json must fill struct media_info within its documented
  * ranges, and what the worker does with it afterwards (the checks, the remux/transcode plan, the
  * report's source section) must not crash. Any crash or broken range aborts.
  */
@@ -28,7 +29,7 @@ static void check_info(const struct media_info *info)
             abort();
     }
     if (info->scan_packets != 0 || info->scan_duration != -1)
-        abort(); /* only probe_scan_packets() fills these */
+        abort(); /* only the packet scan (probe_reader_finish) fills these */
 }
 
 /* Plans the conversion and writes the report's source section, as the worker does next. */
@@ -69,8 +70,34 @@ static void run_decisions(struct media_info *info)
     }
 }
 
+/*
+ * The same bytes as the stdout of the one ffprobe run, fed to its reader in two pieces: the
+ * reader must end as probe_parse_json does (answer or not_a_video with a detail), with its scan
+ * fields in range, and must not crash on lines it half recognises.
+ */
+static void run_reader(const uint8_t *data, size_t size)
+{
+    struct probe_reader *r = probe_reader_new();
+    size_t cut = size ? data[0] % (size + 1) : 0;
+    probe_reader_feed(r, (const char *)data, cut);
+    probe_reader_feed(r, (const char *)data + cut, size - cut);
+    struct media_info info;
+    char detail[256] = "";
+    enum ia_err rc = probe_reader_finish(r, &info, detail, sizeof(detail));
+    if (rc == IA_OK) {
+        if (info.scan_packets < 0 || (info.scan_packets == 0 && info.scan_video_duration != -1))
+            abort();
+        run_decisions(&info);
+    } else if (rc != IA_ERR_NOT_A_VIDEO || !detail[0]) {
+        abort();
+    }
+    media_info_cleanup(&info);
+    probe_reader_free(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    run_reader(data, size);
     char *text = malloc(size ? size : 1);
     if (size)
         memcpy(text, data, size);

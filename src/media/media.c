@@ -1,9 +1,11 @@
 /*
- * media_process(): the order of the steps (probe, checks, packet scan, remux or transcode,
- * output probe, poster) and the assembly of the report with their timings.
+ * media_process(): the order of the steps (probe with its packet scan, checks, remux or
+ * transcode with the poster as a second output, the output's facts read from the file, a poster
+ * run of its own only when the convert could not make it) and the assembly of the report.
  */
 #include <jansson.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -18,15 +20,13 @@ static void report_progress(const struct media_opts *o, const char *stage, doubl
         o->progress(stage, fraction, o->progress_ctx);
 }
 
-/* Probe, not-a-video and declared-length checks, then the packet scan and its checks. */
+/* The probe with its packet scan (one ffprobe), then the not-a-video and length checks. */
 static enum ia_err probe_input(const struct media_opts *o, const char *path, struct media_info *in,
                                char *detail, size_t detaillen)
 {
     enum ia_err result = probe_file(o, path, in, detail, detaillen);
     if (!result)
         result = probe_check_video(in, o->max_duration_s, detail, detaillen);
-    if (!result)
-        result = probe_scan_packets(o, path, in, detail, detaillen);
     if (!result)
         result = probe_check_scan(in, o->max_duration_s, detail, detaillen);
     return result;
@@ -59,11 +59,16 @@ enum ia_err media_process(const struct media_opts *opts, const char *input_path,
         goto out;
     media_plan_init(&plan, &in, opts, input_path);
     report_progress(opts, "processing", 0);
-    result = media_convert(opts, &in, &plan, input_path, output_mp4, detail, detaillen);
+    bool computed;
+    struct media_poster_out poster = {
+        .jpg = output_jpg, .at = media_poster_time(media_info_duration(&in, &computed))};
+    result = media_convert(opts, &in, &plan, input_path, output_mp4, &poster, detail, detaillen);
     if (!result)
-        result = media_report_output(opts, output_mp4, &output, detail, detaillen);
+        result = media_report_output(output_mp4, &output, detail, detaillen);
     int64_t t2 = os_monotonic_ms();
-    if (!result) {
+    struct stat sb;
+    if (!result && (stat(output_jpg, &sb) < 0 || sb.st_size == 0)) {
+        /* The convert got no frame at the poster's time (a video track shorter than declared). */
         double duration = json_real_value(json_object_get(output, "duration"));
         result = media_poster(opts, output_mp4, duration, output_jpg, detail, detaillen);
     }

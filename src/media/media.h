@@ -38,6 +38,7 @@ struct media_opts {
     const atomic_bool *cancel;     /* set to stop at once (shutdown); may be NULL */
     media_progress_fn progress;    /* may be NULL */
     void *progress_ctx;
+    atomic_uint *children;         /* counts the ffmpeg/ffprobe children started; may be NULL */
 };
 
 struct fetch_result {

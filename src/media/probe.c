@@ -1,6 +1,8 @@
 /*
- * ffprobe runs and their interpretation: JSON into struct media_info, a demux-only packet scan of
- * the chosen video and audio streams, and the not_a_video / decode_error / too_long decisions.
+ * The ffprobe run and its interpretation: one child prints the format, the streams and every
+ * packet (a demux-only scan, nothing decoded) as compact JSON; the packet lines are counted as
+ * they arrive and the rest is parsed into struct media_info; then the not_a_video /
+ * decode_error / too_long decisions.
  *
  * Truncation check (documented choice): a demux-only scan reads every packet without decoding.
  * It is I/O bound (seconds for hours of video) and catches the common corruption, a file cut
@@ -28,6 +30,7 @@
 
 #define PROBE_STDOUT_CAP ((size_t)4 << 20)
 #define PROBE_FSIZE_MAX ((uint64_t)1 << 20)
+#define PROBE_SCAN_STREAMS 1024 /* libavformat opens at most 1000 streams (max_streams) */
 
 /* A copy of text with every occurrence of path (and a "file:" before it) replaced by "<file>". */
 static char *scrub_path(const char *text, const char *path)
@@ -51,17 +54,19 @@ static char *scrub_path(const char *text, const char *path)
 }
 
 void media_stderr_tail(char *out, size_t outlen, const struct proc_result *pr, const char *path1,
-                       const char *path2)
+                       const char *path2, const char *path3)
 {
     char *a = scrub_path(pr->err ? pr->err : "", path1);
     char *b = scrub_path(a, path2);
-    size_t len = strlen(b);
-    while (len && (b[len - 1] == '\n' || b[len - 1] == '\r' || b[len - 1] == ' '))
+    char *c = scrub_path(b, path3);
+    size_t len = strlen(c);
+    while (len && (c[len - 1] == '\n' || c[len - 1] == '\r' || c[len - 1] == ' '))
         len--;
     size_t keep = outlen / 2, from = len > keep ? len - keep : 0;
-    log_escape(out, outlen, b + from, len - from);
+    log_escape(out, outlen, c + from, len - from);
     free(a);
     free(b);
+    free(c);
 }
 
 /* Parses all of s as a finite double; false for "N/A", empty or trailing garbage. */
@@ -240,58 +245,13 @@ static enum ia_err probe_failed(const char *path, const struct proc_result *pr, 
                                 size_t detaillen)
 {
     char esc[256];
-    media_stderr_tail(esc, sizeof esc, pr, path, NULL);
+    media_stderr_tail(esc, sizeof esc, pr, path, NULL, NULL);
     if (looks_like_video_container(path)) {
         snprintf(detail, detaillen, "container header present but unreadable: %s", esc);
         return IA_ERR_DECODE;
     }
     snprintf(detail, detaillen, "format not recognised: %s", esc);
     return IA_ERR_NOT_A_VIDEO;
-}
-
-enum ia_err probe_file(const struct media_opts *o, const char *path, struct media_info *info,
-                       char *detail, size_t detaillen)
-{
-    struct stat sb;
-    memset(info, 0, sizeof *info);
-    if (stat(path, &sb) < 0) {
-        snprintf(detail, detaillen, "input missing: %s", strerror(errno));
-        return IA_ERR_IO;
-    }
-    if (sb.st_size == 0) {
-        snprintf(detail, detaillen, "empty file");
-        return IA_ERR_NOT_A_VIDEO;
-    }
-    char *input = xasprintf("file:%s", path);
-    const char *argv[] = {"ffprobe",
-                          "-v",
-                          "error",
-                          MEDIA_SAFE_INPUT_OPTS,
-                          "-print_format",
-                          "json",
-                          "-show_format",
-                          "-show_streams",
-                          input,
-                          NULL};
-    struct proc_opts po;
-    struct proc_result pr;
-    media_proc_opts_init(&po, o, PROBE_FSIZE_MAX);
-    po.out_mode = PROC_STDOUT_CAPTURE;
-    po.stdout_cap = PROBE_STDOUT_CAP;
-    enum ia_err result = proc_run(argv, &po, &pr, detail, detaillen);
-    if (!result && !proc_result_ok(&pr))
-        result = probe_failed(path, &pr, detail, detaillen);
-    else if (!result && pr.stdout_truncated) {
-        snprintf(detail, detaillen, "ffprobe answer larger than %zu bytes", PROBE_STDOUT_CAP);
-        result = IA_ERR_NOT_A_VIDEO;
-    } else if (!result) {
-        result = probe_parse_json(pr.out, pr.out_len, info, detail, detaillen);
-    }
-    if (!info->size_bytes)
-        info->size_bytes = (uint64_t)sb.st_size;
-    proc_result_cleanup(&pr);
-    free(input);
-    return result;
 }
 
 /* The time covered by some packets: the earliest pts and the latest pts + duration. */
@@ -309,87 +269,221 @@ static void span_add(struct span *s, double pts, double dur)
     s->have = true;
 }
 
-static double span_length(const struct span *s) { return s->have ? s->end - s->first : -1; }
-
-struct scan_state {
-    long long video_index, audio_index; /* audio_index -1: none */
-    long video_packets;
-    struct span video, all;
-};
-
-/* Splits s in place at commas into at most n fields (the last one cut at its comma too). */
-static size_t split_csv(char *s, char **fields, size_t n)
+static void span_merge(struct span *into, const struct span *from)
 {
-    size_t count = 0;
-    for (;;) {
-        fields[count++] = s;
-        char *comma = strchr(s, ',');
-        if (comma)
-            *comma = '\0';
-        if (!comma || count == n)
-            return count;
-        s = comma + 1;
+    if (from->have) {
+        span_add(into, from->first, 0);
+        span_add(into, from->end, 0);
     }
 }
 
-/* One "stream_index,pts_time,duration_time[,...]" line of the packet scan. */
-static void on_scan_line(const char *line, size_t len, void *ctx)
+static double span_length(const struct span *s) { return s->have ? s->end - s->first : -1; }
+
+/* The packets seen of one stream (by absolute index). */
+struct scan_stream {
+    long packets;
+    struct span span;
+};
+
+struct probe_reader {
+    char *json; /* ffprobe's answer without its packet lines */
+    size_t json_len, json_cap;
+    char *line; /* the line being read */
+    size_t line_len, line_cap;
+    bool too_large; /* the answer (packets aside) or one line went over PROBE_STDOUT_CAP */
+    bool in_packets;
+    struct scan_stream *streams;
+    size_t nstreams;
+};
+
+static void grow(char **p, size_t *cap, size_t need)
 {
-    struct scan_state *s = ctx;
-    char buf[128], *f[3];
-    long long index;
-    double pts, dur = 0;
-    if (len >= sizeof buf)
+    if (need <= *cap)
         return;
-    memcpy(buf, line, len + 1);
-    size_t n = split_csv(buf, f, 3);
-    if (n < 2 || !str_to_ll(f[0], strlen(f[0]), 0, INT_MAX, &index))
-        return;
-    bool video = index == s->video_index;
-    if (!video && index != s->audio_index)
-        return;
-    if (video)
-        s->video_packets++;
-    if (!parse_double(f[1], &pts))
-        return;
-    if (n == 3 && !parse_double(f[2], &dur))
-        dur = 0;
-    if (video)
-        span_add(&s->video, pts, dur);
-    span_add(&s->all, pts, dur);
+    size_t c = *cap ? *cap : 4096;
+    while (c < need)
+        c *= 2;
+    *p = xrealloc(*p, c);
+    *cap = c;
 }
 
-enum ia_err probe_scan_packets(const struct media_opts *o, const char *path,
-                               struct media_info *info, char *detail, size_t detaillen)
+/* The value of "key": "value" in a packet line, parsed as a double; false when absent or N/A. */
+static bool packet_field(const char *line, const char *key, double *out)
 {
+    const char *p = strstr(line, key);
+    if (!p)
+        return false;
+    p += strlen(key);
+    const char *q = strchr(p, '"');
+    char buf[64];
+    if (!q || (size_t)(q - p) >= sizeof buf)
+        return false;
+    memcpy(buf, p, (size_t)(q - p));
+    buf[q - p] = '\0';
+    return parse_double(buf, out);
+}
+
+/* One packet: { "stream_index": N, "pts_time": "T", "duration_time": "D" ... */
+static void scan_packet(struct probe_reader *r, const char *line)
+{
+    static const char key[] = "{ \"stream_index\": ";
+    long long index;
+    const char *p = line + strlen(key), *end = p;
+    while (*end >= '0' && *end <= '9')
+        end++;
+    if (!str_to_ll(p, (size_t)(end - p), 0, PROBE_SCAN_STREAMS - 1, &index))
+        return;
+    if ((size_t)index >= r->nstreams) {
+        r->streams = xrealloc(r->streams, ((size_t)index + 1) * sizeof *r->streams);
+        memset(r->streams + r->nstreams, 0, ((size_t)index + 1 - r->nstreams) * sizeof *r->streams);
+        r->nstreams = (size_t)index + 1;
+    }
+    struct scan_stream *st = &r->streams[index];
+    double pts, dur;
+    st->packets++;
+    if (!packet_field(line, "\"pts_time\": \"", &pts))
+        return;
+    if (!packet_field(line, "\"duration_time\": \"", &dur))
+        dur = 0;
+    span_add(&st->span, pts, dur);
+}
+
+/*
+ * One line of ffprobe's compact JSON. Its writer indents by structure (strings are escaped, so
+ * a file's bytes never start a line): the packet array opens at indent 4, each packet is one
+ * line at indent 8 (its side data follows deeper), and the array closes at indent 4.
+ */
+static void reader_line(struct probe_reader *r, const char *line, size_t len)
+{
+    static const char packet[] = "{ \"stream_index\": ";
+    size_t indent = strspn(line, " ");
+    if (r->in_packets && indent > 4) {
+        if (indent == 8 && strncmp(line + 8, packet, strlen(packet)) == 0)
+            scan_packet(r, line + 8);
+        return;
+    }
+    r->in_packets = indent == 4 && strncmp(line + 4, "\"packets\": [", 12) == 0 &&
+                    !memchr(line, ']', len);
+    if (r->json_len + len + 1 > PROBE_STDOUT_CAP) {
+        r->too_large = true;
+        return;
+    }
+    grow(&r->json, &r->json_cap, r->json_len + len + 2);
+    memcpy(r->json + r->json_len, line, len);
+    r->json_len += len;
+    r->json[r->json_len++] = '\n';
+    r->json[r->json_len] = '\0';
+}
+
+void probe_reader_feed(struct probe_reader *r, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '\n' || data[i] == '\0') {
+            grow(&r->line, &r->line_cap, r->line_len + 1);
+            r->line[r->line_len] = '\0';
+            reader_line(r, r->line, r->line_len);
+            r->line_len = 0;
+        } else if (r->line_len + 2 > PROBE_STDOUT_CAP) {
+            r->too_large = true;
+        } else {
+            grow(&r->line, &r->line_cap, r->line_len + 2);
+            r->line[r->line_len++] = data[i];
+        }
+    }
+}
+
+static void reader_chunk(const char *data, size_t len, void *ctx)
+{
+    probe_reader_feed(ctx, data, len);
+}
+
+struct probe_reader *probe_reader_new(void) { return xcalloc(1, sizeof(struct probe_reader)); }
+
+void probe_reader_free(struct probe_reader *r)
+{
+    if (!r)
+        return;
+    free(r->json);
+    free(r->line);
+    free(r->streams);
+    free(r);
+}
+
+static const struct scan_stream *reader_stream(const struct probe_reader *r, int index)
+{
+    return index >= 0 && (size_t)index < r->nstreams ? &r->streams[index] : NULL;
+}
+
+enum ia_err probe_reader_finish(struct probe_reader *r, struct media_info *info, char *detail,
+                                size_t detaillen)
+{
+    if (r->line_len)
+        probe_reader_feed(r, "\n", 1);
+    if (r->too_large) {
+        memset(info, 0, sizeof *info);
+        snprintf(detail, detaillen, "ffprobe answer larger than %zu bytes", PROBE_STDOUT_CAP);
+        return IA_ERR_NOT_A_VIDEO;
+    }
+    enum ia_err result =
+        probe_parse_json(r->json ? r->json : "", r->json_len, info, detail, detaillen);
+    if (result || !info->has_video)
+        return result;
+    const struct scan_stream *v = reader_stream(r, info->video.index);
+    const struct scan_stream *a = info->has_audio ? reader_stream(r, info->audio.index) : NULL;
+    struct span all = {0};
+    if (v) {
+        info->scan_packets = v->packets;
+        info->scan_video_duration = span_length(&v->span);
+        span_merge(&all, &v->span);
+    }
+    if (a)
+        span_merge(&all, &a->span);
+    info->scan_duration = span_length(&all);
+    return IA_OK;
+}
+
+enum ia_err probe_file(const struct media_opts *o, const char *path, struct media_info *info,
+                       char *detail, size_t detaillen)
+{
+    struct stat sb;
+    memset(info, 0, sizeof *info);
+    if (stat(path, &sb) < 0) {
+        snprintf(detail, detaillen, "input missing: %s", strerror(errno));
+        return IA_ERR_IO;
+    }
+    if (sb.st_size == 0) {
+        snprintf(detail, detaillen, "empty file");
+        return IA_ERR_NOT_A_VIDEO;
+    }
     char *input = xasprintf("file:%s", path);
+    /* One run: format and streams, and every packet's stream, time and duration (no decoding). */
     const char *argv[] = {"ffprobe",
                           "-v",
                           "error",
                           MEDIA_SAFE_INPUT_OPTS,
+                          "-print_format",
+                          "json=compact=1",
+                          "-show_format",
+                          "-show_streams",
                           "-show_entries",
                           "packet=stream_index,pts_time,duration_time",
-                          "-of",
-                          "csv=p=0",
                           input,
                           NULL};
-    struct scan_state s = {.video_index = info->video.index,
-                           .audio_index = info->has_audio ? info->audio.index : -1};
+    struct probe_reader *r = probe_reader_new();
     struct proc_opts po;
     struct proc_result pr;
     media_proc_opts_init(&po, o, PROBE_FSIZE_MAX);
-    po.out_mode = PROC_STDOUT_LINES;
-    po.on_line = on_scan_line;
-    po.line_ctx = &s;
+    po.out_mode = PROC_STDOUT_CHUNKS;
+    po.on_data = reader_chunk;
+    po.line_ctx = r;
     enum ia_err result = proc_run(argv, &po, &pr, detail, detaillen);
-    info->scan_packets = s.video_packets;
-    info->scan_video_duration = span_length(&s.video);
-    info->scan_duration = span_length(&s.all);
-    if (!result && pr.err_len) {
-        char esc[256];
-        media_stderr_tail(esc, sizeof esc, &pr, path, NULL);
-        snprintf(detail, detaillen, "packet scan: %s", esc);
-    }
+    if (!result && !proc_result_ok(&pr))
+        result = probe_failed(path, &pr, detail, detaillen);
+    else if (!result)
+        result = probe_reader_finish(r, info, detail, detaillen);
+    if (!info->size_bytes)
+        info->size_bytes = (uint64_t)sb.st_size;
+    probe_reader_free(r);
     proc_result_cleanup(&pr);
     free(input);
     return result;

@@ -1,6 +1,7 @@
 /*
- * Probing inside media/: ffprobe a local file into a struct, scan its video packets for the real
- * duration and truncation, and decide whether it is a video we can process. Internal to media/.
+ * Probing inside media/: one ffprobe of a local file into a struct, with a scan of its packets
+ * for the real duration and truncation, and whether it is a video we can process. Internal to
+ * media/.
  */
 #ifndef IA_MEDIA_PROBE_H
 #define IA_MEDIA_PROBE_H
@@ -49,7 +50,8 @@ struct media_info {
     bool has_video, has_audio;
     struct media_video_info video; /* the first video stream that is not cover art */
     struct media_audio_info audio; /* the first audio stream */
-    /* filled by probe_scan_packets(), over the streams chosen above (first video, first audio) */
+    /* filled by the packet scan of probe_file(), over the streams chosen above (first video, first
+     * audio) */
     long scan_packets;          /* video packets read */
     double scan_video_duration; /* video packets' latest end minus earliest pts; < 0 unknown */
     double scan_duration;       /* the same over video and audio packets; < 0 unknown */
@@ -66,28 +68,37 @@ enum ia_err probe_parse_json(const char *json, size_t len, struct media_info *in
                              size_t detaillen);
 
 /*
- * Runs ffprobe on path and parses its answer. When ffprobe cannot open the file, returns
- * IA_ERR_DECODE if the first bytes are those of a video container (an MP4 whose moov atom was
- * cut off, say) and IA_ERR_NOT_A_VIDEO otherwise. IA_ERR_TIMEOUT on deadline or cancel.
+ * Runs ffprobe once on path: format, streams and a demux-only scan of every packet (nothing is
+ * decoded; I/O bound). Fills info, the scan fields included: the chosen video stream's packet
+ * count and the time its packets cover, alone and together with the chosen audio stream's (a
+ * video track may end before the audio: a camera turned off). When ffprobe cannot open the
+ * file, returns IA_ERR_DECODE if the first bytes are those of a video container (an MP4 whose
+ * moov atom was cut off, say) and IA_ERR_NOT_A_VIDEO otherwise. IA_ERR_TIMEOUT on deadline or
+ * cancel.
  */
 enum ia_err probe_file(const struct media_opts *o, const char *path, struct media_info *info,
                        char *detail, size_t detaillen);
 
 /*
- * Demuxes the file without decoding (I/O bound, no decoder runs on the input) and records in info
- * the chosen video stream's packet count and the time its packets cover, alone and together with
- * the chosen audio stream's (a video track may end before the audio: a camera turned off).
+ * The reader of that run's output (ffprobe -print_format json=compact=1 with packets), exposed
+ * for tests and fuzzing: feed it stdout in pieces of any size; packet lines are counted as they
+ * come and never kept, the rest (at most 4 MiB) is parsed by probe_reader_finish(), which
+ * returns what probe_parse_json() returns and fills the scan fields of the chosen streams.
  */
-enum ia_err probe_scan_packets(const struct media_opts *o, const char *path,
-                               struct media_info *info, char *detail, size_t detaillen);
+struct probe_reader;
+struct probe_reader *probe_reader_new(void);
+void probe_reader_feed(struct probe_reader *r, const char *data, size_t len);
+enum ia_err probe_reader_finish(struct probe_reader *r, struct media_info *info, char *detail,
+                                size_t detaillen);
+void probe_reader_free(struct probe_reader *r);
 
 /*
- * Decisions on a parsed probe, before the packet scan: not a video (image, audio only), or a
- * declared duration over max_duration_s (> 0).
+ * Decisions on the format and streams: not a video (image, audio only), or a declared duration
+ * over max_duration_s (> 0).
  */
 enum ia_err probe_check_video(const struct media_info *info, long max_duration_s, char *detail,
                               size_t detaillen);
-/* Decisions after the scan: no packets, a still GIF, truncated, too long (max_duration_s > 0). */
+/* Decisions on the scan: no packets, a still GIF, truncated, too long (max_duration_s > 0). */
 enum ia_err probe_check_scan(const struct media_info *info, long max_duration_s, char *detail,
                              size_t detaillen);
 
@@ -96,10 +107,10 @@ double media_info_duration(const struct media_info *info, bool *computed);
 void media_info_cleanup(struct media_info *info);
 
 /*
- * Escapes the end of a child's stderr for a log line, with path1 and path2 (may be NULL) replaced
- * by "<file>" so that details never name local paths.
+ * Escapes the end of a child's stderr for a log line, with path1, path2 and path3 (each may be
+ * NULL) replaced by "<file>" so that details never name local paths.
  */
 void media_stderr_tail(char *out, size_t outlen, const struct proc_result *pr, const char *path1,
-                       const char *path2);
+                       const char *path2, const char *path3);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -237,6 +238,8 @@ static enum ia_err spawn(struct run *r, const char *path, const char *const argv
     r->in_fd = inp[1], inp[1] = -1;
     r->out_fd = outp[0], outp[0] = -1;
     r->err_fd = errp[0], errp[0] = -1;
+    if (r->opts->started)
+        atomic_fetch_add(r->opts->started, 1);
     result = IA_OK;
 out:
     close_fd(&inp[0]), close_fd(&inp[1]);
@@ -286,22 +289,29 @@ static void pump(struct run *r, int *fd, bool is_out)
         capbuf_append(&r->out, buf, (size_t)n);
     else if (r->opts->out_mode == PROC_STDOUT_LINES)
         feed_lines(r, buf, (size_t)n);
+    else if (r->opts->out_mode == PROC_STDOUT_CHUNKS && r->opts->on_data)
+        r->opts->on_data(buf, (size_t)n, r->opts->line_ctx);
 }
 
-/* Waits up to timeout_ms for output and reads what arrived. */
-static void poll_pipes(struct run *r, int timeout_ms)
+/*
+ * Waits up to timeout_ms for output, or for the child's end when pid_fd >= 0 (a pidfd turns
+ * readable then), and reads what arrived.
+ */
+static void poll_pipes(struct run *r, int timeout_ms, int pid_fd)
 {
-    struct pollfd pfd[2];
-    int *fds[2];
+    struct pollfd pfd[3];
+    int *fds[3];
     nfds_t n = 0;
     if (r->out_fd >= 0)
         pfd[n] = (struct pollfd){.fd = r->out_fd, .events = POLLIN}, fds[n++] = &r->out_fd;
     if (r->err_fd >= 0)
         pfd[n] = (struct pollfd){.fd = r->err_fd, .events = POLLIN}, fds[n++] = &r->err_fd;
+    if (pid_fd >= 0)
+        pfd[n] = (struct pollfd){.fd = pid_fd, .events = POLLIN}, fds[n++] = NULL;
     if (poll(n ? pfd : NULL, n, timeout_ms) <= 0)
         return;
     for (nfds_t i = 0; i < n; i++) {
-        if (pfd[i].revents)
+        if (pfd[i].revents && fds[i])
             pump(r, fds[i], fds[i] == &r->out_fd);
     }
 }
@@ -339,11 +349,16 @@ static int poll_timeout(const struct proc_opts *o, int64_t now)
     return t < 0 ? 0 : (int)t;
 }
 
-/* Reads the pipes until the child exits and its pipes close (or a grace period passes). */
+/*
+ * Reads the pipes until the child exits and its pipes close (or a grace period passes). A pidfd
+ * wakes the wait at the child's end, which often comes a moment after its pipes closed; without
+ * one (a kernel before 5.3), the end is seen at the next PROC_POLL_MS tick.
+ */
 static void supervise(struct run *r)
 {
     bool killed = false, exited = false;
     int64_t exit_ms = 0;
+    int pid_fd = (int)syscall(SYS_pidfd_open, r->pid, 0);
     for (;;) {
         int64_t now = os_monotonic_ms();
         if (!exited)
@@ -355,8 +370,10 @@ static void supervise(struct run *r)
         }
         if (exited && ((r->out_fd < 0 && r->err_fd < 0) || now - exit_ms > PROC_DRAIN_GRACE_MS))
             break;
-        poll_pipes(r, exited ? 10 : poll_timeout(r->opts, now));
+        poll_pipes(r, exited ? 10 : poll_timeout(r->opts, now), exited ? -1 : pid_fd);
     }
+    if (pid_fd >= 0)
+        close(pid_fd);
 }
 
 static void reap(struct run *r)

@@ -17,12 +17,15 @@
 
 /* Called with one stdout line (without '\n', NUL-terminated; long lines truncated). */
 typedef void (*proc_line_fn)(const char *line, size_t len, void *ctx);
+/* Called with each piece of stdout as it is read (any size, not NUL-terminated). */
+typedef void (*proc_data_fn)(const char *data, size_t len, void *ctx);
 
 /* STREAM is for proc_stream_start(): the caller reads stdout itself. */
 enum proc_stdout {
     PROC_STDOUT_DISCARD,
     PROC_STDOUT_CAPTURE,
     PROC_STDOUT_LINES,
+    PROC_STDOUT_CHUNKS,
     PROC_STDOUT_STREAM
 };
 
@@ -33,7 +36,9 @@ struct proc_opts {
     size_t stdout_cap;    /* CAPTURE: bytes kept (more are read and dropped); 0: 4 MiB */
     size_t stderr_keep;   /* last bytes of stderr kept; 0: 64 KiB */
     proc_line_fn on_line; /* LINES: called for each line */
-    void *line_ctx;
+    proc_data_fn on_data; /* CHUNKS: called for each piece read */
+    void *line_ctx;       /* passed to on_line or on_data */
+    atomic_uint *started; /* incremented for each child started (a task's count); may be NULL */
     uint64_t rlimit_cpu_s;       /* RLIMIT_CPU in the child; 0: unlimited */
     uint64_t rlimit_as_bytes;    /* RLIMIT_AS; 0: unlimited */
     uint64_t rlimit_fsize_bytes; /* RLIMIT_FSIZE (largest file the child may write); 0: unlimited */

@@ -34,6 +34,7 @@ void media_proc_opts_init(struct proc_opts *po, const struct media_opts *o, uint
     po->cancel = o->cancel;
     po->rlimit_as_bytes = MEDIA_RLIMIT_AS;
     po->rlimit_fsize_bytes = fsize_max;
+    po->started = o->children;
     if (o->deadline_ms) {
         int64_t left_s = (o->deadline_ms - os_monotonic_ms()) / 1000 + 1;
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -70,17 +71,21 @@ static void args_free(struct args *a)
         free(a->owned[i]);
 }
 
-static void args_input(struct args *a, const char *path)
+/* The program and its global options: quiet, no stdin. */
+static void args_head(struct args *a)
 {
-    static const char *const head[] = {"ffmpeg",
-                                       "-nostdin",
-                                       "-hide_banner",
-                                       "-nostats",
-                                       "-v",
-                                       "error",
-                                       MEDIA_SAFE_INPUT_OPTS};
+    static const char *const head[] = {"ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-v",
+                                       "error"};
     for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
         args_add(a, head[i]);
+}
+
+/* An untrusted input file, behind the shared safe input options (local file, known demuxers). */
+static void args_input(struct args *a, const char *path)
+{
+    static const char *const safe[] = {MEDIA_SAFE_INPUT_OPTS};
+    for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
+        args_add(a, safe[i]);
     args_add(a, "-i");
     args_own(a, xasprintf("file:%s", path));
 }
@@ -187,23 +192,22 @@ void media_plan_init(struct media_plan *p, const struct media_info *in, const st
  * sample aspect ratio (321x241 scaled to 320x240 gets 963:964), so the chain ends with setsar=1:
  * the output has square pixels.
  */
-static void args_video_filter(struct args *a, const struct media_info *in, int max_height)
+static char *video_filter(const struct media_info *in, int max_height)
 {
     const char *square =
         fabs(in->video.sar - 1.0) >= 0.01 ? "scale=w='trunc(iw*sar/2)*2':h=ih," : "";
-    args_add(a, "-vf");
     if (max_height > 0)
-        args_own(a, xasprintf("%sscale=w='if(lt(iw,ih),trunc(min(%d,iw)/2)*2,-2)'"
-                              ":h='if(lt(iw,ih),-2,trunc(min(%d,ih)/2)*2)',setsar=1",
-                              square, max_height, max_height));
-    else
-        args_own(a, xasprintf("%sscale=w=-2:h='trunc(ih/2)*2',setsar=1", square));
+        return xasprintf("%sscale=w='if(lt(iw,ih),trunc(min(%d,iw)/2)*2,-2)'"
+                         ":h='if(lt(iw,ih),-2,trunc(min(%d,ih)/2)*2)',setsar=1",
+                         square, max_height, max_height);
+    return xasprintf("%sscale=w=-2:h='trunc(ih/2)*2',setsar=1", square);
 }
 
 static void args_transcode(struct args *a, const struct media_info *in, const struct media_opts *o,
                            const struct media_plan *p)
 {
-    args_video_filter(a, in, o->max_height);
+    args_add(a, "-vf");
+    args_own(a, video_filter(in, o->max_height));
     static const char *const video[] = {"-c:v", "libx264",   "-pix_fmt", "yuv420p", "-profile:v",
                                         "high", "-fps_mode", "cfr",      "-preset"};
     for (size_t i = 0; i < sizeof video / sizeof video[0]; i++)
@@ -218,12 +222,52 @@ static void args_transcode(struct args *a, const struct media_info *in, const st
         args_add(a, audio[i]);
 }
 
-/* The full ffmpeg command line for the remux or the transcode. */
+/*
+ * The poster as the run's second output: the chosen video stream of a second opening of the
+ * input, seeked to `at` (the frame shown there, as the output's picture: upright, square pixels,
+ * within max_height, then at most 640 px wide). The input is read only for a short window past
+ * `at` (a few frames), else ffmpeg would go on decoding it to the end for nothing; a frame
+ * missing from the window leaves no poster, and the caller falls back to its own run.
+ */
+static void args_poster(struct args *a, const struct media_info *in, const struct media_opts *o,
+                        const struct media_poster_out *poster)
+{
+    args_add(a, "-map");
+    args_own(a, xasprintf("1:%d", in->video.index));
+    args_add(a, "-frames:v");
+    args_add(a, "1");
+    args_add(a, "-vf");
+    char *vf = video_filter(in, o->max_height);
+    args_own(a, xasprintf("%s,scale=w='min(640,iw)':h=-2", vf));
+    free(vf);
+    static const char *const tail[] = {"-q:v", "3", "-f", "image2", "-update", "1", "-y"};
+    for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++)
+        args_add(a, tail[i]);
+    args_own(a, xasprintf("file:%s", poster->jpg));
+}
+
+/* How long the poster's input is read past its seek point: three frames, 0.2 to 2 s. */
+static double poster_window(const struct media_info *in)
+{
+    double fps = media_source_fps(in);
+    return fps > 0 ? fmin(fmax(3.0 / fps, 0.2), 2.0) : 1.0;
+}
+
+/* The full ffmpeg command line for the remux or the transcode, and the poster when asked. */
 static void build_convert_args(struct args *a, const struct media_info *in,
                                const struct media_opts *o, const struct media_plan *p,
-                               const char *input, const char *output)
+                               const char *input, const char *output,
+                               const struct media_poster_out *poster)
 {
+    args_head(a);
     args_input(a, input);
+    if (poster) {
+        args_add(a, "-ss");
+        args_own(a, xasprintf("%.3f", poster->at));
+        args_add(a, "-t");
+        args_own(a, xasprintf("%.3f", poster_window(in)));
+        args_input(a, input);
+    }
     args_add(a, "-map");
     args_own(a, xasprintf("0:%d", in->video.index));
     if (in->has_audio) {
@@ -249,6 +293,8 @@ static void build_convert_args(struct args *a, const struct media_info *in,
         args_own(a, xasprintf("%ld", o->max_duration_s + 1));
     }
     args_own(a, xasprintf("file:%s", output));
+    if (poster)
+        args_poster(a, in, o, poster);
 }
 
 struct progress_state {
@@ -276,10 +322,11 @@ static void on_progress_line(const char *line, size_t len, void *ctx)
 
 /* Maps a failed ffmpeg run to an error, with the end of its stderr as detail. */
 static enum ia_err ffmpeg_failed(const struct proc_result *pr, const char *what, const char *input,
-                                 const char *output, char *detail, size_t detaillen)
+                                 const char *output, const char *jpg, char *detail,
+                                 size_t detaillen)
 {
     char esc[512];
-    media_stderr_tail(esc, sizeof esc, pr, input, output);
+    media_stderr_tail(esc, sizeof esc, pr, input, output, jpg);
     snprintf(detail, detaillen, "%s failed (exit %d, signal %d): %s", what, pr->exit_code,
              pr->term_signal, esc);
     if (pr->term_signal == SIGXCPU)
@@ -291,13 +338,13 @@ static enum ia_err ffmpeg_failed(const struct proc_result *pr, const char *what,
 
 enum ia_err media_convert(const struct media_opts *o, const struct media_info *in,
                           const struct media_plan *p, const char *input, const char *output,
-                          char *detail, size_t detaillen)
+                          const struct media_poster_out *poster, char *detail, size_t detaillen)
 {
     struct args a = {0};
     struct progress_state ps = {.opts = o};
     bool computed;
     ps.duration = media_info_duration(in, &computed);
-    build_convert_args(&a, in, o, p, input, output);
+    build_convert_args(&a, in, o, p, input, output, poster);
     struct proc_opts po;
     struct proc_result pr;
     media_proc_opts_init(&po, o,
@@ -307,25 +354,22 @@ enum ia_err media_convert(const struct media_opts *o, const struct media_info *i
     po.line_ctx = &ps;
     enum ia_err result = proc_run(a.v, &po, &pr, detail, detaillen);
     if (!result && !proc_result_ok(&pr))
-        result =
-            ffmpeg_failed(&pr, p->remux ? "remux" : "transcode", input, output, detail, detaillen);
+        result = ffmpeg_failed(&pr, p->remux ? "remux" : "transcode", input, output,
+                               poster ? poster->jpg : NULL, detail, detaillen);
     proc_result_cleanup(&pr);
     args_free(&a);
     return result;
 }
 
-/* One poster attempt at second `at`; true when a non-empty JPEG was written. */
+/* One poster attempt at second `at` of video, in a run of its own. */
 static enum ia_err poster_at(const struct media_opts *o, const char *video, const char *jpg,
                              double at, char *detail, size_t detaillen)
 {
     struct args a = {0};
-    args_add(&a, "ffmpeg");
+    args_head(&a);
     args_add(&a, "-ss");
     args_own(&a, xasprintf("%.3f", at));
-    struct args in = {0};
-    args_input(&in, video);
-    for (size_t i = 1; i < in.n; i++)
-        args_add(&a, in.v[i]);
+    args_input(&a, video);
     static const char *const out[] = {
         "-map", "0:v:0",  "-frames:v", "1", "-vf", "scale=w='min(640,iw)':h=-2", "-q:v", "3",
         "-f",   "image2", "-update",   "1", "-y"};
@@ -338,20 +382,21 @@ static enum ia_err poster_at(const struct media_opts *o, const char *video, cons
     enum ia_err result = proc_run(a.v, &po, &pr, detail, detaillen);
     struct stat sb;
     if (!result && (!proc_result_ok(&pr) || stat(jpg, &sb) < 0 || sb.st_size == 0)) {
-        result = ffmpeg_failed(&pr, "poster", video, jpg, detail, detaillen);
+        result = ffmpeg_failed(&pr, "poster", video, jpg, NULL, detail, detaillen);
         if (result == IA_ERR_TRANSCODE)
             result = IA_ERR_DECODE;
     }
     proc_result_cleanup(&pr);
-    args_free(&in);
     args_free(&a);
     return result;
 }
 
+double media_poster_time(double duration) { return duration >= 1.0 ? duration * 0.1 : 0; }
+
 enum ia_err media_poster(const struct media_opts *o, const char *video, double duration,
                          const char *jpg, char *detail, size_t detaillen)
 {
-    double at = duration >= 1.0 ? duration * 0.1 : 0;
+    double at = media_poster_time(duration);
     enum ia_err result = poster_at(o, video, jpg, at, detail, detaillen);
     if (result == IA_ERR_DECODE && at > 0)
         result = poster_at(o, video, jpg, 0, detail, detaillen);

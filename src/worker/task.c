@@ -40,6 +40,7 @@ struct task_run {
     int64_t deadline_ms; /* TASK_TIME_LIMIT_S from the start of the run, over all attempts */
     int64_t last_report_ms;
     char submitted_at[32];
+    atomic_uint children; /* ffmpeg/ffprobe children started by the current attempt */
 };
 
 /* Writes PROGRESS at stage changes and at most every PROGRESS_INTERVAL_MS otherwise. */
@@ -85,6 +86,7 @@ static void media_opts_init(struct media_opts *o, struct task_run *run)
     o->cancel = run->env->cancel;
     o->progress = task_progress;
     o->progress_ctx = run;
+    o->children = &run->children;
 }
 
 static json_t *fetch_facts(const char *url, const struct fetch_result *fr)
@@ -248,6 +250,7 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
     json_t *report = NULL;
     struct analysis_outputs aout = {0};
     memset(&fetched, 0, sizeof(fetched));
+    atomic_store(&run->children, 0);
     media_opts_init(&opts, run);
     outputs_init(&out, run->work_dir);
     json_t *facts = NULL;
@@ -274,6 +277,8 @@ static enum ia_err task_pipeline(struct task_run *run, const char *url, char *de
             err = publish_all(run, &out);
         stage_done(run, METRICS_STAGE_PUBLISH, t0, err);
     }
+    log_msg(LOG_INFO, "worker", "task=%s children=%u", run->t->task_id,
+            atomic_load(&run->children));
     analysis_outputs_cleanup(&aout);
     json_decref(report); /* an analysis cut off (deadline, shutdown) leaves it here */
     json_decref(facts);

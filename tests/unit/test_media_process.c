@@ -204,6 +204,14 @@ static void assert_output_plays(const json_t *report, double duration)
     assert_int_equal(probe_file(&o, in_dir("out.mp4"), &info, detail, sizeof detail), IA_OK);
     assert_true(info.has_video);
     assert_int_equal(info.video.rotation, 0);
+    /* The facts read from the output's boxes are those ffprobe finds in it. */
+    assert_int_equal(json_integer_value(json_object_get(out, "width")), info.video.width);
+    assert_int_equal(json_integer_value(json_object_get(out, "height")), info.video.height);
+    assert_true(fabs(d - info.duration) < 0.0015);
+    assert_true(fabs(json_real_value(json_object_get(out, "fps")) - info.video.avg_fps) < 0.0015);
+    assert_int_equal(json_is_string(json_object_get(out, "audio_codec")), info.has_audio);
+    assert_true(llabs(json_integer_value(json_object_get(out, "bitrate")) - info.bit_rate) <= 1);
+    assert_int_equal(json_integer_value(json_object_get(out, "bytes")), info.size_bytes);
     assert_true(media_mp4_faststart(in_dir("out.mp4")));
     media_info_cleanup(&info);
     /* The poster is a JPEG at most 640 px wide. */
@@ -446,6 +454,50 @@ static void test_cancel_during_processing(void **state)
     assert_int_equal(errno, ECHILD);
 }
 
+/* Copies the first n bytes of src to dst (n 0: all of it, then appends `tail`). */
+static void copy_prefix(const char *src, const char *dst, size_t n, const char *tail)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    size_t got, total = 0;
+    while ((got = fread(buf, 1, sizeof buf, in)) > 0 && (!n || total < n)) {
+        size_t put = n && got > n - total ? n - total : got;
+        assert_int_equal(fwrite(buf, 1, put, out), put);
+        total += put;
+    }
+    if (tail)
+        fputs(tail, out);
+    fclose(in);
+    fclose(out);
+}
+
+/* The output's facts come from its moov box: a file without a readable one is refused. */
+static void test_output_without_a_readable_moov_is_refused(void **state)
+{
+    (void)state;
+    struct media_opts o = default_opts();
+    json_t *report = NULL, *out = NULL;
+    assert_int_equal(process("a.mp4", &o, &report), IA_OK); /* faststart: moov first */
+    json_decref(report);
+    static const size_t cuts[] = {7, 40, 200, 1000};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        copy_prefix(in_dir("out.mp4"), in_dir("cut-out.mp4"), cuts[i], NULL);
+        assert_int_equal(media_report_output(in_dir("cut-out.mp4"), &out, detail, sizeof detail),
+                         IA_ERR_TRANSCODE);
+        assert_null(out);
+    }
+    /* Whole boxes, then bytes that claim a box larger than the file: still read. */
+    copy_prefix(in_dir("out.mp4"), in_dir("cut-out.mp4"), 0, "\xff\xff\xff\xf0" "free");
+    assert_int_equal(media_report_output(in_dir("cut-out.mp4"), &out, detail, sizeof detail),
+                     IA_OK);
+    json_decref(out);
+    assert_int_equal(media_report_output(in_dir("page.html"), &out, detail, sizeof detail),
+                     IA_ERR_TRANSCODE);
+    unlink(in_dir("cut-out.mp4"));
+}
+
 static void test_report_shape(void **state)
 {
     (void)state;
@@ -485,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_deadline_in_the_past),
         cmocka_unit_test(test_cancel_during_processing),
         cmocka_unit_test(test_report_shape),
+        cmocka_unit_test(test_output_without_a_readable_moov_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
