@@ -56,6 +56,7 @@ int serve_main(const struct config *cfg)
         .host = cfg->host,
         .port = (int)cfg->port,
         .threads = (int)cfg->serve_threads,
+        .offload_threads = (int)cfg->offload_threads,
         .max_body_bytes = API_BODY_MAX,
         .body_budget_bytes = (size_t)cfg->body_budget_bytes,
         .max_header_bytes = HEADER_MAX,

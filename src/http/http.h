@@ -34,6 +34,8 @@ struct http_server_opts {
     const char *host;
     int port;                    /* 0 picks a free port; see http_server_port() */
     int threads;                 /* event loops, one thread each */
+    int offload_threads;         /* threads for the blocking part of requests, shared by the
+                                    loops (http_request_offload); 0: HTTP_OFFLOAD_THREADS_DEFAULT */
     size_t max_body_bytes;       /* the largest request body (head_handler may accept less);
                                     0: no limit. libevent 2.1 holds a whole body in memory
                                     before the handler runs, so this is the most memory a
@@ -141,6 +143,34 @@ void http_reply_file(struct http_request *req, int fd, const struct stat *st,
  */
 int http_reply_decide(struct http_request *req, uint64_t size, const char *etag,
                       const char *last_modified, uint64_t *start, uint64_t *len);
+
+/*
+ * Offloaded requests: a handler whose answer needs blocking work (disk, a bucket) hands req over
+ * with http_request_offload() and returns without a reply. work(job, ctx) then runs on one of
+ * the server's offload threads, where it may block, and done(req, ctx) runs afterwards on req's
+ * loop thread, which answers req as a handler would (a done that does not answer gets a 500).
+ * done runs exactly once and owns ctx: req is NULL when nobody waits for the answer any more (the
+ * client left while the work ran, or the server is stopping), for done's bookkeeping only. At
+ * SIGTERM the loop cancels the jobs not started yet (done(NULL) without work) and waits for the
+ * running ones. The request body moves to the job: work reads it with the http_offload_body*
+ * calls, done's req has none. work must touch neither req nor the loop's state (its thread
+ * context); what it needs goes into ctx, and what it finds comes back in ctx.
+ * False when req was answered already: then neither function runs.
+ */
+#define HTTP_OFFLOAD_THREADS_DEFAULT 4
+struct http_offload;
+typedef void (*http_offload_work_fn)(struct http_offload *job, void *ctx);
+typedef void (*http_offload_done_fn)(struct http_request *req, void *ctx);
+bool http_request_offload(struct http_request *req, http_offload_work_fn work,
+                          http_offload_done_fn done, void *ctx);
+/* In work: the length of the request body. */
+size_t http_offload_body_length(const struct http_offload *job);
+/* In work: the whole request body in one block (may be empty); *len receives its length. */
+const unsigned char *http_offload_body(struct http_offload *job, size_t *len);
+/* In work: http_request_body_to_fd() for the job's body. */
+bool http_offload_body_to_fd(struct http_offload *job, int fd);
+/* In work: true once the server is stopping (a long work may end early). */
+bool http_offload_cancelled(const struct http_offload *job);
 
 /*
  * Streamed replies, for a body that another thread produces (an object proxied from a bucket).
