@@ -15,7 +15,6 @@
 
 #include "api/internal.h"
 #include "api/ratelimit.h"
-#include "core/alloc.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "http/http.h"
@@ -88,62 +87,33 @@ static int locate_file(struct http_request *req, size_t *offset, size_t *length,
     return *why ? 422 : 0;
 }
 
-/* A POST /upload on the offload pool: the file is staged there, its task made on the loop. */
-struct simple_job {
-    struct api_thread *t;
-    char id[UUID_STR_LEN + 1];
-    size_t offset, length; /* of the file within the body */
-    bool analysis_off;
-    char *callback;
-    struct store_upload *u; /* locked, once staged */
-    enum ia_err err;
-};
-
 /* Writes [offset, offset+length) of the body to fd (all of a raw body without copying it). */
-static bool write_file(struct http_offload *job, int fd, size_t offset, size_t length)
+static bool write_file(struct http_request *req, int fd, size_t offset, size_t length)
 {
-    if (offset == 0 && length == http_offload_body_length(job))
-        return http_offload_body_to_fd(job, fd);
+    if (offset == 0 && length == http_request_body_length(req))
+        return http_request_body_to_fd(req, fd);
     size_t len;
-    return os_write_all(fd, http_offload_body(job, &len) + offset, length);
+    return os_write_all(fd, http_request_body(req, &len) + offset, length);
 }
 
-/* Stages the file as upload j->id (the writes and the sync). */
-static void simple_work(struct http_offload *job, void *arg)
+/* Stages the file as upload id and makes its task. */
+static enum ia_err stage(struct api_call *call, const char *id, size_t offset, size_t length,
+                         bool analysis_off, const char *callback_url, char *task_id, size_t cap)
 {
-    struct simple_job *j = arg;
-    const struct store *store = j->t->app->store;
-    j->err = store_upload_create(store, j->id, j->length, NULL);
-    if (!j->err)
-        j->err = store_upload_begin(store, j->id, 0, j->length, &j->u);
-    if (!j->err)
-        j->err = store_upload_commit(
-            j->u, write_file(job, store_upload_fd(j->u), j->offset, j->length), NULL);
-}
-
-/* On the loop: the task (Redis) and the answer; a client that left gets neither. */
-static void simple_done(struct http_request *req, void *arg)
-{
-    struct simple_job *j = arg;
-    struct api_call call = {req, j->t, "", ""};
-    char task_id[STORE_UPLOAD_TASK_ID_MAX] = "";
-    enum ia_err err = j->err;
-    if (!err && req)
-        err = api_upload_finish(&call, j->u, j->id, j->analysis_off, j->callback, task_id,
-                                sizeof(task_id));
-    store_upload_close(j->u);
-    if (err || !req)
-        store_upload_remove(j->t->app->store, j->id);
-    if (req && err) {
-        api_upload_reply_finish_error(req, err);
-    } else if (req) {
-        char location[96];
-        snprintf(location, sizeof(location), "/status/%s", task_id);
-        http_reply_header(req, "Location", location);
-        api_reply_json(req, 200, json_pack("{s:s}", "task_id", task_id));
-    }
-    free(j->callback);
-    free(j);
+    struct store *store = call->t->app->store;
+    struct store_upload *u = NULL;
+    enum ia_err err = store_upload_create(store, id, length, NULL);
+    if (!err)
+        err = store_upload_begin(store, id, 0, length, &u);
+    if (!err)
+        err =
+            store_upload_commit(u, write_file(call->req, store_upload_fd(u), offset, length), NULL);
+    if (!err)
+        err = api_upload_finish(call, u, id, analysis_off, callback_url, task_id, cap);
+    store_upload_close(u);
+    if (err)
+        store_upload_remove(store, id);
+    return err;
 }
 
 /* Refuses bodies over UPLOAD_SIMPLE_MAX (413) and empty files (422); false when answered. */
@@ -193,12 +163,16 @@ void api_upload_simple(struct api_call *call)
     }
     if (!size_ok(call, length))
         return;
-    struct simple_job *j = xcalloc(1, sizeof(*j));
-    j->t = call->t;
-    uuid_v4_new(j->id);
-    j->offset = offset;
-    j->length = length;
-    j->analysis_off = analysis_off;
-    j->callback = callback ? xstrdup(callback) : NULL;
-    http_request_offload(req, simple_work, simple_done, j);
+    char id[UUID_STR_LEN + 1], task_id[STORE_UPLOAD_TASK_ID_MAX];
+    uuid_v4_new(id);
+    enum ia_err err =
+        stage(call, id, offset, length, analysis_off, callback, task_id, sizeof(task_id));
+    if (err) {
+        api_upload_reply_finish_error(req, err);
+        return;
+    }
+    char location[96];
+    snprintf(location, sizeof(location), "/status/%s", task_id);
+    http_reply_header(req, "Location", location);
+    api_reply_json(req, 200, json_pack("{s:s}", "task_id", task_id));
 }

@@ -160,68 +160,34 @@ static void reply_task_headers(struct http_request *req, const char *task_id)
     http_reply_header(req, "Upload-Task-Location", location);
 }
 
-/* A POST /uploads on the offload pool: the sweep and the creation write to the disk. */
-struct create_job {
-    struct api_thread *t;
-    char id[UUID_STR_LEN + 1];
-    uint64_t length;
-    char *metadata;
-    enum ia_err err;
-};
-
-static void create_work(struct http_offload *job, void *arg)
-{
-    (void)job;
-    struct create_job *j = arg;
-    maybe_sweep(j->t->app);
-    j->err = store_upload_create(j->t->app->store, j->id, j->length, j->metadata);
-}
-
-/* On the loop: the task of an empty upload (Redis), then the answer. */
-static void create_done(struct http_request *req, void *arg)
-{
-    struct create_job *j = arg;
-    const struct app *app = j->t->app;
-    struct api_call call = {req, j->t, j->id, ""};
-    char task_id[STORE_UPLOAD_TASK_ID_MAX] = "";
-    enum ia_err err = j->err;
-    if (!err && j->length == 0)
-        err = finish_empty(&call, j->id, j->metadata, task_id, sizeof(task_id));
-    if (err) {
-        log_msg(LOG_WARN, "api", "upload=%s cannot be created: %s", j->id, ia_err_code(err));
-        store_upload_remove(app->store, j->id);
-        if (req)
-            api_upload_reply_finish_error(req, err);
-    } else {
-        log_msg(LOG_INFO, "api", "upload=%s created: %" PRIu64 " bytes", j->id, j->length);
-    }
-    if (req && !err) {
-        char *location = xasprintf("%s/uploads/%s", app->cfg->public_base_url, j->id);
-        http_reply_header(req, "Location", location);
-        free(location);
-        http_reply_header(req, "Upload-Offset", "0");
-        if (task_id[0])
-            reply_task_headers(req, task_id);
-        http_reply_body(req, 201, NULL, NULL, 0);
-    }
-    free(j->metadata);
-    free(j);
-}
-
 void api_tus_create(struct api_call *call)
 {
     struct http_request *req = call->req;
-    struct create_job *j = xcalloc(1, sizeof(*j));
+    const struct app *app = call->t->app;
+    uint64_t length;
     const char *metadata;
-    if (!tus_accepts(req) || !read_creation(call, &j->length, &metadata) ||
-        !api_ratelimit_admit(call)) {
-        free(j);
+    if (!tus_accepts(req) || !read_creation(call, &length, &metadata) || !api_ratelimit_admit(call))
+        return;
+    maybe_sweep(app);
+    char id[UUID_STR_LEN + 1], task_id[STORE_UPLOAD_TASK_ID_MAX] = "";
+    uuid_v4_new(id);
+    enum ia_err err = store_upload_create(app->store, id, length, metadata);
+    if (!err && length == 0)
+        err = finish_empty(call, id, metadata, task_id, sizeof(task_id));
+    if (err) {
+        log_msg(LOG_WARN, "api", "upload=%s cannot be created: %s", id, ia_err_code(err));
+        store_upload_remove(app->store, id);
+        api_upload_reply_finish_error(req, err);
         return;
     }
-    j->t = call->t;
-    j->metadata = metadata ? xstrdup(metadata) : NULL;
-    uuid_v4_new(j->id);
-    http_request_offload(req, create_work, create_done, j);
+    log_msg(LOG_INFO, "api", "upload=%s created: %" PRIu64 " bytes", id, length);
+    char *location = xasprintf("%s/uploads/%s", app->cfg->public_base_url, id);
+    http_reply_header(req, "Location", location);
+    free(location);
+    http_reply_header(req, "Upload-Offset", "0");
+    if (task_id[0])
+        reply_task_headers(req, task_id);
+    http_reply_body(req, 201, NULL, NULL, 0);
 }
 
 void api_tus_head(struct api_call *call)
@@ -264,42 +230,16 @@ static bool read_patch(struct http_request *req, uint64_t *offset)
     return true;
 }
 
-/* A PATCH on the offload pool: the append; the task of a complete upload is made on the loop. */
-struct patch_job {
-    struct api_thread *t;
-    char id[UUID_STR_LEN + 1];
-    uint64_t offset;
-    enum ia_err begin_err;  /* store_upload_begin()'s refusal */
-    enum ia_err err;        /* the append's failure */
-    struct store_upload *u; /* locked, when the append was begun */
-    bool has_info;
-    struct store_upload_info info;
-};
-
-static void patch_work(struct http_offload *job, void *arg)
-{
-    struct patch_job *j = arg;
-    const struct store *store = j->t->app->store;
-    j->begin_err = store_upload_begin(store, j->id, j->offset, http_offload_body_length(job), &j->u);
-    if (j->begin_err) {
-        j->has_info = store_upload_stat(store, j->id, &j->info) == IA_OK;
-        return;
-    }
-    bool wrote = http_offload_body_to_fd(job, store_upload_fd(j->u));
-    j->err = store_upload_commit(j->u, wrote, &j->info);
-    j->has_info = true;
-    if (j->err)
-        log_msg(LOG_ERROR, "api", "upload=%s append failed: %s", j->id, ia_err_code(j->err));
-}
-
 /* Answers a refused store_upload_begin(): 404, 409 (offset or a concurrent PATCH), 413. */
-static void reply_begin_error(struct http_request *req, const struct patch_job *j)
+static void reply_begin_error(struct api_call *call, enum ia_err err)
 {
-    if (j->begin_err == IA_ERR_NOT_FOUND) {
+    struct http_request *req = call->req;
+    struct store_upload_info info;
+    if (err == IA_ERR_NOT_FOUND) {
         api_reply_error(req, 404, "not_found", "no such upload (finished long ago, or expired)");
-    } else if (j->begin_err == IA_ERR_INVALID) {
-        if (j->has_info)
-            add_number(req, "Upload-Offset", j->info.offset);
+    } else if (err == IA_ERR_INVALID) {
+        if (store_upload_stat(call->t->app->store, call->param, &info) == IA_OK)
+            add_number(req, "Upload-Offset", info.offset);
         api_reply_error(req, 409, "offset_mismatch",
                         "Upload-Offset is not the upload's offset (or another PATCH is running); "
                         "ask HEAD for the offset");
@@ -308,39 +248,19 @@ static void reply_begin_error(struct http_request *req, const struct patch_job *
     }
 }
 
-/*
- * On the loop: the task when the upload is complete (Redis; also when the client has left, as
- * if it had stayed), then the answer.
- */
-static void patch_done(struct http_request *req, void *arg)
+/* Appends the body under the lock and makes the task when the upload is complete. */
+static enum ia_err patch_locked(struct api_call *call, struct store_upload *u,
+                                struct store_upload_info *info, char *task_id, size_t cap)
 {
-    struct patch_job *j = arg;
-    struct api_call call = {req, j->t, j->id, ""};
-    char task_id[STORE_UPLOAD_TASK_ID_MAX] = "";
-    enum ia_err err = j->err;
-    if (!j->begin_err && !err && j->info.offset == j->info.length)
-        err = finish_with(&call, j->u, j->id, j->info.metadata, task_id, sizeof(task_id));
-    store_upload_close(j->u);
-    if (!req) {
-        free(j);
-        return;
+    bool wrote = http_request_body_to_fd(call->req, store_upload_fd(u));
+    enum ia_err err = store_upload_commit(u, wrote, info);
+    if (err) {
+        log_msg(LOG_ERROR, "api", "upload=%s append failed: %s", call->param, ia_err_code(err));
+        return err;
     }
-    if (j->begin_err) {
-        reply_begin_error(req, j);
-        free(j);
-        return;
-    }
-    log_msg(LOG_DEBUG, "api", "upload=%s offset %" PRIu64 " -> %" PRIu64 " of %" PRIu64, j->id,
-            j->offset, j->info.offset, j->info.length);
-    add_number(req, "Upload-Offset", j->info.offset);
-    if (err)
-        api_upload_reply_finish_error(req, err);
-    else {
-        if (task_id[0])
-            reply_task_headers(req, task_id);
-        http_reply_body(req, 204, NULL, NULL, 0);
-    }
-    free(j);
+    if (info->offset == info->length)
+        err = finish_with(call, u, call->param, info->metadata, task_id, cap);
+    return err;
 }
 
 void api_tus_patch(struct api_call *call)
@@ -349,13 +269,25 @@ void api_tus_patch(struct api_call *call)
     uint64_t offset;
     if (!tus_accepts(req) || !read_patch(req, &offset))
         return;
-    if (!uuid_is_canonical(call->param, strlen(call->param))) {
-        api_reply_error(req, 404, "not_found", "no such upload (finished long ago, or expired)");
+    struct store_upload *u;
+    size_t len = http_request_body_length(req);
+    enum ia_err err = store_upload_begin(call->t->app->store, call->param, offset, len, &u);
+    if (err) {
+        reply_begin_error(call, err);
         return;
     }
-    struct patch_job *j = xcalloc(1, sizeof(*j));
-    j->t = call->t;
-    snprintf(j->id, sizeof(j->id), "%s", call->param);
-    j->offset = offset;
-    http_request_offload(req, patch_work, patch_done, j);
+    struct store_upload_info info;
+    char task_id[STORE_UPLOAD_TASK_ID_MAX] = "";
+    err = patch_locked(call, u, &info, task_id, sizeof(task_id));
+    store_upload_close(u);
+    log_msg(LOG_DEBUG, "api", "upload=%s offset %" PRIu64 " -> %" PRIu64 " of %" PRIu64,
+            call->param, offset, info.offset, info.length);
+    add_number(req, "Upload-Offset", info.offset);
+    if (err) {
+        api_upload_reply_finish_error(req, err);
+        return;
+    }
+    if (task_id[0])
+        reply_task_headers(req, task_id);
+    http_reply_body(req, 204, NULL, NULL, 0);
 }

@@ -69,6 +69,8 @@ int serve_main(const struct config *cfg)
         .head_handler = api_handle_head,
         .thread_init = api_thread_new,
         .thread_free = api_thread_free,
+        .offload_thread_init = api_thread_new,
+        .offload_thread_free = api_thread_free,
         .app = &app,
     };
     struct http_server *srv = http_server_new(&opts, err, sizeof(err));

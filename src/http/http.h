@@ -62,6 +62,10 @@ struct http_server_opts {
     http_handler_fn head_handler;
     http_thread_init_fn thread_init; /* may be NULL */
     http_thread_free_fn thread_free; /* may be NULL */
+    /* The same for each offload thread: the context of the handlers it runs
+     * (http_request_offload_handler); may be NULL. */
+    http_thread_init_fn offload_thread_init;
+    http_thread_free_fn offload_thread_free;
     void *app;                   /* passed to thread_init */
 };
 
@@ -163,6 +167,14 @@ typedef void (*http_offload_work_fn)(struct http_offload *job, void *ctx);
 typedef void (*http_offload_done_fn)(struct http_request *req, void *ctx);
 bool http_request_offload(struct http_request *req, http_offload_work_fn work,
                           http_offload_done_fn done, void *ctx);
+/*
+ * Runs the whole handler fn on an offload thread, with that thread's context (the server's
+ * offload_thread_init): for handlers that block (Redis, a bucket, the disk) from start to end.
+ * fn uses req as any handler does (body included); its reply is sent by req's loop, or dropped
+ * when the client has left meanwhile (fn's other effects stay). fn may take req over with
+ * http_stream_take(). False when req was answered already.
+ */
+bool http_request_offload_handler(struct http_request *req, http_handler_fn fn);
 /* In work: the length of the request body. */
 size_t http_offload_body_length(const struct http_offload *job);
 /* In work: the whole request body in one block (may be empty); *len receives its length. */

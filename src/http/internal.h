@@ -57,6 +57,9 @@ struct http_request {
     bool query_parsed;
     bool query_ok;
     bool replied;
+    bool offloaded;      /* handed to the offload pool (offload.c): its body is the job's */
+    bool deferred;       /* a handler on the pool answers it: the loop sends the reply */
+    int deferred_status; /* what that handler answered (0: a stream took the request) */
     int route_id;      /* metrics_route_id() of the route that took it; 0: none */
     int64_t start_ns;  /* monotonic, when the handler was called */
     char id[HTTP_REQUEST_ID_LEN + 1];
@@ -104,7 +107,8 @@ bool http_evbuffer_to_fd(struct evbuffer *in, int fd);
 
 /* The offload pool (offload.c): threads shared by the loops for the blocking part of requests. */
 struct http_pool;
-struct http_pool *http_pool_new(int nthreads);
+struct http_pool *http_pool_new(int nthreads, http_thread_init_fn init, http_thread_free_fn free_fn,
+                               void *app);
 /* Starts its threads; false when none could be made. */
 bool http_pool_start(struct http_pool *p);
 /* Lets the threads finish the queued work and joins them (after every loop has drained). */

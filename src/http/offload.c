@@ -24,17 +24,18 @@ enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_FINISHED };
 struct http_offload {
     struct http_pool *pool;
     struct event_base *base;
-    struct event *finished;  /* made active on the loop when the work has ended */
+    struct event *finished; /* made active on the loop when the work has ended */
     struct evhttp_request *ev;
     struct http_request req; /* a copy: id, route, method, start, path, headers through ev */
     struct evbuffer *body;   /* moved out of ev: the work's only */
     struct http_budget *budget;
-    size_t reserved;         /* budget bytes the body holds, given back when the job ends */
+    size_t reserved; /* budget bytes the body holds, given back when the job ends */
     http_offload_work_fn work;
     http_offload_done_fn done;
+    http_handler_fn handler; /* instead of work and done: the whole handler on the pool */
     void *ctx;
     atomic_bool cancelled;
-    enum job_state state;     /* under pool->lock */
+    enum job_state state;      /* under pool->lock */
     struct http_offload *next; /* in the queue (under pool->lock) */
     struct http_offload *live; /* in pool->jobs, every job not yet done (under pool->lock) */
 };
@@ -48,7 +49,12 @@ struct http_pool {
     bool stopping;
     int nthreads, started;
     pthread_t *threads;
+    http_thread_init_fn init; /* each thread's context for the handlers it runs */
+    http_thread_free_fn free_fn;
+    void *app;
 };
+
+static _Thread_local void *pool_thread_ctx;
 
 static void job_remove_live(struct http_pool *p, struct http_offload *job)
 {
@@ -88,16 +94,23 @@ static void job_finish(struct http_offload *job)
     if (job->reserved)
         atomic_fetch_sub(&job->budget->used, job->reserved);
     struct evhttp_connection *evcon = evhttp_request_get_connection(job->ev);
-    if (atomic_load(&job->cancelled) || peer_gone(evcon)) {
-        job->done(NULL, job->ctx);
+    if (job->handler && job->req.replied && !job->req.deferred_status) {
+        /* A stream took the request over: it is the stream's now. */
+    } else if (atomic_load(&job->cancelled) || peer_gone(evcon)) {
+        if (job->done)
+            job->done(NULL, job->ctx);
         log_msg(LOG_INFO, "http", "req=%s answer dropped: the client left or the server stops",
                 job->req.id);
-        http_request_account(&job->req, 499, 0);
+        if (!job->req.replied) /* else the handler's answer was counted */
+            http_request_account(&job->req, 499, 0);
         job->req.replied = true;
         if (evcon)
             evhttp_connection_free(evcon); /* frees ev with it */
         else
             evhttp_request_free(job->ev); /* evhttp let go of it */
+    } else if (job->handler) {
+        int status = job->req.deferred_status;
+        evhttp_send_reply(job->ev, status, http_reason_phrase(status), NULL);
     } else {
         job->done(&job->req, job->ctx);
         if (!job->req.replied) {
@@ -115,9 +128,26 @@ static void on_finished(evutil_socket_t fd, short what, void *arg)
     job_finish(arg);
 }
 
+/* On a pool thread: the work, or the whole handler with its reply kept for the loop. */
+static void job_run(struct http_offload *job)
+{
+    if (!job->handler) {
+        job->work(job, job->ctx);
+        return;
+    }
+    job->req.deferred = true;
+    job->handler(&job->req, pool_thread_ctx);
+    if (!job->req.replied) {
+        log_msg(LOG_ERROR, "http", "handler returned without a reply; sending 500");
+        http_reply_body(&job->req, 500, "text/plain", "internal error\n", 15);
+    }
+}
+
 static void *pool_main(void *arg)
 {
     struct http_pool *p = arg;
+    if (p->init)
+        pool_thread_ctx = p->init(p->app);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !p->stopping)
@@ -130,7 +160,7 @@ static void *pool_main(void *arg)
             p->tail = NULL;
         job->state = JOB_RUNNING;
         pthread_mutex_unlock(&p->lock);
-        job->work(job, job->ctx);
+        job_run(job);
         pthread_mutex_lock(&p->lock);
         job->state = JOB_FINISHED;
         /* Under the lock: a draining loop frees job only after it has seen JOB_FINISHED. */
@@ -138,12 +168,19 @@ static void *pool_main(void *arg)
         pthread_cond_broadcast(&p->ended);
     }
     pthread_mutex_unlock(&p->lock);
+    if (p->free_fn)
+        p->free_fn(pool_thread_ctx);
+    pool_thread_ctx = NULL;
     return NULL;
 }
 
-struct http_pool *http_pool_new(int nthreads)
+struct http_pool *http_pool_new(int nthreads, http_thread_init_fn init, http_thread_free_fn free_fn,
+                                void *app)
 {
     struct http_pool *p = xcalloc(1, sizeof(*p));
+    p->init = init;
+    p->free_fn = free_fn;
+    p->app = app;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->ended, NULL);
@@ -185,12 +222,9 @@ void http_pool_free(struct http_pool *p)
     free(p);
 }
 
-bool http_request_offload(struct http_request *req, http_offload_work_fn work,
-                          http_offload_done_fn done, void *ctx)
+/* Takes req over into a new job, queued; body_out moves the body out of ev (work and done). */
+static struct http_offload *job_new(struct http_pool *p, struct http_request *req, bool body_out)
 {
-    struct http_pool *p = http_loop_pool();
-    if (http_request_check_replied(req) || !p || req->conn)
-        return false;
     struct http_offload *job = xcalloc(1, sizeof(*job));
     job->pool = p;
     job->base = http_thread_event_base();
@@ -199,18 +233,22 @@ bool http_request_offload(struct http_request *req, http_offload_work_fn work,
     if (!job->finished || !job->body)
         abort();
     job->ev = req->ev;
-    evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(req->ev));
+    if (body_out)
+        evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(req->ev));
     job->budget = http_loop_budget();
     job->reserved = http_loop_hand_over(req->ev);
-    job->work = work;
-    job->done = done;
-    job->ctx = ctx;
     atomic_init(&job->cancelled, false);
     job->req = *req;
     job->req.path = req->path ? xstrdup(req->path) : NULL;
     job->req.query_parsed = false; /* the original's parameters are freed with it */
     TAILQ_INIT(&job->req.query);
     req->replied = true; /* answered by the job from now on */
+    req->offloaded = true;
+    return job;
+}
+
+static void job_queue(struct http_pool *p, struct http_offload *job)
+{
     pthread_mutex_lock(&p->lock);
     job->state = JOB_QUEUED;
     job->live = p->jobs;
@@ -222,6 +260,30 @@ bool http_request_offload(struct http_request *req, http_offload_work_fn work,
     p->tail = job;
     pthread_cond_signal(&p->work);
     pthread_mutex_unlock(&p->lock);
+}
+
+bool http_request_offload(struct http_request *req, http_offload_work_fn work,
+                          http_offload_done_fn done, void *ctx)
+{
+    struct http_pool *p = http_loop_pool();
+    if (http_request_check_replied(req) || !p || req->conn)
+        return false;
+    struct http_offload *job = job_new(p, req, true);
+    job->work = work;
+    job->done = done;
+    job->ctx = ctx;
+    job_queue(p, job);
+    return true;
+}
+
+bool http_request_offload_handler(struct http_request *req, http_handler_fn fn)
+{
+    struct http_pool *p = http_loop_pool();
+    if (http_request_check_replied(req) || !p || req->conn)
+        return false;
+    struct http_offload *job = job_new(p, req, false);
+    job->handler = fn;
+    job_queue(p, job);
     return true;
 }
 
@@ -241,10 +303,7 @@ bool http_offload_body_to_fd(struct http_offload *job, int fd)
     return http_evbuffer_to_fd(job->body, fd);
 }
 
-bool http_offload_cancelled(const struct http_offload *job)
-{
-    return atomic_load(&job->cancelled);
-}
+bool http_offload_cancelled(const struct http_offload *job) { return atomic_load(&job->cancelled); }
 
 /* The first live job of base that is not yet being finished, or NULL; under p->lock. */
 static struct http_offload *first_of(struct http_pool *p, struct event_base *base)

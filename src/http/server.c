@@ -120,8 +120,10 @@ static void on_request(struct evhttp_request *ev, void *arg)
         log_msg(LOG_ERROR, "http", "handler returned without a reply; sending 500");
         http_reply_body(&req, 500, "text/plain", "internal error\n", 15);
     }
+    bool offloaded = req.offloaded; /* then ev and its body are the job's */
     http_request_cleanup(&req);
-    http_conns_request_answered(loop->conns, ev); /* the body is not needed any more */
+    if (!offloaded)
+        http_conns_request_answered(loop->conns, ev); /* the body is not needed any more */
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -267,8 +269,9 @@ struct http_server *http_server_new(const struct http_server_opts *opts, char *e
     atomic_init(&srv->budget.used, 0);
     srv->budget.max = opts->body_budget_bytes;
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
-    srv->pool = http_pool_new(opts->offload_threads ? opts->offload_threads
-                                                    : HTTP_OFFLOAD_THREADS_DEFAULT);
+    srv->pool =
+        http_pool_new(opts->offload_threads ? opts->offload_threads : HTTP_OFFLOAD_THREADS_DEFAULT,
+                      opts->offload_thread_init, opts->offload_thread_free, opts->app);
     srv->listen_fd = listen_on(opts->host, opts->port, err, errlen);
     if (srv->listen_fd < 0)
         goto fail;

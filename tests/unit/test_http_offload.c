@@ -71,10 +71,40 @@ static void slow_done(struct http_request *req, void *arg)
     free(c);
 }
 
+/* Runs on the offload thread with its context: echoes the body and the context. */
+static void whole_handler(struct http_request *req, void *ctx)
+{
+    size_t len;
+    const unsigned char *body = http_request_body(req, &len);
+    char out[128];
+    int n = snprintf(out, sizeof(out), "%s:%.*s", ctx ? (const char *)ctx : "-", (int)len,
+                     (const char *)body);
+    http_reply_header(req, "X-Whole", "yes");
+    http_reply_body(req, 201, "text/plain", out, (size_t)n);
+}
+
+static atomic_int pool_inits, pool_frees;
+
+static void *pool_init(void *app)
+{
+    atomic_fetch_add(&pool_inits, 1);
+    return http_thread_event_base() ? NULL : app; /* not a loop thread */
+}
+
+static void pool_free(void *ctx)
+{
+    (void)ctx;
+    atomic_fetch_add(&pool_frees, 1);
+}
+
 static void handler(struct http_request *req, void *ctx)
 {
     (void)ctx;
     const char *path = http_request_path(req);
+    if (path && strcmp(path, "/whole") == 0) {
+        assert_true(http_request_offload_handler(req, whole_handler));
+        return;
+    }
     if (path && strcmp(path, "/slow") == 0) {
         struct slow_ctx *c = calloc(1, sizeof(*c));
         assert_true(http_request_offload(req, slow_work, slow_done, c));
@@ -86,6 +116,7 @@ static void handler(struct http_request *req, void *ctx)
     http_reply_body(req, 200, "text/plain", "quick", 5);
 }
 
+static char pool_name[] = "pool";
 static struct http_server *srv;
 static pthread_t runner;
 
@@ -103,7 +134,10 @@ static int setup(void **state)
                                  .offload_threads = 1,
                                  .max_body_bytes = 1000,
                                  .idle_timeout_s = 30,
-                                 .handler = handler};
+                                 .handler = handler,
+                                 .offload_thread_init = pool_init,
+                                 .offload_thread_free = pool_free,
+                                 .app = pool_name};
     char err[256] = "";
     srv = http_server_new(&o, err, sizeof(err));
     if (!srv) {
@@ -134,9 +168,10 @@ static int send_request(const char *method, const char *path, const char *body)
 {
     int fd = connect_server();
     char raw[512];
-    int n = snprintf(raw, sizeof(raw),
-                     "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                     method, path, strlen(body), body);
+    int n =
+        snprintf(raw, sizeof(raw),
+                 "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                 method, path, strlen(body), body);
     assert_int_equal(write(fd, raw, (size_t)n), n);
     return fd;
 }
@@ -191,6 +226,18 @@ static void test_quick_request_answered_while_work_blocks(void **state)
     assert_int_equal(atomic_load(&dones_without_req), 0);
 }
 
+static void test_whole_handler_runs_on_the_pool(void **state)
+{
+    (void)state;
+    char *answer = read_all(send_request("POST", "/whole", "body!"));
+    assert_non_null(strstr(answer, "HTTP/1.1 201 Created"));
+    assert_non_null(strstr(answer, "X-Whole: yes"));
+    assert_non_null(strstr(answer, "X-Request-Id: "));
+    assert_non_null(strstr(answer, "\r\n\r\npool:body!"));
+    free(answer);
+    assert_int_equal(atomic_load(&pool_inits), 1);
+}
+
 static void test_client_gone_while_work_runs(void **state)
 {
     (void)state;
@@ -231,9 +278,10 @@ static void test_stop_cancels_queued_and_waits_for_running(void **state)
     set_gate(true);
     assert_int_equal(pthread_join(runner, NULL), 0);
     assert_int_equal(atomic_load(&works_started), started + 1); /* b's work never ran */
-    assert_int_equal(atomic_load(&cancelled_seen), 1);         /* a's saw the stop */
+    assert_int_equal(atomic_load(&cancelled_seen), 1);          /* a's saw the stop */
     assert_int_equal(atomic_load(&dones), before + 2);
     assert_int_equal(atomic_load(&dones_without_req), 3);
+    assert_int_equal(atomic_load(&pool_frees), 1);
     free(read_all(a));
     free(read_all(b));
 }
@@ -242,6 +290,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quick_request_answered_while_work_blocks),
+        cmocka_unit_test(test_whole_handler_runs_on_the_pool),
         cmocka_unit_test(test_client_gone_while_work_runs),
         cmocka_unit_test(test_stop_cancels_queued_and_waits_for_running),
     };
