@@ -18,12 +18,13 @@
 #include "util/uuid.h"
 
 /*
- * ON_LOOP: the handler answers from memory or opens a local file (sendfile sends it), as nginx.
- * OFFLOAD: it talks to Redis, writes or scans the disk, or asks the bucket: it runs on the
- * offload pool (http_request_offload_handler), so that its loop keeps answering the others.
- * OFFLOAD_REMOTE: on the loop with local storage, on the pool with a bucket (a HEAD first).
+ * Where a handler runs, so that its loop keeps answering the others while it blocks
+ * (http_request_offload_handler). ON_LOOP: it answers from memory or opens a local file
+ * (sendfile sends it), as nginx. REDIS: it talks to Redis (and at most stats a file): the quick
+ * pool. FILES: it writes, syncs or scans the disk, or asks the bucket: the files pool.
+ * REMOTE: on the loop with local storage, on the files pool with a bucket (a HEAD first).
  */
-enum route_offload { ON_LOOP, OFFLOAD, OFFLOAD_REMOTE };
+enum route_offload { ON_LOOP, REDIS, FILES, REMOTE };
 
 struct route {
     /* Segments as docs/openapi.yaml writes them: "{name}" (or "*") captures one segment,
@@ -43,39 +44,38 @@ struct route {
 #define DECISION_BODY_MAX (16 * 1024)
 
 static const struct route routes[] = {
-    {"/submit", HTTP_POST, ACCESS_API, api_submit, JSON_BODY_MAX, OFFLOAD},
-    {"/upload", HTTP_POST, ACCESS_API, api_upload_simple, API_BODY_MAX, OFFLOAD},
+    {"/submit", HTTP_POST, ACCESS_API, api_submit, JSON_BODY_MAX, REDIS},
+    {"/upload", HTTP_POST, ACCESS_API, api_upload_simple, API_BODY_MAX, FILES},
     {"/uploads", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX, ON_LOOP},
-    {"/uploads", HTTP_POST, ACCESS_API, api_tus_create, JSON_BODY_MAX, OFFLOAD},
+    {"/uploads", HTTP_POST, ACCESS_API, api_tus_create, JSON_BODY_MAX, FILES},
     {"/uploads/{upload_id}", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX, ON_LOOP},
-    {"/uploads/{upload_id}", HTTP_HEAD, ACCESS_API, api_tus_head, JSON_BODY_MAX, OFFLOAD},
-    {"/uploads/{upload_id}", HTTP_PATCH, ACCESS_API, api_tus_patch, API_BODY_MAX, OFFLOAD},
-    {"/status/{task_id}", GET_HEAD, ACCESS_API, api_status, JSON_BODY_MAX, OFFLOAD},
-    {"/processed/{video_id}", GET_HEAD, ACCESS_API, api_processed, JSON_BODY_MAX, OFFLOAD},
-    {"/stream/{video_id}", GET_HEAD, ACCESS_MEDIA, api_stream, JSON_BODY_MAX, OFFLOAD_REMOTE},
-    {"/download/{video_id}", GET_HEAD, ACCESS_MEDIA, api_download, JSON_BODY_MAX, OFFLOAD_REMOTE},
+    {"/uploads/{upload_id}", HTTP_HEAD, ACCESS_API, api_tus_head, JSON_BODY_MAX, REDIS},
+    {"/uploads/{upload_id}", HTTP_PATCH, ACCESS_API, api_tus_patch, API_BODY_MAX, FILES},
+    {"/status/{task_id}", GET_HEAD, ACCESS_API, api_status, JSON_BODY_MAX, REDIS},
+    {"/processed/{video_id}", GET_HEAD, ACCESS_API, api_processed, JSON_BODY_MAX, FILES},
+    {"/stream/{video_id}", GET_HEAD, ACCESS_MEDIA, api_stream, JSON_BODY_MAX, REMOTE},
+    {"/download/{video_id}", GET_HEAD, ACCESS_MEDIA, api_download, JSON_BODY_MAX, REMOTE},
     {"/download/{video_id}/metadata", GET_HEAD, ACCESS_MEDIA, api_download_metadata, JSON_BODY_MAX,
-     OFFLOAD_REMOTE},
-    {"/metadata/{video_id}", GET_HEAD, ACCESS_MEDIA, api_metadata, JSON_BODY_MAX, OFFLOAD_REMOTE},
-    {"/thumbnail/{video_id}", GET_HEAD, ACCESS_MEDIA, api_thumbnail, JSON_BODY_MAX, OFFLOAD_REMOTE},
-    {"/events/{video_id}.vtt", GET_HEAD, ACCESS_MEDIA, api_events, JSON_BODY_MAX, OFFLOAD_REMOTE},
-    {"/review/{video_id}", GET_HEAD, ACCESS_MEDIA, api_review, JSON_BODY_MAX, OFFLOAD_REMOTE},
+     REMOTE},
+    {"/metadata/{video_id}", GET_HEAD, ACCESS_MEDIA, api_metadata, JSON_BODY_MAX, REMOTE},
+    {"/thumbnail/{video_id}", GET_HEAD, ACCESS_MEDIA, api_thumbnail, JSON_BODY_MAX, REMOTE},
+    {"/events/{video_id}.vtt", GET_HEAD, ACCESS_MEDIA, api_events, JSON_BODY_MAX, REMOTE},
+    {"/review/{video_id}", GET_HEAD, ACCESS_MEDIA, api_review, JSON_BODY_MAX, REMOTE},
     {"/evidence/{video_id}/{event_id}.jpg", GET_HEAD, ACCESS_MEDIA, api_evidence, JSON_BODY_MAX,
-     OFFLOAD_REMOTE},
+     REMOTE},
     {"/healthz", GET_HEAD, ACCESS_PUBLIC, api_healthz, JSON_BODY_MAX, ON_LOOP},
-    {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz, JSON_BODY_MAX, OFFLOAD},
+    {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz, JSON_BODY_MAX, REDIS},
     {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index, JSON_BODY_MAX, ON_LOOP},
     {"/web/{asset}", GET_HEAD, ACCESS_PUBLIC, api_web_asset, JSON_BODY_MAX, ON_LOOP},
-    {"/videos/{video_id}", HTTP_DELETE, ACCESS_API, api_video_delete, JSON_BODY_MAX, OFFLOAD},
-    {"/videos", GET_HEAD, ACCESS_API, api_videos_list, JSON_BODY_MAX, OFFLOAD},
-    {"/videos/{video_id}/decisions", GET_HEAD, ACCESS_API, api_decisions_get, JSON_BODY_MAX,
-     OFFLOAD},
+    {"/videos/{video_id}", HTTP_DELETE, ACCESS_API, api_video_delete, JSON_BODY_MAX, FILES},
+    {"/videos", GET_HEAD, ACCESS_API, api_videos_list, JSON_BODY_MAX, FILES},
+    {"/videos/{video_id}/decisions", GET_HEAD, ACCESS_API, api_decisions_get, JSON_BODY_MAX, FILES},
     {"/videos/{video_id}/events/{event_id}", HTTP_PATCH, ACCESS_API, api_decision_patch,
-     DECISION_BODY_MAX, OFFLOAD},
+     DECISION_BODY_MAX, FILES},
     {"/openapi.json", GET_HEAD, ACCESS_PUBLIC, api_openapi, JSON_BODY_MAX, ON_LOOP},
     {"/docs", GET_HEAD, ACCESS_PUBLIC, api_docs_page, JSON_BODY_MAX, ON_LOOP},
     {"/docs/{asset}", GET_HEAD, ACCESS_PUBLIC, api_docs_asset, JSON_BODY_MAX, ON_LOOP},
-    {"/metrics", GET_HEAD, ACCESS_API, api_metrics, JSON_BODY_MAX, OFFLOAD},
+    {"/metrics", GET_HEAD, ACCESS_API, api_metrics, JSON_BODY_MAX, REDIS},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -248,9 +248,10 @@ void api_handle(struct http_request *req, void *thread_ctx)
     }
     if (!api_auth_check(call.t->app->auth, req, r->access))
         return;
-    if (r->offload == OFFLOAD ||
-        (r->offload == OFFLOAD_REMOTE && store_is_remote(call.t->app->store)))
-        http_request_offload_handler(req, api_handle_offloaded);
+    if (r->offload == REDIS)
+        http_request_offload_handler(req, HTTP_POOL_QUICK, api_handle_offloaded);
+    else if (r->offload == FILES || (r->offload == REMOTE && store_is_remote(call.t->app->store)))
+        http_request_offload_handler(req, HTTP_POOL_FILES, api_handle_offloaded);
     else
         r->fn(&call);
 }

@@ -34,8 +34,8 @@ struct http_server_opts {
     const char *host;
     int port;                    /* 0 picks a free port; see http_server_port() */
     int threads;                 /* event loops, one thread each */
-    int offload_threads;         /* threads for the blocking part of requests, shared by the
-                                    loops (http_request_offload); 0: HTTP_OFFLOAD_THREADS_DEFAULT */
+    int offload_threads;         /* threads of each offload pool (http_pool_kind), shared by
+                                    the loops; 0: HTTP_OFFLOAD_THREADS_DEFAULT */
     size_t max_body_bytes;       /* the largest request body (head_handler may accept less);
                                     0: no limit. libevent 2.1 holds a whole body in memory
                                     before the handler runs, so this is the most memory a
@@ -162,19 +162,27 @@ int http_reply_decide(struct http_request *req, uint64_t size, const char *etag,
  * False when req was answered already: then neither function runs.
  */
 #define HTTP_OFFLOAD_THREADS_DEFAULT 4
+/*
+ * Two pools, so that short work never queues behind long work: HTTP_POOL_QUICK for calls that
+ * answer in microseconds unless something is down (Redis, with its 1 s timeouts), and
+ * HTTP_POOL_FILES for work that may take long when the machine is busy (writing and syncing
+ * files, scanning directories, asking a bucket).
+ */
+enum http_pool_kind { HTTP_POOL_QUICK, HTTP_POOL_FILES, HTTP_POOLS };
 struct http_offload;
 typedef void (*http_offload_work_fn)(struct http_offload *job, void *ctx);
 typedef void (*http_offload_done_fn)(struct http_request *req, void *ctx);
-bool http_request_offload(struct http_request *req, http_offload_work_fn work,
-                          http_offload_done_fn done, void *ctx);
+bool http_request_offload(struct http_request *req, enum http_pool_kind pool,
+                          http_offload_work_fn work, http_offload_done_fn done, void *ctx);
 /*
- * Runs the whole handler fn on an offload thread, with that thread's context (the server's
+ * Runs the whole handler fn on a thread of pool, with that thread's context (the server's
  * offload_thread_init): for handlers that block (Redis, a bucket, the disk) from start to end.
  * fn uses req as any handler does (body included); its reply is sent by req's loop, or dropped
  * when the client has left meanwhile (fn's other effects stay). fn may take req over with
  * http_stream_take(). False when req was answered already.
  */
-bool http_request_offload_handler(struct http_request *req, http_handler_fn fn);
+bool http_request_offload_handler(struct http_request *req, enum http_pool_kind pool,
+                                  http_handler_fn fn);
 /* In work: the length of the request body. */
 size_t http_offload_body_length(const struct http_offload *job);
 /* In work: the whole request body in one block (may be empty); *len receives its length. */

@@ -119,8 +119,8 @@ void http_pool_free(struct http_pool *p);
  * running ones, and finishes each (done with a NULL request), before its connections are freed.
  */
 void http_offloads_drain(struct http_pool *p, struct event_base *base);
-/* The calling loop thread's pool and the server's body budget; NULL off the loops. */
-struct http_pool *http_loop_pool(void);
+/* The calling loop thread's pool of that kind and the server's body budget; NULL off the loops. */
+struct http_pool *http_loop_pool(enum http_pool_kind kind);
 struct http_budget *http_loop_budget(void);
 /*
  * The calling loop thread's part of http_conns_request_hand_over(): the bytes of the body

@@ -262,10 +262,10 @@ static void job_queue(struct http_pool *p, struct http_offload *job)
     pthread_mutex_unlock(&p->lock);
 }
 
-bool http_request_offload(struct http_request *req, http_offload_work_fn work,
-                          http_offload_done_fn done, void *ctx)
+bool http_request_offload(struct http_request *req, enum http_pool_kind pool,
+                          http_offload_work_fn work, http_offload_done_fn done, void *ctx)
 {
-    struct http_pool *p = http_loop_pool();
+    struct http_pool *p = http_loop_pool(pool);
     if (http_request_check_replied(req) || !p || req->conn)
         return false;
     struct http_offload *job = job_new(p, req, true);
@@ -276,9 +276,10 @@ bool http_request_offload(struct http_request *req, http_offload_work_fn work,
     return true;
 }
 
-bool http_request_offload_handler(struct http_request *req, http_handler_fn fn)
+bool http_request_offload_handler(struct http_request *req, enum http_pool_kind pool,
+                                  http_handler_fn fn)
 {
-    struct http_pool *p = http_loop_pool();
+    struct http_pool *p = http_loop_pool(pool);
     if (http_request_check_replied(req) || !p || req->conn)
         return false;
     struct http_offload *job = job_new(p, req, false);

@@ -52,14 +52,17 @@ struct http_server {
     uint32_t id_prefix;    /* random: request ids of two processes differ */
     atomic_uint next_id;
     struct http_budget budget; /* request bodies in memory, all loops */
-    struct http_pool *pool;    /* offload threads, shared by the loops */
+    struct http_pool *pools[HTTP_POOLS]; /* offload threads, shared by the loops */
 };
 
 static _Thread_local struct http_loop *current_loop;
 
 struct event_base *http_thread_event_base(void) { return current_loop ? current_loop->base : NULL; }
 
-struct http_pool *http_loop_pool(void) { return current_loop ? current_loop->srv->pool : NULL; }
+struct http_pool *http_loop_pool(enum http_pool_kind kind)
+{
+    return current_loop && kind >= 0 && kind < HTTP_POOLS ? current_loop->srv->pools[kind] : NULL;
+}
 
 struct http_budget *http_loop_budget(void)
 {
@@ -269,9 +272,11 @@ struct http_server *http_server_new(const struct http_server_opts *opts, char *e
     atomic_init(&srv->budget.used, 0);
     srv->budget.max = opts->body_budget_bytes;
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
-    srv->pool =
-        http_pool_new(opts->offload_threads ? opts->offload_threads : HTTP_OFFLOAD_THREADS_DEFAULT,
-                      opts->offload_thread_init, opts->offload_thread_free, opts->app);
+    for (int i = 0; i < HTTP_POOLS; i++)
+        srv->pools[i] = http_pool_new(opts->offload_threads ? opts->offload_threads
+                                                            : HTTP_OFFLOAD_THREADS_DEFAULT,
+                                      opts->offload_thread_init, opts->offload_thread_free,
+                                      opts->app);
     srv->listen_fd = listen_on(opts->host, opts->port, err, errlen);
     if (srv->listen_fd < 0)
         goto fail;
@@ -305,7 +310,8 @@ static void *loop_main(void *arg)
     http_conns_set_head_handler(loop->conns, loop->srv->opts.head_handler, loop->ctx);
     event_base_dispatch(loop->base);
     http_streams_drain(loop->base);
-    http_offloads_drain(loop->srv->pool, loop->base);
+    for (int i = 0; i < HTTP_POOLS; i++)
+        http_offloads_drain(loop->srv->pools[i], loop->base);
     evhttp_free(loop->http); /* closes this loop's connections */
     loop->http = NULL;
     http_conns_free(loop->conns);
@@ -319,8 +325,12 @@ static void *loop_main(void *arg)
 
 void http_server_run(struct http_server *srv)
 {
-    if (!http_pool_start(srv->pool))
-        return;
+    for (int i = 0; i < HTTP_POOLS; i++)
+        if (!http_pool_start(srv->pools[i])) {
+            while (i-- > 0)
+                http_pool_stop(srv->pools[i]);
+            return;
+        }
     for (int i = 0; i < srv->nloops; i++) {
         int rc = pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i]);
         if (rc != 0) {
@@ -335,7 +345,8 @@ void http_server_run(struct http_server *srv)
             pthread_join(srv->loops[i].thread, NULL);
         srv->loops[i].started = false;
     }
-    http_pool_stop(srv->pool); /* every loop has drained its jobs */
+    for (int i = 0; i < HTTP_POOLS; i++)
+        http_pool_stop(srv->pools[i]); /* every loop has drained its jobs */
 }
 
 void http_server_stop(struct http_server *srv)
@@ -360,7 +371,8 @@ void http_server_free(struct http_server *srv)
             event_base_free(loop->base);
     }
     free(srv->loops);
-    http_pool_free(srv->pool);
+    for (int i = 0; i < HTTP_POOLS; i++)
+        http_pool_free(srv->pools[i]);
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     for (int i = 0; i < 2; i++)
