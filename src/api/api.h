@@ -17,6 +17,7 @@ struct app {
     struct store *store;
     struct api_auth *auth;
     const struct netpolicy *policy; /* the fetcher's, for callback URLs at submission */
+    struct status_cache *status_cache; /* finished tasks for GET /status, shared by the threads */
 };
 
 /*

@@ -8,7 +8,6 @@
 
 #include "api/auth.h"
 #include "api/internal.h"
-#include "api/status_cache.h"
 #include "api/video_index.h"
 #include "core/alloc.h"
 #include "http/http.h"
@@ -20,7 +19,8 @@
 /*
  * Where a handler runs, so that its loop keeps answering the others while it blocks
  * (http_request_offload_handler). ON_LOOP: it answers from memory or opens a local file
- * (sendfile sends it), as nginx. REDIS: it talks to Redis (and at most stats a file): the quick
+ * (sendfile sends it), as nginx, or decides itself (api_offload: /status answers a cached
+ * finished task on the loop). REDIS: it talks to Redis (and at most stats a file): the quick
  * pool. FILES: it writes, syncs or scans the disk, or asks the bucket: the files pool.
  * REMOTE: on the loop with local storage, on the files pool with a bucket (a HEAD first).
  */
@@ -51,7 +51,7 @@ static const struct route routes[] = {
     {"/uploads/{upload_id}", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX, ON_LOOP},
     {"/uploads/{upload_id}", HTTP_HEAD, ACCESS_API, api_tus_head, JSON_BODY_MAX, REDIS},
     {"/uploads/{upload_id}", HTTP_PATCH, ACCESS_API, api_tus_patch, API_BODY_MAX, FILES},
-    {"/status/{task_id}", GET_HEAD, ACCESS_API, api_status, JSON_BODY_MAX, REDIS},
+    {"/status/{task_id}", GET_HEAD, ACCESS_API, api_status, JSON_BODY_MAX, ON_LOOP},
     {"/processed/{video_id}", GET_HEAD, ACCESS_API, api_processed, JSON_BODY_MAX, FILES},
     {"/stream/{video_id}", GET_HEAD, ACCESS_MEDIA, api_stream, JSON_BODY_MAX, REMOTE},
     {"/download/{video_id}", GET_HEAD, ACCESS_MEDIA, api_download, JSON_BODY_MAX, REMOTE},
@@ -256,6 +256,15 @@ void api_handle(struct http_request *req, void *thread_ctx)
         r->fn(&call);
 }
 
+bool api_offload(struct api_call *call, int pool)
+{
+    if (!http_thread_event_base())
+        return false; /* on the pool already */
+    /* false only when the request was answered already: nothing is left to do either way */
+    http_request_offload_handler(call->req, (enum http_pool_kind)pool, api_handle_offloaded);
+    return true;
+}
+
 void api_handle_offloaded(struct http_request *req, void *thread_ctx)
 {
     char params[MAX_PARAMS][MAX_PARAM];
@@ -273,7 +282,6 @@ void *api_thread_new(void *app)
     pthread_once(&route_ids_once, route_ids_init);
     t->app = a;
     t->queue = queue_new(a->cfg);
-    t->status_cache = status_cache_new();
     t->video_index = video_index_new();
     return t;
 }
@@ -284,7 +292,6 @@ void api_thread_free(void *thread_ctx)
     if (!t)
         return;
     queue_free(t->queue);
-    status_cache_free(t->status_cache);
     video_index_free(t->video_index);
     free(t);
 }
