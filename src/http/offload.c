@@ -1,9 +1,10 @@
 /*
- * Offloaded requests: the blocking part of a request (disk writes, directory scans, calls to a
- * bucket) runs on a small pool of threads shared by the loops, as nginx's `aio threads`, and the
- * request is answered back on its own loop. The job owns the request's body meanwhile; the loop
- * never waits for a job, except at shutdown (http_offloads_drain), when it waits for the jobs
- * already running and cancels the queued ones.
+ * Offloaded requests: what would block a loop (Redis, disk writes and syncs, directory scans,
+ * calls to a bucket) runs on a pool of threads shared by the loops, as nginx's `aio threads`,
+ * and the request is answered back on its own loop. A job is either a whole handler
+ * (http_request_offload_handler: its reply is kept and sent by the loop) or a work and a done
+ * (http_request_offload: the body moves to the job). The loop never waits for a job, except at
+ * shutdown (http_offloads_drain), when it waits for the running ones and cancels the queued.
  */
 #include "http/internal.h"
 
