@@ -17,6 +17,7 @@ struct app {
     struct store *store;
     struct api_auth *auth;
     const struct netpolicy *policy; /* the fetcher's, for callback URLs at submission */
+    struct status_cache *status_cache; /* finished tasks for GET /status, shared by the threads */
 };
 
 /*
@@ -27,11 +28,16 @@ struct app {
  */
 #define API_BODY_MAX (16 * 1024 * 1024)
 
-/* Per-thread state (its own Redis connections); pass as http thread_init/thread_free. */
+/*
+ * Per-thread state (its own Redis connections); pass as http thread_init/thread_free, and as
+ * offload_thread_init/offload_thread_free (each offload thread has its own too).
+ */
 void *api_thread_new(void *app);
 void api_thread_free(void *thread_ctx);
 /* The http handler: routes and answers one request. */
 void api_handle(struct http_request *req, void *thread_ctx);
+/* The handler of the routes that run on the offload pool (the route table says which). */
+void api_handle_offloaded(struct http_request *req, void *thread_ctx);
 /*
  * The http head handler, for a request with a body before the body is read: answers 404/405
  * for no route, 413 for a Content-Length over the route's limit, 401/403 for a client the route

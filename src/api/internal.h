@@ -19,7 +19,6 @@ struct video_index;
 struct api_thread {
     const struct app *app;
     struct queue *queue;
-    struct status_cache *status_cache;
     struct video_index *video_index; /* what GET /videos knows of each video (video_index.h) */
 };
 
@@ -35,6 +34,13 @@ struct api_call {
 };
 
 typedef void (*api_handler_fn)(struct api_call *call);
+
+/*
+ * For a route that runs on the loop but may have to block (the route table says ON_LOOP): on a
+ * loop thread, hands call's request to the pool (HTTP_POOL_QUICK or HTTP_POOL_FILES), where the
+ * same handler runs again, and returns true (return at once); on a pool thread, false.
+ */
+bool api_offload(struct api_call *call, int pool);
 
 /* Replies with a JSON object and frees it (steals the reference). */
 void api_reply_json(struct http_request *req, int status, json_t *body);

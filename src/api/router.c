@@ -8,13 +8,23 @@
 
 #include "api/auth.h"
 #include "api/internal.h"
-#include "api/status_cache.h"
 #include "api/video_index.h"
 #include "core/alloc.h"
 #include "http/http.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
+#include "store/store.h"
 #include "util/uuid.h"
+
+/*
+ * Where a handler runs, so that its loop keeps answering the others while it blocks
+ * (http_request_offload_handler). ON_LOOP: it answers from memory or opens a local file
+ * (sendfile sends it), as nginx, or decides itself (api_offload: /status answers a cached
+ * finished task on the loop). REDIS: it talks to Redis (and at most stats a file): the quick
+ * pool. FILES: it writes, syncs or scans the disk, or asks the bucket: the files pool.
+ * REMOTE: on the loop with local storage, on the files pool with a bucket (a HEAD first).
+ */
+enum route_offload { ON_LOOP, REDIS, FILES, REMOTE };
 
 struct route {
     /* Segments as docs/openapi.yaml writes them: "{name}" (or "*") captures one segment,
@@ -23,7 +33,8 @@ struct route {
     unsigned methods;
     enum route_access access;
     api_handler_fn fn;
-    size_t max_body; /* larger request bodies are refused with 413 */
+    size_t max_body;            /* larger request bodies are refused with 413 */
+    enum route_offload offload; /* where the handler runs: it may block on Redis, disk, bucket */
 };
 
 #define GET_HEAD (HTTP_GET | HTTP_HEAD)
@@ -33,36 +44,38 @@ struct route {
 #define DECISION_BODY_MAX (16 * 1024)
 
 static const struct route routes[] = {
-    {"/submit", HTTP_POST, ACCESS_API, api_submit, JSON_BODY_MAX},
-    {"/upload", HTTP_POST, ACCESS_API, api_upload_simple, API_BODY_MAX},
-    {"/uploads", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX},
-    {"/uploads", HTTP_POST, ACCESS_API, api_tus_create, JSON_BODY_MAX},
-    {"/uploads/{upload_id}", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX},
-    {"/uploads/{upload_id}", HTTP_HEAD, ACCESS_API, api_tus_head, JSON_BODY_MAX},
-    {"/uploads/{upload_id}", HTTP_PATCH, ACCESS_API, api_tus_patch, API_BODY_MAX},
-    {"/status/{task_id}", GET_HEAD, ACCESS_API, api_status, JSON_BODY_MAX},
-    {"/processed/{video_id}", GET_HEAD, ACCESS_API, api_processed, JSON_BODY_MAX},
-    {"/stream/{video_id}", GET_HEAD, ACCESS_MEDIA, api_stream, JSON_BODY_MAX},
-    {"/download/{video_id}", GET_HEAD, ACCESS_MEDIA, api_download, JSON_BODY_MAX},
-    {"/download/{video_id}/metadata", GET_HEAD, ACCESS_MEDIA, api_download_metadata, JSON_BODY_MAX},
-    {"/metadata/{video_id}", GET_HEAD, ACCESS_MEDIA, api_metadata, JSON_BODY_MAX},
-    {"/thumbnail/{video_id}", GET_HEAD, ACCESS_MEDIA, api_thumbnail, JSON_BODY_MAX},
-    {"/events/{video_id}.vtt", GET_HEAD, ACCESS_MEDIA, api_events, JSON_BODY_MAX},
-    {"/review/{video_id}", GET_HEAD, ACCESS_MEDIA, api_review, JSON_BODY_MAX},
-    {"/evidence/{video_id}/{event_id}.jpg", GET_HEAD, ACCESS_MEDIA, api_evidence, JSON_BODY_MAX},
-    {"/healthz", GET_HEAD, ACCESS_PUBLIC, api_healthz, JSON_BODY_MAX},
-    {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz, JSON_BODY_MAX},
-    {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index, JSON_BODY_MAX},
-    {"/web/{asset}", GET_HEAD, ACCESS_PUBLIC, api_web_asset, JSON_BODY_MAX},
-    {"/videos/{video_id}", HTTP_DELETE, ACCESS_API, api_video_delete, JSON_BODY_MAX},
-    {"/videos", GET_HEAD, ACCESS_API, api_videos_list, JSON_BODY_MAX},
-    {"/videos/{video_id}/decisions", GET_HEAD, ACCESS_API, api_decisions_get, JSON_BODY_MAX},
+    {"/submit", HTTP_POST, ACCESS_API, api_submit, JSON_BODY_MAX, REDIS},
+    {"/upload", HTTP_POST, ACCESS_API, api_upload_simple, API_BODY_MAX, FILES},
+    {"/uploads", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX, ON_LOOP},
+    {"/uploads", HTTP_POST, ACCESS_API, api_tus_create, JSON_BODY_MAX, FILES},
+    {"/uploads/{upload_id}", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX, ON_LOOP},
+    {"/uploads/{upload_id}", HTTP_HEAD, ACCESS_API, api_tus_head, JSON_BODY_MAX, REDIS},
+    {"/uploads/{upload_id}", HTTP_PATCH, ACCESS_API, api_tus_patch, API_BODY_MAX, FILES},
+    {"/status/{task_id}", GET_HEAD, ACCESS_API, api_status, JSON_BODY_MAX, ON_LOOP},
+    {"/processed/{video_id}", GET_HEAD, ACCESS_API, api_processed, JSON_BODY_MAX, FILES},
+    {"/stream/{video_id}", GET_HEAD, ACCESS_MEDIA, api_stream, JSON_BODY_MAX, REMOTE},
+    {"/download/{video_id}", GET_HEAD, ACCESS_MEDIA, api_download, JSON_BODY_MAX, REMOTE},
+    {"/download/{video_id}/metadata", GET_HEAD, ACCESS_MEDIA, api_download_metadata, JSON_BODY_MAX,
+     REMOTE},
+    {"/metadata/{video_id}", GET_HEAD, ACCESS_MEDIA, api_metadata, JSON_BODY_MAX, REMOTE},
+    {"/thumbnail/{video_id}", GET_HEAD, ACCESS_MEDIA, api_thumbnail, JSON_BODY_MAX, REMOTE},
+    {"/events/{video_id}.vtt", GET_HEAD, ACCESS_MEDIA, api_events, JSON_BODY_MAX, REMOTE},
+    {"/review/{video_id}", GET_HEAD, ACCESS_MEDIA, api_review, JSON_BODY_MAX, REMOTE},
+    {"/evidence/{video_id}/{event_id}.jpg", GET_HEAD, ACCESS_MEDIA, api_evidence, JSON_BODY_MAX,
+     REMOTE},
+    {"/healthz", GET_HEAD, ACCESS_PUBLIC, api_healthz, JSON_BODY_MAX, ON_LOOP},
+    {"/readyz", GET_HEAD, ACCESS_PUBLIC, api_readyz, JSON_BODY_MAX, REDIS},
+    {"/", GET_HEAD, ACCESS_PUBLIC, api_web_index, JSON_BODY_MAX, ON_LOOP},
+    {"/web/{asset}", GET_HEAD, ACCESS_PUBLIC, api_web_asset, JSON_BODY_MAX, ON_LOOP},
+    {"/videos/{video_id}", HTTP_DELETE, ACCESS_API, api_video_delete, JSON_BODY_MAX, FILES},
+    {"/videos", GET_HEAD, ACCESS_API, api_videos_list, JSON_BODY_MAX, FILES},
+    {"/videos/{video_id}/decisions", GET_HEAD, ACCESS_API, api_decisions_get, JSON_BODY_MAX, FILES},
     {"/videos/{video_id}/events/{event_id}", HTTP_PATCH, ACCESS_API, api_decision_patch,
-     DECISION_BODY_MAX},
-    {"/openapi.json", GET_HEAD, ACCESS_PUBLIC, api_openapi, JSON_BODY_MAX},
-    {"/docs", GET_HEAD, ACCESS_PUBLIC, api_docs_page, JSON_BODY_MAX},
-    {"/docs/{asset}", GET_HEAD, ACCESS_PUBLIC, api_docs_asset, JSON_BODY_MAX},
-    {"/metrics", GET_HEAD, ACCESS_API, api_metrics, JSON_BODY_MAX},
+     DECISION_BODY_MAX, FILES},
+    {"/openapi.json", GET_HEAD, ACCESS_PUBLIC, api_openapi, JSON_BODY_MAX, ON_LOOP},
+    {"/docs", GET_HEAD, ACCESS_PUBLIC, api_docs_page, JSON_BODY_MAX, ON_LOOP},
+    {"/docs/{asset}", GET_HEAD, ACCESS_PUBLIC, api_docs_asset, JSON_BODY_MAX, ON_LOOP},
+    {"/metrics", GET_HEAD, ACCESS_API, api_metrics, JSON_BODY_MAX, REDIS},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -134,8 +147,8 @@ static void reply_not_allowed(struct http_request *req, unsigned allowed)
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {{HTTP_GET, "GET"}, {HTTP_HEAD, "HEAD"}, {HTTP_POST, "POST"},
-                 {HTTP_PUT, "PUT"}, {HTTP_PATCH, "PATCH"}, {HTTP_DELETE, "DELETE"},
+    } names[] = {{HTTP_GET, "GET"},        {HTTP_HEAD, "HEAD"},   {HTTP_POST, "POST"},
+                 {HTTP_PUT, "PUT"},        {HTTP_PATCH, "PATCH"}, {HTTP_DELETE, "DELETE"},
                  {HTTP_OPTIONS, "OPTIONS"}};
     char allow[64] = "";
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -196,8 +209,8 @@ static const struct route *route_of(struct http_request *req, char params[MAX_PA
 {
     unsigned allowed;
     int route_id;
-    const struct route *r = route_find(http_request_path(req), http_request_method(req), params,
-                                       &allowed, &route_id);
+    const struct route *r =
+        route_find(http_request_path(req), http_request_method(req), params, &allowed, &route_id);
     if (route_id >= 0)
         http_request_set_route(req, route_id);
     if (!r)
@@ -233,8 +246,33 @@ void api_handle(struct http_request *req, void *thread_ctx)
         reply_too_large(req);
         return;
     }
-    if (api_auth_check(call.t->app->auth, req, r->access))
+    if (!api_auth_check(call.t->app->auth, req, r->access))
+        return;
+    if (r->offload == REDIS)
+        http_request_offload_handler(req, HTTP_POOL_QUICK, api_handle_offloaded);
+    else if (r->offload == FILES || (r->offload == REMOTE && store_is_remote(call.t->app->store)))
+        http_request_offload_handler(req, HTTP_POOL_FILES, api_handle_offloaded);
+    else
         r->fn(&call);
+}
+
+bool api_offload(struct api_call *call, int pool)
+{
+    if (!http_thread_event_base())
+        return false; /* on the pool already */
+    /* false only when the request was answered already: nothing is left to do either way */
+    http_request_offload_handler(call->req, (enum http_pool_kind)pool, api_handle_offloaded);
+    return true;
+}
+
+void api_handle_offloaded(struct http_request *req, void *thread_ctx)
+{
+    char params[MAX_PARAMS][MAX_PARAM];
+    const struct route *r = route_of(req, params); /* found on the loop: found again */
+    if (!r)
+        return;
+    struct api_call call = {req, thread_ctx, params[0], params[1]};
+    r->fn(&call);
 }
 
 void *api_thread_new(void *app)
@@ -244,7 +282,6 @@ void *api_thread_new(void *app)
     pthread_once(&route_ids_once, route_ids_init);
     t->app = a;
     t->queue = queue_new(a->cfg);
-    t->status_cache = status_cache_new();
     t->video_index = video_index_new();
     return t;
 }
@@ -255,7 +292,6 @@ void api_thread_free(void *thread_ctx)
     if (!t)
         return;
     queue_free(t->queue);
-    status_cache_free(t->status_cache);
     video_index_free(t->video_index);
     free(t);
 }

@@ -57,20 +57,20 @@ static enum ia_err status_lookup(struct api_call *call, struct task_status *st, 
 {
     const char *id = call->param;
     int64_t now = os_monotonic_ms();
-    if (status_cache_get(call->t->status_cache, id, now, st, video_id, len))
+    if (status_cache_get(call->t->app->status_cache, id, now, st, video_id, len))
         return IA_OK;
     enum ia_err err = queue_status(call->t->queue, id, st);
     if (err || (st->state != TASK_SUCCEEDED && st->state != TASK_FAILED))
         return err;
     const char *vid = json_string_value(json_object_get(st->result, "video_id"));
     snprintf(video_id, len, "%s", vid ? vid : "");
-    status_cache_put(call->t->status_cache, id, st, video_id, now);
+    status_cache_put(call->t->app->status_cache, id, st, video_id, now);
     return IA_OK;
 }
 
 /*
  * IA_ERR_NOT_FOUND for a success whose video is gone (DELETE /videos, retention) while this
- * thread's cache still remembers it: the metadata is published before SUCCESS is written, so a
+ * process's cache still remembers it: the metadata is published before SUCCESS is written, so a
  * success without it was deleted. IA_ERR_STORAGE_UNAVAILABLE when the bucket cannot tell.
  */
 static enum ia_err check_video(const struct api_call *call, const struct task_status *st,
@@ -90,7 +90,14 @@ void api_status(struct api_call *call)
     struct task_status st;
     char video_id[UUID_STR_LEN + 1] = "";
     memset(&st, 0, sizeof(st));
-    enum ia_err err = status_lookup(call, &st, video_id, sizeof(video_id));
+    /* A finished task in the cache is answered on the loop (its files are stat'ed, as nginx
+     * would); Redis and the bucket are asked on the quick pool. */
+    const struct app *app = call->t->app;
+    bool cached = status_cache_get(app->status_cache, call->param, os_monotonic_ms(), &st,
+                                   video_id, sizeof(video_id));
+    if ((!cached || store_is_remote(app->store)) && api_offload(call, HTTP_POOL_QUICK))
+        return;
+    enum ia_err err = cached ? IA_OK : status_lookup(call, &st, video_id, sizeof(video_id));
     if (!err && st.state == TASK_UNKNOWN)
         err = IA_ERR_NOT_FOUND;
     if (!err)

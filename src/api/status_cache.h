@@ -1,5 +1,6 @@
 /*
- * A per-thread cache of finished tasks for GET /status. A SUCCESS or FAILURE record never
+ * The cache of finished tasks for GET /status, one per process (struct app), shared by its
+ * threads. A SUCCESS or FAILURE record never
  * changes, so it may be answered without Redis; entries live at most STATUS_CACHE_TTL_MS so
  * that an expired result (RESULT_TTL) stops being shown soon after.
  */

@@ -7,6 +7,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/status_cache.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "http/http.h"
@@ -33,7 +34,7 @@ static void *signal_thread(void *arg)
 int serve_main(const struct config *cfg)
 {
     char err[256];
-    struct app app = {cfg, store_new(cfg->processed_dir, err, sizeof(err)), NULL, NULL};
+    struct app app = {cfg, store_new(cfg->processed_dir, err, sizeof(err)), NULL, NULL, NULL};
     struct netpolicy *policy = NULL;
     if (app.store && !store_use_s3(app.store, cfg, err, sizeof(err)))
         policy = netpolicy_new(cfg->fetch_allow_cidrs, cfg->allowed_ports, err, sizeof(err));
@@ -56,6 +57,7 @@ int serve_main(const struct config *cfg)
         .host = cfg->host,
         .port = (int)cfg->port,
         .threads = (int)cfg->serve_threads,
+        .offload_threads = (int)cfg->offload_threads,
         .max_body_bytes = API_BODY_MAX,
         .body_budget_bytes = (size_t)cfg->body_budget_bytes,
         .max_header_bytes = HEADER_MAX,
@@ -68,11 +70,15 @@ int serve_main(const struct config *cfg)
         .head_handler = api_handle_head,
         .thread_init = api_thread_new,
         .thread_free = api_thread_free,
+        .offload_thread_init = api_thread_new,
+        .offload_thread_free = api_thread_free,
         .app = &app,
     };
+    app.status_cache = status_cache_new();
     struct http_server *srv = http_server_new(&opts, err, sizeof(err));
     if (!srv) {
         log_msg(LOG_ERROR, "serve", "%s", err);
+        status_cache_free(app.status_cache);
         api_auth_free(app.auth);
         netpolicy_free(policy);
         store_free(app.store);
@@ -88,6 +94,7 @@ int serve_main(const struct config *cfg)
     pthread_join(sig, NULL);
     api_retention_stop(retention);
     http_server_free(srv);
+    status_cache_free(app.status_cache);
     api_auth_free(app.auth);
     netpolicy_free(policy);
     store_free(app.store);

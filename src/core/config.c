@@ -45,6 +45,8 @@ static const struct option options[] = {
      "task slots per worker (0: number of cores)"},
     {"SERVE_THREADS", INT(serve_threads, 0, 256), "0", false,
      "HTTP event loops (0: number of cores)"},
+    {"OFFLOAD_THREADS", INT(offload_threads, 1, 256), "4", false,
+     "threads that do the loops' blocking work (upload writes, directory scans, bucket calls)"},
     {"WORKER_METRICS_PORT", INT(worker_metrics_port, 0, 65535), "0", false,
      "port of a worker's GET /metrics (0: none)"},
     {"WORKER_METRICS_ADDR", STR(worker_metrics_addr), "127.0.0.1", false,

@@ -17,6 +17,7 @@ struct config {
     char *backend_master_name;
     long long worker_concurrency;
     long long serve_threads;
+    long long offload_threads;
     long long worker_metrics_port;
     char *worker_metrics_addr;
     char *fetch_allow_cidrs;

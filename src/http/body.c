@@ -13,7 +13,11 @@ size_t http_request_body_length(struct http_request *req)
 
 bool http_request_body_to_fd(struct http_request *req, int fd)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req->ev);
+    return http_evbuffer_to_fd(evhttp_request_get_input_buffer(req->ev), fd);
+}
+
+bool http_evbuffer_to_fd(struct evbuffer *in, int fd)
+{
     while (evbuffer_get_length(in) > 0) {
         int n = evbuffer_write(in, fd); /* drains what it wrote */
         if (n < 0 && errno == EINTR)

@@ -583,6 +583,17 @@ void http_conns_request_answered(struct http_conns *c, struct evhttp_request *ev
         budget_release(conn);
 }
 
+size_t http_conns_request_hand_over(struct http_conns *c, struct evhttp_request *ev)
+{
+    struct http_conn *conn = conn_of(c, ev);
+    if (!conn)
+        return 0;
+    size_t n = conn->reserved;
+    conn->reserved = 0;
+    conn->counting = false;
+    return n;
+}
+
 void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev)
 {
     struct http_conn *conn = conn_of(c, ev);

@@ -34,6 +34,8 @@ struct http_server_opts {
     const char *host;
     int port;                    /* 0 picks a free port; see http_server_port() */
     int threads;                 /* event loops, one thread each */
+    int offload_threads;         /* threads of each offload pool (http_pool_kind), shared by
+                                    the loops; 0: HTTP_OFFLOAD_THREADS_DEFAULT */
     size_t max_body_bytes;       /* the largest request body (head_handler may accept less);
                                     0: no limit. libevent 2.1 holds a whole body in memory
                                     before the handler runs, so this is the most memory a
@@ -60,6 +62,10 @@ struct http_server_opts {
     http_handler_fn head_handler;
     http_thread_init_fn thread_init; /* may be NULL */
     http_thread_free_fn thread_free; /* may be NULL */
+    /* The same for each offload thread: the context of the handlers it runs
+     * (http_request_offload_handler); may be NULL. */
+    http_thread_init_fn offload_thread_init;
+    http_thread_free_fn offload_thread_free;
     void *app;                   /* passed to thread_init */
 };
 
@@ -141,6 +147,50 @@ void http_reply_file(struct http_request *req, int fd, const struct stat *st,
  */
 int http_reply_decide(struct http_request *req, uint64_t size, const char *etag,
                       const char *last_modified, uint64_t *start, uint64_t *len);
+
+/*
+ * Offloaded requests: a handler whose answer needs blocking work (disk, a bucket) hands req over
+ * with http_request_offload() and returns without a reply. work(job, ctx) then runs on one of
+ * the server's offload threads, where it may block, and done(req, ctx) runs afterwards on req's
+ * loop thread, which answers req as a handler would (a done that does not answer gets a 500).
+ * done runs exactly once and owns ctx: req is NULL when nobody waits for the answer any more (the
+ * client left while the work ran, or the server is stopping), for done's bookkeeping only. At
+ * SIGTERM the loop cancels the jobs not started yet (done(NULL) without work) and waits for the
+ * running ones. The request body moves to the job: work reads it with the http_offload_body*
+ * calls, done's req has none. work must touch neither req nor the loop's state (its thread
+ * context); what it needs goes into ctx, and what it finds comes back in ctx.
+ * False when req was answered already: then neither function runs.
+ */
+#define HTTP_OFFLOAD_THREADS_DEFAULT 4
+/*
+ * Two pools, so that short work never queues behind long work: HTTP_POOL_QUICK for calls that
+ * answer in microseconds unless something is down (Redis, with its 1 s timeouts), and
+ * HTTP_POOL_FILES for work that may take long when the machine is busy (writing and syncing
+ * files, scanning directories, asking a bucket).
+ */
+enum http_pool_kind { HTTP_POOL_QUICK, HTTP_POOL_FILES, HTTP_POOLS };
+struct http_offload;
+typedef void (*http_offload_work_fn)(struct http_offload *job, void *ctx);
+typedef void (*http_offload_done_fn)(struct http_request *req, void *ctx);
+bool http_request_offload(struct http_request *req, enum http_pool_kind pool,
+                          http_offload_work_fn work, http_offload_done_fn done, void *ctx);
+/*
+ * Runs the whole handler fn on a thread of pool, with that thread's context (the server's
+ * offload_thread_init): for handlers that block (Redis, a bucket, the disk) from start to end.
+ * fn uses req as any handler does (body included); its reply is sent by req's loop, or dropped
+ * when the client has left meanwhile (fn's other effects stay). fn may take req over with
+ * http_stream_take(). False when req was answered already.
+ */
+bool http_request_offload_handler(struct http_request *req, enum http_pool_kind pool,
+                                  http_handler_fn fn);
+/* In work: the length of the request body. */
+size_t http_offload_body_length(const struct http_offload *job);
+/* In work: the whole request body in one block (may be empty); *len receives its length. */
+const unsigned char *http_offload_body(struct http_offload *job, size_t *len);
+/* In work: http_request_body_to_fd() for the job's body. */
+bool http_offload_body_to_fd(struct http_offload *job, int fd);
+/* In work: true once the server is stopping (a long work may end early). */
+bool http_offload_cancelled(const struct http_offload *job);
 
 /*
  * Streamed replies, for a body that another thread produces (an object proxied from a bucket).

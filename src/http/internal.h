@@ -57,6 +57,9 @@ struct http_request {
     bool query_parsed;
     bool query_ok;
     bool replied;
+    bool offloaded;      /* handed to the offload pool (offload.c): its body is the job's */
+    bool deferred;       /* a handler on the pool answers it: the loop sends the reply */
+    int deferred_status; /* what that handler answered (0: a stream took the request) */
     int route_id;      /* metrics_route_id() of the route that took it; 0: none */
     int64_t start_ns;  /* monotonic, when the handler was called */
     char id[HTTP_REQUEST_ID_LEN + 1];
@@ -99,6 +102,32 @@ void http_request_account(const struct http_request *req, int status, uint64_t b
  * their producers to stop, waits for them, and cuts what they had not sent. On the loop thread.
  */
 void http_streams_drain(struct event_base *base);
+/* Writes (and drains) all of in to fd; false with errno on a write error. */
+bool http_evbuffer_to_fd(struct evbuffer *in, int fd);
+
+/* The offload pool (offload.c): threads shared by the loops for the blocking part of requests. */
+struct http_pool;
+struct http_pool *http_pool_new(int nthreads, http_thread_init_fn init, http_thread_free_fn free_fn,
+                               void *app);
+/* Starts its threads; false when none could be made. */
+bool http_pool_start(struct http_pool *p);
+/* Lets the threads finish the queued work and joins them (after every loop has drained). */
+void http_pool_stop(struct http_pool *p);
+void http_pool_free(struct http_pool *p);
+/*
+ * On the loop thread, when its loop has stopped: cancels this loop's queued jobs, waits for its
+ * running ones, and finishes each (done with a NULL request), before its connections are freed.
+ */
+void http_offloads_drain(struct http_pool *p, struct event_base *base);
+/* The calling loop thread's pool of that kind and the server's body budget; NULL off the loops. */
+struct http_pool *http_loop_pool(enum http_pool_kind kind);
+struct http_budget *http_loop_budget(void);
+/*
+ * The calling loop thread's part of http_conns_request_hand_over(): the bytes of the body
+ * budget that ev's body holds pass to the caller, which gives them back (0 when none).
+ */
+size_t http_loop_hand_over(struct evhttp_request *ev);
+
 /* True when req was already answered; logs the misuse. */
 bool http_request_check_replied(const struct http_request *req);
 
@@ -134,6 +163,11 @@ void http_conns_free(struct http_conns *c);
 struct bufferevent *http_conns_bevcb(struct event_base *base, void *arg);
 /* A whole request arrived: its connection's head deadline waits until the response is sent. */
 void http_conns_request_started(struct http_conns *c, struct evhttp_request *ev);
+/*
+ * ev's body leaves the connection (an offloaded request): returns the budget bytes it holds,
+ * which the caller now owns and gives back itself; the connection forgets them.
+ */
+size_t http_conns_request_hand_over(struct http_conns *c, struct evhttp_request *ev);
 /* The handler answered ev: its body is freed now, and what it took from the budget given back. */
 void http_conns_request_answered(struct http_conns *c, struct evhttp_request *ev);
 

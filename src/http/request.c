@@ -336,6 +336,10 @@ void http_request_send(struct http_request *req, int status)
     /* Before the send: libevent frees ev at once when the connection is gone. */
     http_request_account(req, status,
                          evbuffer_get_length(evhttp_request_get_output_buffer(req->ev)));
+    if (req->deferred) {
+        req->deferred_status = status; /* sent by its loop (offload.c) */
+        return;
+    }
     if (req->conn)
         http_conn_refuse(req->conn, req->ev, status);
     else

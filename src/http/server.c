@@ -52,11 +52,27 @@ struct http_server {
     uint32_t id_prefix;    /* random: request ids of two processes differ */
     atomic_uint next_id;
     struct http_budget budget; /* request bodies in memory, all loops */
+    struct http_pool *pools[HTTP_POOLS]; /* offload threads, shared by the loops */
 };
 
 static _Thread_local struct http_loop *current_loop;
 
 struct event_base *http_thread_event_base(void) { return current_loop ? current_loop->base : NULL; }
+
+struct http_pool *http_loop_pool(enum http_pool_kind kind)
+{
+    return current_loop && kind >= 0 && kind < HTTP_POOLS ? current_loop->srv->pools[kind] : NULL;
+}
+
+struct http_budget *http_loop_budget(void)
+{
+    return current_loop ? &current_loop->srv->budget : NULL;
+}
+
+size_t http_loop_hand_over(struct evhttp_request *ev)
+{
+    return current_loop ? http_conns_request_hand_over(current_loop->conns, ev) : 0;
+}
 
 void http_reply_refusal(struct http_request *req, int status, const char *code,
                         const char *detail)
@@ -107,8 +123,10 @@ static void on_request(struct evhttp_request *ev, void *arg)
         log_msg(LOG_ERROR, "http", "handler returned without a reply; sending 500");
         http_reply_body(&req, 500, "text/plain", "internal error\n", 15);
     }
+    bool offloaded = req.offloaded; /* then ev and its body are the job's */
     http_request_cleanup(&req);
-    http_conns_request_answered(loop->conns, ev); /* the body is not needed any more */
+    if (!offloaded)
+        http_conns_request_answered(loop->conns, ev); /* the body is not needed any more */
 }
 
 static void on_stop(evutil_socket_t fd, short what, void *arg)
@@ -225,11 +243,12 @@ static bool check_opts(const struct http_server_opts *o, char *err, size_t errle
 {
     if (!o->handler || o->threads < 1 || o->threads > HTTP_MAX_THREADS || o->port < 0 ||
         o->port > 65535 || o->max_connections < 0 || o->max_header_count < 0 ||
-        o->request_timeout_s < 0) {
+        o->request_timeout_s < 0 || o->offload_threads < 0 ||
+        o->offload_threads > HTTP_MAX_THREADS) {
         snprintf(err, errlen,
-                 "bad server options (handler, threads 1-%d, port 0-65535, "
-                 "negative limits)",
-                 HTTP_MAX_THREADS);
+                 "bad server options (handler, threads 1-%d, offload threads 0-%d, port "
+                 "0-65535, negative limits)",
+                 HTTP_MAX_THREADS, HTTP_MAX_THREADS);
         return false;
     }
     return true;
@@ -253,6 +272,11 @@ struct http_server *http_server_new(const struct http_server_opts *opts, char *e
     atomic_init(&srv->budget.used, 0);
     srv->budget.max = opts->body_budget_bytes;
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+    for (int i = 0; i < HTTP_POOLS; i++)
+        srv->pools[i] = http_pool_new(opts->offload_threads ? opts->offload_threads
+                                                            : HTTP_OFFLOAD_THREADS_DEFAULT,
+                                      opts->offload_thread_init, opts->offload_thread_free,
+                                      opts->app);
     srv->listen_fd = listen_on(opts->host, opts->port, err, errlen);
     if (srv->listen_fd < 0)
         goto fail;
@@ -286,6 +310,8 @@ static void *loop_main(void *arg)
     http_conns_set_head_handler(loop->conns, loop->srv->opts.head_handler, loop->ctx);
     event_base_dispatch(loop->base);
     http_streams_drain(loop->base);
+    for (int i = 0; i < HTTP_POOLS; i++)
+        http_offloads_drain(loop->srv->pools[i], loop->base);
     evhttp_free(loop->http); /* closes this loop's connections */
     loop->http = NULL;
     http_conns_free(loop->conns);
@@ -299,6 +325,12 @@ static void *loop_main(void *arg)
 
 void http_server_run(struct http_server *srv)
 {
+    for (int i = 0; i < HTTP_POOLS; i++)
+        if (!http_pool_start(srv->pools[i])) {
+            while (i-- > 0)
+                http_pool_stop(srv->pools[i]);
+            return;
+        }
     for (int i = 0; i < srv->nloops; i++) {
         int rc = pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i]);
         if (rc != 0) {
@@ -313,6 +345,8 @@ void http_server_run(struct http_server *srv)
             pthread_join(srv->loops[i].thread, NULL);
         srv->loops[i].started = false;
     }
+    for (int i = 0; i < HTTP_POOLS; i++)
+        http_pool_stop(srv->pools[i]); /* every loop has drained its jobs */
 }
 
 void http_server_stop(struct http_server *srv)
@@ -337,6 +371,8 @@ void http_server_free(struct http_server *srv)
             event_base_free(loop->base);
     }
     free(srv->loops);
+    for (int i = 0; i < HTTP_POOLS; i++)
+        http_pool_free(srv->pools[i]);
     if (srv->listen_fd >= 0)
         close(srv->listen_fd);
     for (int i = 0; i < 2; i++)

@@ -224,9 +224,11 @@ enum ia_err store_upload_commit(struct store_upload *u, bool wrote_ok,
         return upload_s3_commit(u, wrote_ok, info);
     enum ia_err err = IA_OK;
     struct stat st;
-    if (wrote_ok && fdatasync(u->fd) != 0)
-        wrote_ok = false;
-    if (!wrote_ok || fstat(u->fd, &st) != 0 || (uint64_t)st.st_size > u->length) {
+    bool bad = !wrote_ok || fstat(u->fd, &st) != 0 || (uint64_t)st.st_size > u->length;
+    /* Synced once, by the append that completes the upload (see the header). */
+    if (!bad && (uint64_t)st.st_size == u->length && fdatasync(u->fd) != 0)
+        bad = true;
+    if (bad) {
         err = errno_err(errno);
         if (ftruncate(u->fd, (off_t)u->start) != 0)
             log_msg(LOG_ERROR, "store", "upload=%s cannot cut back a failed append: %s", u->id,

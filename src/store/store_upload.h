@@ -66,11 +66,15 @@ enum ia_err store_upload_begin(const struct store *s, struct queue *q, const cha
  * temporary file). */
 int store_upload_fd(const struct store_upload *u);
 /*
- * Ends an append: when wrote_ok the data is synced to disk and kept; otherwise (or when the sync
- * fails) the file is cut back to the offset of store_upload_begin(), so that a failed request
- * leaves nothing behind. In a bucket the bytes written go up as one object and the offset
- * moves only once it is there. Fills info (from the state after the append) when info is not
- * NULL.
+ * Ends an append: when wrote_ok the data is kept; otherwise (or when the sync fails) the file is
+ * cut back to the offset of store_upload_begin(), so that a failed request leaves nothing
+ * behind. In a bucket the bytes written go up as one object and the offset moves only once it
+ * is there. Fills info (from the state after the append) when info is not NULL.
+ * Durability (local): only the append that completes the upload syncs the file (fdatasync, which
+ * also flushes the earlier appends); the others stay in the page cache. An upload's offset is
+ * always the .bin file's size, so after a crash of the process nothing is lost, and after a crash
+ * of the machine the offset is what the file system kept (with ordered data, as ext4 and XFS do,
+ * never a size whose bytes were not written): a tus client asks HEAD and sends the rest again.
  */
 enum ia_err store_upload_commit(struct store_upload *u, bool wrote_ok,
                                 struct store_upload_info *info);

@@ -108,6 +108,7 @@ bool worker_metrics_start(const struct config *cfg, struct worker_metrics **out)
         .host = cfg->worker_metrics_addr,
         .port = (int)cfg->worker_metrics_port,
         .threads = 1,
+        .offload_threads = 1, /* unused: its handler answers on the loop */
         .max_body_bytes = METRICS_MAX_BODY_BYTES,
         .max_header_bytes = METRICS_MAX_HEADER_BYTES,
         .max_uri_bytes = METRICS_MAX_URI_BYTES,

@@ -18,6 +18,17 @@
 
 #define ID "11111111-2222-4333-8444-555555555555"
 
+/* fdatasync is wrapped (-Wl,--wrap=fdatasync in CMakeLists.txt): the test counts the syncs. */
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+static int syncs;
+
+int __wrap_fdatasync(int fd)
+{
+    syncs++;
+    return __real_fdatasync(fd);
+}
+
 static int setup(void **state)
 {
     char tmpl[] = "/tmp/ia-upload-XXXXXX";
@@ -78,6 +89,31 @@ static void test_create_append_complete(void **state)
     free(path);
     store_upload_remove(s, NULL, ID);
     assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_ERR_NOT_FOUND);
+}
+
+/* One sync per upload, by the append that completes it; the offset is the file's size. */
+static void test_synced_once_when_complete_and_offset_is_on_disk(void **state)
+{
+    struct store *s = *state;
+    struct store_upload_info info;
+    assert_int_equal(store_upload_create(s, ID, 10, NULL), IA_OK);
+    syncs = 0;
+    append(s, 0, "abcd", IA_OK);
+    append(s, 4, "ef", IA_OK);
+    assert_int_equal(syncs, 0);
+    /* A crash of the machine lost the last append: the offset is what the file kept. */
+    char *bin = xasprintf("%s/.uploads/%s.bin", store_dir(s), ID);
+    assert_int_equal(truncate(bin, 4), 0);
+    free(bin);
+    assert_int_equal(store_upload_stat(s, ID, &info), IA_OK);
+    assert_true(info.offset == 4);
+    append(s, 6, "ghij", IA_ERR_INVALID); /* the client's offset: asks HEAD, sends again */
+    append(s, 4, "ef", IA_OK);
+    assert_int_equal(syncs, 0);
+    append(s, 6, "ghij", IA_OK);
+    assert_int_equal(syncs, 1);
+    assert_int_equal(store_upload_stat(s, ID, &info), IA_OK);
+    assert_true(info.offset == 10);
 }
 
 static void test_failed_append_is_cut_back(void **state)
@@ -165,6 +201,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_append_complete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_synced_once_when_complete_and_offset_is_on_disk, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_failed_append_is_cut_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_appender_and_one_task, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
