@@ -12,8 +12,9 @@ set-up failed half-way (the fixture's finalizer).
 """
 import ipaddress
 import os
-import signal
 import subprocess
+
+from conftest import stop_process
 
 
 def ip(*args, check=True):
@@ -51,18 +52,6 @@ def free_subnet():
         if not any(net.overlaps(u) for u in used):
             return net
     raise RuntimeError("no free 10.200-215.x.0/24 subnet")
-
-
-def stop_pid(proc, timeout=30):
-    """SIGTERM, wait, then SIGKILL; returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
 
 
 class Host:
@@ -137,7 +126,7 @@ class Net:
     def close(self):
         for h in self.hosts:
             for proc in h.procs:
-                stop_pid(proc)
+                stop_process(proc)
         for name in reversed(self.namespaces):
             ip("netns", "del", name, check=False)
         self.namespaces = []

@@ -96,7 +96,7 @@ static void test_synced_once_when_complete_and_offset_is_on_disk(void **state)
 {
     struct store *s = *state;
     struct store_upload_info info;
-    assert_int_equal(store_upload_create(s, ID, 10, NULL), IA_OK);
+    assert_int_equal(store_upload_create(s, NULL, ID, 10, NULL), IA_OK);
     syncs = 0;
     append(s, 0, "abcd", IA_OK);
     append(s, 4, "ef", IA_OK);
@@ -105,14 +105,14 @@ static void test_synced_once_when_complete_and_offset_is_on_disk(void **state)
     char *bin = xasprintf("%s/.uploads/%s.bin", store_dir(s), ID);
     assert_int_equal(truncate(bin, 4), 0);
     free(bin);
-    assert_int_equal(store_upload_stat(s, ID, &info), IA_OK);
+    assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_OK);
     assert_true(info.offset == 4);
     append(s, 6, "ghij", IA_ERR_INVALID); /* the client's offset: asks HEAD, sends again */
     append(s, 4, "ef", IA_OK);
     assert_int_equal(syncs, 0);
     append(s, 6, "ghij", IA_OK);
     assert_int_equal(syncs, 1);
-    assert_int_equal(store_upload_stat(s, ID, &info), IA_OK);
+    assert_int_equal(store_upload_stat(s, NULL, ID, &info), IA_OK);
     assert_true(info.offset == 10);
 }
 
