@@ -124,6 +124,7 @@ static void stream_pump(struct http_stream *s)
         if (!piece)
             abort();
         evbuffer_add_buffer(piece, s->pending);
+        s->inflight = true;
         pthread_cond_broadcast(&s->cond); /* the window is free again */
     }
     /* Gone: no write callback will come for a piece in flight. */
@@ -139,7 +140,6 @@ static void stream_pump(struct http_stream *s)
     }
     if (piece) {
         s->bytes += evbuffer_get_length(piece);
-        s->inflight = true;
         evhttp_send_reply_chunk_with_cb(s->ev, piece, on_written, s);
         evbuffer_free(piece);
     }
@@ -151,7 +151,9 @@ static void on_written(struct evhttp_connection *evcon, void *arg)
 {
     (void)evcon;
     struct http_stream *s = arg;
+    pthread_mutex_lock(&s->lock);
     s->inflight = false;
+    pthread_mutex_unlock(&s->lock);
     stream_pump(s);
 }
 
@@ -220,8 +222,12 @@ bool http_stream_write(struct http_stream *s, const void *p, size_t n)
         pthread_cond_wait(&s->cond, &s->lock);
     bool ok = !s->gone;
     if (ok) {
+        /* The loop is woken only when it has nothing to send: a piece in flight pumps the
+         * window again when it is written, and a window that was not empty already woke it. */
+        bool wake = !s->inflight && evbuffer_get_length(s->pending) == 0;
         evbuffer_add(s->pending, p, n);
-        event_active(s->wake, EV_READ, 0);
+        if (wake)
+            event_active(s->wake, EV_READ, 0);
     }
     pthread_mutex_unlock(&s->lock);
     return ok;
