@@ -44,6 +44,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "metrics/metrics.h"
+#include "util/os.h"
 
 struct http_conn {
     struct http_conns *owner;
@@ -331,7 +332,8 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     if (conn->in_head && info->n_added > 0) {
         head_scan_input(conn, info->n_added < len ? len - info->n_added : 0);
     } else if (conn->counting && info->n_added > 0 && !budget_take(conn, info->n_added)) {
-        struct http_request req = {.ev = evhttp_request_new(NULL, NULL), .conn = conn};
+        struct http_request req = {
+            .ev = evhttp_request_new(NULL, NULL), .conn = conn, .start_ns = os_monotonic_ns()};
         if (!req.ev)
             abort();
         refuse_busy(&req, info->n_added);

@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/util.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
 #include "metrics/metrics.h"
+#include "util/os.h"
 #include "util/str.h"
 
 static enum http_method method_of(const struct evhttp_request *ev)
@@ -60,13 +60,6 @@ bad:
     return NULL;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void decode_path(struct http_request *req)
 {
     const char *path = req->uri ? evhttp_uri_get_path(req->uri) : NULL;
@@ -90,7 +83,7 @@ void http_request_init(struct http_request *req, struct evhttp_request *ev, cons
     memset(req, 0, sizeof(*req));
     req->ev = ev;
     req->evcon = evhttp_request_get_connection(ev);
-    req->start_ns = now_ns();
+    req->start_ns = os_monotonic_ns();
     snprintf(req->id, sizeof(req->id), "%s", id);
     req->method = method_of(ev);
     TAILQ_INIT(&req->query);
@@ -104,7 +97,7 @@ bool http_request_init_head(struct http_request *req, const char *p, size_t len,
                             struct http_head *head)
 {
     memset(req, 0, sizeof(*req));
-    req->start_ns = now_ns();
+    req->start_ns = os_monotonic_ns();
     /* No id: refused at its head (logged as req=-), it never reaches the server's counter. */
     req->ev = evhttp_request_new(NULL, NULL);
     if (!req->ev)
@@ -312,7 +305,7 @@ static const char *log_path(const struct http_request *req, char *out, size_t ca
 /* The request's metrics and its one log line (info): what was asked, answered, and how fast. */
 void http_request_account(const struct http_request *req, int status, uint64_t bytes)
 {
-    int64_t ns = now_ns() - req->start_ns;
+    int64_t ns = os_monotonic_ns() - req->start_ns;
     uint64_t duration = ns > 0 ? (uint64_t)ns : 0;
     const char *method = method_name(req->method);
     metrics_http_observe(req->route_id, method, status, bytes, duration);

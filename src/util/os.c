@@ -23,9 +23,14 @@ bool os_write_all(int fd, const void *buf, size_t len)
     return true;
 }
 
-int64_t os_monotonic_ms(void)
+int64_t os_monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t os_monotonic_ms(void)
+{
+    return os_monotonic_ns() / 1000000;
 }

@@ -11,5 +11,7 @@ bool os_write_all(int fd, const void *buf, size_t len);
 
 /* Milliseconds on CLOCK_MONOTONIC: for durations and deadlines, never for dates. */
 int64_t os_monotonic_ms(void);
+/* The same clock in nanoseconds: request durations. */
+int64_t os_monotonic_ns(void);
 
 #endif

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "http_harness.h"
 
 #define HEAD_TIMEOUT_S 1
 #define IDLE_TIMEOUT_S 2
@@ -29,8 +30,7 @@
 #define PIECE 3
 #define GAP_MS 250 /* 16 pieces: 4 s in all, more than both timeouts; each pause far shorter */
 
-static struct http_server *srv;
-static pthread_t runner;
+static struct harness_http server;
 
 /* Answers every request with the size of the body it received. */
 static void handler(struct http_request *req, void *ctx)
@@ -41,12 +41,6 @@ static void handler(struct http_request *req, void *ctx)
     char out[64];
     int n = snprintf(out, sizeof(out), "body=%zu", len);
     http_reply_body(req, 200, "text/plain", out, (size_t)n);
-}
-
-static void *run_server(void *arg)
-{
-    http_server_run(arg);
-    return NULL;
 }
 
 static int setup(void **state)
@@ -61,31 +55,20 @@ static int setup(void **state)
                                  .idle_timeout_s = IDLE_TIMEOUT_S,
                                  .request_timeout_s = HEAD_TIMEOUT_S,
                                  .handler = handler};
-    char err[256] = "";
-    srv = http_server_new(&o, err, sizeof(err));
-    if (!srv) {
-        fprintf(stderr, "http_server_new: %s\n", err);
-        return -1;
-    }
-    return pthread_create(&runner, NULL, run_server, srv) == 0 ? 0 : -1;
+    return harness_http_start(&server, &o);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    http_server_stop(srv);
-    pthread_join(runner, NULL);
-    http_server_free(srv);
+    harness_http_free(&server);
     return 0;
 }
 
 static int connect_server(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)http_server_port(srv))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = harness_http_connect(&server);
+    assert_true(fd >= 0);
     return fd;
 }
 

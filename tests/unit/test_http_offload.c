@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "http_harness.h"
 
 static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
@@ -117,14 +118,7 @@ static void handler(struct http_request *req, void *ctx)
 }
 
 static char pool_name[] = "pool";
-static struct http_server *srv;
-static pthread_t runner;
-
-static void *run_server(void *arg)
-{
-    http_server_run(arg);
-    return NULL;
-}
+static struct harness_http server;
 
 static int setup(void **state)
 {
@@ -138,29 +132,20 @@ static int setup(void **state)
                                  .offload_thread_init = pool_init,
                                  .offload_thread_free = pool_free,
                                  .app = pool_name};
-    char err[256] = "";
-    srv = http_server_new(&o, err, sizeof(err));
-    if (!srv) {
-        fprintf(stderr, "http_server_new: %s\n", err);
-        return -1;
-    }
-    return pthread_create(&runner, NULL, run_server, srv) == 0 ? 0 : -1;
+    return harness_http_start(&server, &o);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    http_server_free(srv);
+    harness_http_free(&server);
     return 0;
 }
 
 static int connect_server(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)http_server_port(srv))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = harness_http_connect(&server);
+    assert_true(fd >= 0);
     return fd;
 }
 
@@ -269,14 +254,14 @@ static void test_stop_cancels_queued_and_waits_for_running(void **state)
     wait_for(&works_started, started + 1);
     int b = send_request("POST", "/slow", "b"); /* queued: one offload thread */
     wait_for(&offloads, queued + 2);
-    http_server_stop(srv);
+    http_server_stop(server.srv);
     struct timespec ts = {0, 100000000};
     nanosleep(&ts, NULL);
     /* The queued job is cancelled at once; the loop waits for the running one. */
     assert_int_equal(atomic_load(&works_ended), started);
     assert_true(atomic_load(&dones) <= before + 1);
     set_gate(true);
-    assert_int_equal(pthread_join(runner, NULL), 0);
+    assert_int_equal(harness_http_join(&server), 0);
     assert_int_equal(atomic_load(&works_started), started + 1); /* b's work never ran */
     assert_int_equal(atomic_load(&cancelled_seen), 1);          /* a's saw the stop */
     assert_int_equal(atomic_load(&dones), before + 2);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "http_harness.h"
 
 #define THREADS 2
 #define FILE_BYTES 5000
@@ -76,14 +77,7 @@ static void handler(struct http_request *req, void *ctx)
     http_reply_body(req, 200, "text/plain", out, (size_t)n);
 }
 
-static struct http_server *srv;
-static pthread_t runner;
-
-static void *run_server(void *arg)
-{
-    http_server_run(arg);
-    return NULL;
-}
+static struct harness_http server;
 
 static int setup(void **state)
 {
@@ -104,19 +98,13 @@ static int setup(void **state)
                                  .thread_init = thread_init,
                                  .thread_free = thread_free,
                                  .app = app};
-    char err[256] = "";
-    srv = http_server_new(&o, err, sizeof(err));
-    if (!srv) {
-        fprintf(stderr, "http_server_new: %s\n", err);
-        return -1;
-    }
-    return pthread_create(&runner, NULL, run_server, srv) == 0 ? 0 : -1;
+    return harness_http_start(&server, &o);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    http_server_free(srv);
+    harness_http_free(&server);
     unlink(file_path);
     return 0;
 }
@@ -124,11 +112,8 @@ static int teardown(void **state)
 /* Sends raw and reads the whole answer (the request asks the server to close). */
 static char *exchange(const char *raw, size_t *outlen)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)http_server_port(srv))};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    int fd = harness_http_connect(&server);
+    assert_true(fd >= 0);
     assert_int_equal(write(fd, raw, strlen(raw)), (ssize_t)strlen(raw));
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
@@ -160,7 +145,7 @@ static const char *body_of(const char *resp)
 static void test_port_is_bound(void **state)
 {
     (void)state;
-    assert_true(http_server_port(srv) > 0);
+    assert_true(http_server_port(server.srv) > 0);
 }
 
 static void test_echo_decodes_path_and_query(void **state)
@@ -273,8 +258,8 @@ static void test_file_full_range_and_conditional(void **state)
 static void test_stop_from_another_thread(void **state)
 {
     (void)state;
-    http_server_stop(srv);
-    assert_int_equal(pthread_join(runner, NULL), 0);
+    http_server_stop(server.srv);
+    assert_int_equal(harness_http_join(&server), 0);
     assert_int_equal(atomic_load(&inits), THREADS);
     assert_int_equal(atomic_load(&frees), THREADS);
 }
@@ -287,7 +272,7 @@ static void test_bad_options(void **state)
     assert_null(http_server_new(&o, err, sizeof(err)));
     assert_true(strlen(err) > 0);
     o.threads = 1;
-    o.port = http_server_port(srv); /* still bound: srv is freed in teardown */
+    o.port = http_server_port(server.srv); /* still bound: server.srv is freed in teardown */
     err[0] = '\0';
     assert_null(http_server_new(&o, err, sizeof(err)));
     assert_true(strlen(err) > 0);
