@@ -111,6 +111,15 @@ struct queue {
 double queue_wall_now(void);
 
 /*
+ * The owner-token lock of queue_lock_take() on a whole key (queue_lock.c), for the other locks of
+ * the queue (an upload's appends): SET NX PX, and a release that deletes only the owner's.
+ */
+enum ia_err queue_lock_key_take(struct queue *q, const char *key, const char *token,
+                                long long ttl_ms, bool *got);
+enum ia_err queue_lock_key_release(struct queue *q, const char *key, const char *token,
+                                   bool *released);
+
+/*
  * Parses url (redis:// or kombu's sentinel:// list; master_name names the group the sentinels
  * watch) without connecting. A URL that does not parse is logged, and every command fails.
  */

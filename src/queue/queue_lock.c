@@ -29,14 +29,12 @@ static bool lock_args_ok(const char *name, const char *token)
     return queue_task_id_ok(name) && queue_task_id_ok(token);
 }
 
-enum ia_err queue_lock_take(struct queue *q, const char *name, const char *token, long long ttl_ms,
-                            bool *got)
+enum ia_err queue_lock_key_take(struct queue *q, const char *key, const char *token,
+                                long long ttl_ms, bool *got)
 {
     *got = false;
-    if (!lock_args_ok(name, token))
-        return IA_ERR_INVALID;
-    redisReply *r = queue_conn_cmd(&q->backend, "SET %s%s %s NX PX %lld", QUEUE_LOCK_PREFIX, name,
-                                   token, ttl_ms > 0 ? ttl_ms : 1);
+    redisReply *r = queue_conn_cmd(&q->backend, "SET %s %s NX PX %lld", key, token,
+                                   ttl_ms > 0 ? ttl_ms : 1);
     enum ia_err rc = queue_reply_failed(&q->backend, r, "SET lock") ? IA_ERR_BROKER : IA_OK;
     if (!rc)
         *got = r->type == REDIS_REPLY_STATUS; /* OK when set; nil when another owner has it */
@@ -44,14 +42,11 @@ enum ia_err queue_lock_take(struct queue *q, const char *name, const char *token
     return rc;
 }
 
-/* Runs one of the token scripts; *done is true when it answered 1. */
-static enum ia_err lock_script(struct queue *q, const char *src, const char *what, const char *name,
-                               const char *token, const char *ttl, bool *done)
+/* Runs one of the token scripts on key; *done is true when it answered 1. */
+static enum ia_err key_script(struct queue *q, const char *src, const char *what, const char *key,
+                              const char *token, const char *ttl, bool *done)
 {
     *done = false;
-    if (!lock_args_ok(name, token))
-        return IA_ERR_INVALID;
-    char *key = xasprintf("%s%s", QUEUE_LOCK_PREFIX, name);
     const char *argv[] = {"EVAL", src, "1", key, token, ttl};
     redisReply *r = queue_conn_argv(&q->backend, ttl ? 6 : 5, argv, NULL);
     enum ia_err rc = IA_ERR_BROKER;
@@ -60,6 +55,36 @@ static enum ia_err lock_script(struct queue *q, const char *src, const char *wha
         rc = IA_OK;
     }
     freeReplyObject(r);
+    return rc;
+}
+
+enum ia_err queue_lock_key_release(struct queue *q, const char *key, const char *token,
+                                   bool *released)
+{
+    return key_script(q, release_src, "release lock", key, token, NULL, released);
+}
+
+enum ia_err queue_lock_take(struct queue *q, const char *name, const char *token, long long ttl_ms,
+                            bool *got)
+{
+    *got = false;
+    if (!lock_args_ok(name, token))
+        return IA_ERR_INVALID;
+    char *key = xasprintf("%s%s", QUEUE_LOCK_PREFIX, name);
+    enum ia_err rc = queue_lock_key_take(q, key, token, ttl_ms, got);
+    free(key);
+    return rc;
+}
+
+/* Runs one of the token scripts on interview-lock-<name>. */
+static enum ia_err lock_script(struct queue *q, const char *src, const char *what, const char *name,
+                               const char *token, const char *ttl, bool *done)
+{
+    *done = false;
+    if (!lock_args_ok(name, token))
+        return IA_ERR_INVALID;
+    char *key = xasprintf("%s%s", QUEUE_LOCK_PREFIX, name);
+    enum ia_err rc = key_script(q, src, what, key, token, ttl, done);
     free(key);
     return rc;
 }

@@ -76,11 +76,6 @@ static const char upload_task_src[] =
     "redis.call('ZADD', KEYS[3], t[1], ARGV[4])\n"
     "return 1\n";
 
-/* KEYS: lock. ARGV: token. Deletes the lock only for its owner. */
-static const char upload_unlock_src[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
-    "return 0\n";
-
 /* KEYS: state, index. ARGV: id. */
 static const char upload_forget_src[] = "redis.call('DEL', KEYS[1])\n"
                                         "return redis.call('ZREM', KEYS[2], ARGV[1])\n";
@@ -197,14 +192,9 @@ enum ia_err queue_upload_lock(struct queue *q, const char *id, const char *token
     struct upload_keys k;
     if (!upload_keys_of(id, &k))
         return IA_ERR_NOT_FOUND;
-    redisReply *r = queue_conn_cmd(&q->backend, "SET %s %s NX PX %lld", k.lock, token, lease_ms);
-    enum ia_err rc = IA_ERR_BROKER;
-    if (!queue_reply_failed(&q->backend, r, "SET upload lock"))
-        rc = r->type == REDIS_REPLY_STATUS ? IA_OK
-             : r->type == REDIS_REPLY_NIL  ? IA_ERR_INVALID
-                                           : IA_ERR_BROKER;
-    freeReplyObject(r);
-    return rc;
+    bool got;
+    enum ia_err rc = queue_lock_key_take(q, k.lock, token, lease_ms, &got);
+    return rc ? rc : got ? IA_OK : IA_ERR_INVALID;
 }
 
 void queue_upload_unlock(struct queue *q, const char *id, const char *token)
@@ -212,9 +202,8 @@ void queue_upload_unlock(struct queue *q, const char *id, const char *token)
     struct upload_keys k;
     if (!upload_keys_of(id, &k))
         return;
-    const char *argv[] = {"EVAL", upload_unlock_src, "1", k.lock, token};
-    long long n = 0;
-    if (upload_eval(q, 5, argv, "release upload lock", &n))
+    bool released;
+    if (queue_lock_key_release(q, k.lock, token, &released))
         log_msg(LOG_WARN, "queue", "upload=%s lock not released (it expires by itself)", id);
 }
 
