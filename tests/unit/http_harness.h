@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -73,5 +74,25 @@ static inline int harness_http_connect(const struct harness_http *h)
     }
     return fd;
 }
+
+/* Reads until the server closes (at most 64 KiB), closes fd; the answer as a string that the
+ * caller frees, its length in *len when len is not NULL. */
+static inline char *harness_http_read_all_len(int fd, size_t *len)
+{
+    size_t cap = 1 << 16, got = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf)
+        abort();
+    ssize_t n;
+    while ((n = read(fd, buf + got, cap - got)) > 0)
+        got += (size_t)n;
+    close(fd);
+    buf[got] = '\0';
+    if (len)
+        *len = got;
+    return buf;
+}
+
+static inline char *harness_http_read_all(int fd) { return harness_http_read_all_len(fd, NULL); }
 
 #endif

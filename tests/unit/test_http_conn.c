@@ -84,19 +84,6 @@ static bool trickle(int fd, const char *data, size_t len, size_t piece, int gap_
     return true;
 }
 
-/* Reads until the server closes; the answer as a string (empty when it closed without one). */
-static char *read_all(int fd)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    ssize_t n;
-    while ((n = read(fd, buf + len, cap - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
-    close(fd);
-    return buf;
-}
-
 static int count(const char *haystack, const char *needle)
 {
     int n = 0;
@@ -117,7 +104,7 @@ static void test_slow_body_with_short_pauses_completes(void **state)
     int fd = connect_server();
     assert_true(trickle(fd, POST_HEAD, strlen(POST_HEAD), strlen(POST_HEAD), 0));
     assert_true(trickle(fd, body, BODY_BYTES, PIECE, GAP_MS));
-    char *r = read_all(fd);
+    char *r = harness_http_read_all(fd);
     assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(r, "body=48"));
     free(r);
@@ -129,7 +116,7 @@ static void test_slow_head_is_cut_off(void **state)
     (void)state;
     int fd = connect_server();
     bool all_sent = trickle(fd, POST_HEAD, strlen(POST_HEAD), 1, GAP_MS / 5);
-    char *r = read_all(fd);
+    char *r = harness_http_read_all(fd);
     assert_false(all_sent); /* 3.7 s of head: the server closed the connection long before */
     assert_string_equal(r, "");
     free(r);
@@ -143,7 +130,7 @@ static void test_long_pause_in_body_is_cut_off(void **state)
     assert_true(trickle(fd, POST_HEAD, strlen(POST_HEAD), strlen(POST_HEAD), 0));
     assert_true(trickle(fd, body, 10, 10, 2 * IDLE_TIMEOUT_S * 1000));
     (void)trickle(fd, body + 10, BODY_BYTES - 10, BODY_BYTES, 0);
-    char *r = read_all(fd);
+    char *r = harness_http_read_all(fd);
     assert_string_equal(r, "");
     free(r);
 }
@@ -156,7 +143,7 @@ static void test_pipelined_slow_body_completes(void **state)
     const char *both = "GET /first HTTP/1.1\r\nHost: t\r\n\r\n" POST_HEAD;
     assert_true(trickle(fd, both, strlen(both), strlen(both), 0));
     assert_true(trickle(fd, body, BODY_BYTES, PIECE, GAP_MS));
-    char *r = read_all(fd);
+    char *r = harness_http_read_all(fd);
     assert_int_equal(count(r, "HTTP/1.1 200 OK\r\n"), 2);
     assert_non_null(strstr(r, "body=0"));
     assert_non_null(strstr(r, "body=48"));

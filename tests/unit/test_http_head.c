@@ -59,8 +59,8 @@ static void test_parse_chunked_and_bare_newlines(void **state)
     (void)state;
     struct http_head h;
     struct evkeyvalq hd;
-    assert_true(parse("PATCH /uploads/a HTTP/1.1\nTransfer-Encoding: Chunked\nContent-Length: 5\n\n",
-                      &h, &hd));
+    assert_true(parse(
+        "PATCH /uploads/a HTTP/1.1\nTransfer-Encoding: Chunked\nContent-Length: 5\n\n", &h, &hd));
     assert_int_equal(h.method, HTTP_PATCH);
     assert_true(h.chunked);
     http_head_cleanup(&h);
@@ -83,13 +83,13 @@ static void test_parse_refuses_what_evhttp_refuses(void **state)
 {
     (void)state;
     static const char *const bad[] = {
-        "FOO / HTTP/1.1\r\n\r\n",                         /* unknown method */
-        "GET /\r\n\r\n",                                  /* no version */
-        "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",  /* negative length */
-        "POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n",  /* not a number */
-        "POST / HTTP/1.1\r\nNo colon here\r\n\r\n",       /* a field without a name */
-        "POST / HTTP/1.1\r\n continued\r\n\r\n",          /* a continuation of nothing */
-        "GET",                                            /* no line at all */
+        "FOO / HTTP/1.1\r\n\r\n",                        /* unknown method */
+        "GET /\r\n\r\n",                                 /* no version */
+        "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", /* negative length */
+        "POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", /* not a number */
+        "POST / HTTP/1.1\r\nNo colon here\r\n\r\n",      /* a field without a name */
+        "POST / HTTP/1.1\r\n continued\r\n\r\n",         /* a continuation of nothing */
+        "GET",                                           /* no line at all */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct http_head h;
@@ -164,27 +164,14 @@ static int connect_send(const char *data)
     return fd;
 }
 
-/* Reads until the server closes, without sending anything more; closes fd. */
-static char *read_all(int fd)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    ssize_t n;
-    while ((n = read(fd, buf + len, cap - len)) > 0)
-        len += (size_t)n;
-    buf[len] = '\0';
-    close(fd);
-    return buf;
-}
-
 /* Reads one whole response (its headers end, then Content-Length bytes); fd stays open. */
 static char *read_response(int fd)
 {
     static char buf[4096];
     size_t len = 0;
     char *end = NULL;
-    while (!end || len < (size_t)(end + 4 - buf) + strtoul(strstr(buf, "Content-Length: ") + 16,
-                                                            NULL, 10)) {
+    while (!end || len < (size_t)(end + 4 - buf) +
+                             strtoul(strstr(buf, "Content-Length: ") + 16, NULL, 10)) {
         ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
         assert_true(n > 0);
         len += (size_t)n;
@@ -198,12 +185,14 @@ static char *read_response(int fd)
 static void test_refused_at_head_without_the_body(void **state)
 {
     (void)state;
-    char *r = read_all(connect_send("POST /deny HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n\r\n"));
+    char *r = harness_http_read_all(
+        connect_send("POST /deny HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n\r\n"));
     assert_non_null(strstr(r, "HTTP/1.1 401 Unauthorized\r\n"));
     assert_non_null(strstr(r, "Connection: close\r\n"));
     assert_non_null(strstr(r, "{\"detail\":\"no\",\"code\":\"unauthorized\"}"));
     free(r);
-    r = read_all(connect_send("POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n"));
+    r = harness_http_read_all(
+        connect_send("POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n"));
     assert_non_null(strstr(r, "HTTP/1.1 413 Content Too Large\r\n"));
     assert_non_null(strstr(r, "\"code\":\"too_large\""));
     free(r);
@@ -213,12 +202,14 @@ static void test_refused_at_head_without_the_body(void **state)
 static void test_accepted_bodies_reach_the_handler(void **state)
 {
     (void)state;
-    char *r = read_all(connect_send("POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
-                                    "Connection: close\r\n\r\n0123456789"));
+    char *r = harness_http_read_all(
+        connect_send("POST /small HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
+                     "Connection: close\r\n\r\n0123456789"));
     assert_non_null(strstr(r, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(r, "body=10"));
     free(r);
-    r = read_all(connect_send("GET /deny HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+    r = harness_http_read_all(
+        connect_send("GET /deny HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
     assert_non_null(strstr(r, "body=0")); /* no body: the head handler is not asked */
     free(r);
 }
@@ -235,13 +226,14 @@ static void test_budget_refuses_then_recovers(void **state)
     char *r = NULL;
     for (int tries = 0; tries < 500; tries++) {
         free(r);
-        r = read_all(connect_send("POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: 30\r\n"
-                                  "Connection: close\r\n\r\n012345678901234567890123456789"));
+        r = harness_http_read_all(
+            connect_send("POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: 30\r\n"
+                         "Connection: close\r\n\r\n012345678901234567890123456789"));
         if (!strstr(r, "body=30"))
             break;
         struct pollfd answered = {.fd = holder, .events = POLLIN};
         if (poll(&answered, 1, 0) == 1) {
-            free(read_all(holder)); /* its 503; read_all closes it */
+            free(harness_http_read_all(holder)); /* its 503; reading closes it */
             holder = connect_send(hold);
         }
         usleep(10000);
@@ -251,8 +243,8 @@ static void test_budget_refuses_then_recovers(void **state)
     assert_non_null(strstr(r, "\"code\":\"server_busy\""));
     free(r);
     /* A body that fits in what is left is taken meanwhile. */
-    r = read_all(connect_send("POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n"
-                              "Connection: close\r\n\r\n01234567890123456789"));
+    r = harness_http_read_all(connect_send("POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: 20\r\n"
+                                           "Connection: close\r\n\r\n01234567890123456789"));
     assert_non_null(strstr(r, "body=20"));
     free(r);
     char rest[78];
@@ -268,7 +260,7 @@ static void test_budget_refuses_then_recovers(void **state)
     memset(ninety, 'y', 90);
     ninety[90] = '\0';
     assert_int_equal(send(holder, ninety, 90, MSG_NOSIGNAL), 90);
-    r = read_all(holder);
+    r = harness_http_read_all(holder);
     assert_non_null(strstr(r, "body=90"));
     free(r);
 }
@@ -285,7 +277,7 @@ static void test_chunked_body_over_budget_is_cut(void **state)
         refused = send(fd, chunk, strlen(chunk), MSG_NOSIGNAL) != (ssize_t)strlen(chunk);
         usleep(5000);
     }
-    char *r = read_all(fd);
+    char *r = harness_http_read_all(fd);
     assert_non_null(strstr(r, "HTTP/1.1 503 Service Unavailable\r\n"));
     free(r);
     /* What it held was given back: a body of the whole budget fits. */
@@ -293,9 +285,11 @@ static void test_chunked_body_over_budget_is_cut(void **state)
     memset(big, 'z', BUDGET);
     big[BUDGET] = '\0';
     char req[256];
-    snprintf(req, sizeof(req), "POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
-                               "Connection: close\r\n\r\n%s", BUDGET, big);
-    r = read_all(connect_send(req));
+    snprintf(req, sizeof(req),
+             "POST /any HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n"
+             "Connection: close\r\n\r\n%s",
+             BUDGET, big);
+    r = harness_http_read_all(connect_send(req));
     assert_non_null(strstr(r, "body=100"));
     free(r);
 }
@@ -305,11 +299,12 @@ static void test_chunked_body_sent_with_its_head_is_counted(void **state)
 {
     (void)state;
     char req[1024];
-    int n = snprintf(req, sizeof(req), "POST /any HTTP/1.1\r\nHost: t\r\n"
-                                       "Transfer-Encoding: chunked\r\n\r\n");
+    int n = snprintf(req, sizeof(req),
+                     "POST /any HTTP/1.1\r\nHost: t\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < 5; i++) /* 5 x 40 bytes, twice BUDGET, and no last chunk */
         n += snprintf(req + n, sizeof(req) - (size_t)n, "22\r\n%034d\r\n", i);
-    char *r = read_all(connect_send(req));
+    char *r = harness_http_read_all(connect_send(req));
     assert_non_null(strstr(r, "HTTP/1.1 503 Service Unavailable\r\n"));
     free(r);
 }

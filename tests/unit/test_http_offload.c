@@ -161,19 +161,6 @@ static int send_request(const char *method, const char *path, const char *body)
     return fd;
 }
 
-/* Reads the whole answer (the server closes); the caller frees it. */
-static char *read_all(int fd)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    ssize_t n;
-    while ((n = read(fd, buf + len, cap - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    buf[len] = '\0';
-    return buf;
-}
-
 /* Waits (without a deadline: the test's own timeout bounds it) until *v reaches want. */
 static void wait_for(atomic_int *v, int want)
 {
@@ -195,14 +182,14 @@ static void test_quick_request_answered_while_work_blocks(void **state)
     set_gate(false);
     int slow = send_request("POST", "/slow", "hello body");
     wait_for(&works_started, 1);
-    char *quick = read_all(send_request("GET", "/quick", ""));
+    char *quick = harness_http_read_all(send_request("GET", "/quick", ""));
     assert_non_null(strstr(quick, "200 OK"));
     assert_non_null(strstr(quick, "\r\n\r\nquick"));
     free(quick);
     assert_int_equal(atomic_load(&works_ended), 0); /* the quick answer came first */
     assert_false(readable(slow));
     set_gate(true);
-    char *answer = read_all(slow);
+    char *answer = harness_http_read_all(slow);
     assert_non_null(strstr(answer, "200 OK"));
     assert_non_null(strstr(answer, "X-Request-Id: "));
     assert_non_null(strstr(answer, "\r\n\r\nhello body")); /* the body moved to the job */
@@ -214,7 +201,7 @@ static void test_quick_request_answered_while_work_blocks(void **state)
 static void test_whole_handler_runs_on_the_pool(void **state)
 {
     (void)state;
-    char *answer = read_all(send_request("POST", "/whole", "body!"));
+    char *answer = harness_http_read_all(send_request("POST", "/whole", "body!"));
     assert_non_null(strstr(answer, "HTTP/1.1 201 Created"));
     assert_non_null(strstr(answer, "X-Whole: yes"));
     assert_non_null(strstr(answer, "X-Request-Id: "));
@@ -232,12 +219,12 @@ static void test_client_gone_while_work_runs(void **state)
     wait_for(&works_started, 2);
     close(slow); /* the client leaves while the work runs */
     /* The loop notices (a request on the same loop is served after the close was read). */
-    free(read_all(send_request("GET", "/quick", "")));
+    free(harness_http_read_all(send_request("GET", "/quick", "")));
     set_gate(true);
     wait_for(&dones, before + 1);
     assert_int_equal(atomic_load(&dones_without_req), 1);
     /* The server still serves. */
-    char *quick = read_all(send_request("GET", "/quick", ""));
+    char *quick = harness_http_read_all(send_request("GET", "/quick", ""));
     assert_non_null(strstr(quick, "\r\n\r\nquick"));
     free(quick);
 }
@@ -267,8 +254,8 @@ static void test_stop_cancels_queued_and_waits_for_running(void **state)
     assert_int_equal(atomic_load(&dones), before + 2);
     assert_int_equal(atomic_load(&dones_without_req), 3);
     assert_int_equal(atomic_load(&pool_frees), 2);
-    free(read_all(a));
-    free(read_all(b));
+    free(harness_http_read_all(a));
+    free(harness_http_read_all(b));
 }
 
 int main(void)

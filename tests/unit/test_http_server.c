@@ -115,15 +115,7 @@ static char *exchange(const char *raw, size_t *outlen)
     int fd = harness_http_connect(&server);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, raw, strlen(raw)), (ssize_t)strlen(raw));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    ssize_t n;
-    while ((n = read(fd, buf + len, cap - len)) > 0)
-        len += (size_t)n;
-    close(fd);
-    buf[len] = '\0';
-    *outlen = len;
-    return buf;
+    return harness_http_read_all_len(fd, outlen);
 }
 
 static char *get(const char *method, const char *target, const char *extra)
