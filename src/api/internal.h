@@ -19,6 +19,7 @@ struct video_index;
 struct api_thread {
     const struct app *app;
     struct queue *queue;
+    struct queue_async *queue_async; /* a loop's own connections (NULL on a pool thread) */
     struct video_index *video_index; /* what GET /videos knows of each video (video_index.h) */
 };
 
@@ -64,28 +65,26 @@ void api_proxy_object(struct api_call *call, const char *ext, const char *conten
                       const char *disposition, const struct store_object_head *obj);
 enum ia_err api_add_analysis_urls(const struct app *app, const char *video_id, json_t *obj);
 
+/* What a POST /submit body asks for. */
+struct submit_fields {
+    char *video_url;    /* the caller frees it */
+    bool analysis_off;  /* "analysis": false */
+    char *callback_url; /* NULL when absent or null; the caller frees it */
+};
 /*
- * Parses and checks a POST /submit body ({"video_url": "http(s)://...", "analysis": false}),
- * with no I/O. IA_OK with the URL in *url_out (the caller frees it) and *analysis_off true when
- * the body says "analysis": false, or IA_ERR_INVALID with the client-facing 422 reason in
- * *why_out (a static string) and *url_out NULL.
+ * Parses and checks a POST /submit body ({"video_url": "http(s)://...", "analysis": false,
+ * "callback_url": ...}), with no I/O: NULL with *out filled, or the client-facing 422 reason (a
+ * static string) with nothing in *out to free.
  */
-enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **url_out,
-                                  bool *analysis_off, const char **why_out);
+const char *api_parse_submit(const unsigned char *body, size_t len, struct submit_fields *out);
 /*
  * The keyword arguments of a task's message: {"analysis": false} when the request turned the
  * analysis off, else {} (the worker's ANALYSIS option decides). A new reference.
  */
 json_t *api_task_kwargs_new(bool analysis_off);
 
-/*
- * Webhooks: the callback_url of a task (parsers in submit_body.c and upload_parse.c, the check
- * in callback.c).
- * The optional "callback_url" member of a POST /submit body (parsed again, after
- * api_parse_submit_body accepted it): NULL with *url_out the URL (the caller frees it) or NULL
- * when absent or null; else the client-facing 422 reason (static).
- */
-const char *api_parse_submit_callback(const unsigned char *body, size_t len, char **url_out);
+/* Webhooks: the callback_url of a task (parsers in submit_body.c and upload_parse.c, the check
+ * in callback.c). */
 /*
  * The "callback_url" key of a valid Upload-Metadata value, base64-decoded into *url_out (the
  * caller frees it; NULL when absent). False when the key has no value, a value that is not

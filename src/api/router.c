@@ -13,6 +13,7 @@
 #include "http/http.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
+#include "queue/queue_async.h"
 #include "store/store.h"
 #include "util/uuid.h"
 
@@ -44,7 +45,7 @@ struct route {
 #define DECISION_BODY_MAX (16 * 1024)
 
 static const struct route routes[] = {
-    {"/submit", HTTP_POST, ACCESS_API, api_submit, JSON_BODY_MAX, REDIS},
+    {"/submit", HTTP_POST, ACCESS_API, api_submit, JSON_BODY_MAX, ON_LOOP},
     {"/upload", HTTP_POST, ACCESS_API, api_upload_simple, API_BODY_MAX, FILES},
     {"/uploads", HTTP_OPTIONS, ACCESS_PUBLIC, api_tus_options, JSON_BODY_MAX, ON_LOOP},
     {"/uploads", HTTP_POST, ACCESS_API, api_tus_create, JSON_BODY_MAX, FILES},
@@ -282,6 +283,7 @@ void *api_thread_new(void *app)
     pthread_once(&route_ids_once, route_ids_init);
     t->app = a;
     t->queue = queue_new(a->cfg);
+    t->queue_async = queue_async_new(t->queue, http_thread_event_base());
     t->video_index = video_index_new();
     return t;
 }
@@ -291,6 +293,7 @@ void api_thread_free(void *thread_ctx)
     struct api_thread *t = thread_ctx;
     if (!t)
         return;
+    queue_async_free(t->queue_async); /* before its queue, and before t goes */
     queue_free(t->queue);
     video_index_free(t->video_index);
     free(t);

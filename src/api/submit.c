@@ -16,39 +16,21 @@
 #include "core/log.h"
 #include "http/http.h"
 #include "queue/queue.h"
+#include "queue/queue_async.h"
 #include "util/uuid.h"
 
-void api_submit(struct api_call *call)
-{
-    if (!api_ratelimit_admit(call))
-        return;
-    size_t len;
-    const unsigned char *raw = http_request_body(call->req, &len);
-    char *url;
-    bool analysis_off;
-    const char *why;
-    char *callback = NULL;
-    if (api_parse_submit_body(raw, len, &url, &analysis_off, &why) ||
-        (why = api_parse_submit_callback(raw, len, &callback)) != NULL) {
-        free(url);
-        api_reply_error(call->req, 422, "invalid_input", why);
-        return;
-    }
+/* What a submit's answer needs once Redis has answered. */
+struct submit_wait {
+    struct http_held *held;
+    struct api_thread *t;
     char task_id[UUID_STR_LEN + 1];
-    uuid_v4_new(task_id);
-    bool keyed;
-    if (!api_callback_admit(call, callback) ||
-        api_idempotency_begin(call, raw, len, task_id, &keyed)) {
-        free(url);
-        free(callback);
-        return;
-    }
-    json_t *kwargs = api_task_kwargs_with_callback(analysis_off, callback);
-    enum ia_err err = queue_submit(call->t->queue, task_id, url, kwargs);
-    json_decref(kwargs);
-    free(url);
-    bool has_callback = callback != NULL;
-    free(callback);
+    bool analysis_off, has_callback;
+};
+
+/* Answers a submit from what the queue said. keyed: an Idempotency-Key was bound to the task. */
+static void submit_answer(struct api_call *call, enum ia_err err, const struct submit_wait *w,
+                          bool keyed)
+{
     if (err && err != IA_ERR_BROKER_UNSURE && keyed) /* unsure: the task may run; keep the key */
         api_idempotency_abandon(call);
     if (err == IA_ERR_TOO_LARGE) {
@@ -57,14 +39,84 @@ void api_submit(struct api_call *call)
         return;
     }
     if (err) {
-        log_msg(LOG_WARN, "api", "task=%s submit failed: %s", task_id, ia_err_code(err));
+        log_msg(LOG_WARN, "api", "task=%s submit failed: %s", w->task_id, ia_err_code(err));
         api_reply_ia_error(call->req, err);
         return;
     }
-    log_msg(LOG_INFO, "api", "task=%s accepted%s%s", task_id, analysis_off ? " (analysis off)" : "",
-            has_callback ? " (with a callback)" : "");
+    log_msg(LOG_INFO, "api", "task=%s accepted%s%s", w->task_id,
+            w->analysis_off ? " (analysis off)" : "", w->has_callback ? " (with a callback)" : "");
     char location[64];
-    snprintf(location, sizeof(location), "/status/%s", task_id);
+    snprintf(location, sizeof(location), "/status/%s", w->task_id);
     http_reply_header(call->req, "Location", location);
-    api_reply_json(call->req, 200, json_pack("{s:s}", "task_id", task_id));
+    api_reply_json(call->req, 200, json_pack("{s:s}", "task_id", w->task_id));
+}
+
+/* On the loop, when the loop's connections have answered (queue_async_submit()). */
+static void on_submitted(enum ia_err err, bool again, void *arg)
+{
+    struct submit_wait *w = arg;
+    struct http_request *req = http_held_request(w->held);
+    struct api_call call = {req, w->t, "", ""};
+    if (req && again) /* nothing queued: the pool's connections reconnect and try again */
+        api_offload(&call, HTTP_POOL_QUICK);
+    else if (req)
+        submit_answer(&call, err, w, false);
+    http_held_end(w->held);
+    free(w);
+}
+
+/*
+ * On the loop, when its own connections are up and no Idempotency-Key is bound (that takes
+ * Redis before the submit): true when the submit went, to be answered by on_submitted().
+ */
+static bool submit_on_loop(struct api_call *call, struct submit_wait *w, const char *url,
+                           const json_t *kwargs)
+{
+    if (!http_thread_event_base() || http_request_header(call->req, "Idempotency-Key"))
+        return false;
+    if (!queue_async_submit(call->t->queue_async, w->task_id, url, kwargs, on_submitted, w))
+        return false;
+    w->held = http_request_hold(call->req); /* not NULL: the request is not answered yet */
+    return true;
+}
+
+void api_submit(struct api_call *call)
+{
+    if (http_thread_event_base() && (!queue_async_ready(call->t->queue_async) ||
+                                     http_request_header(call->req, "Idempotency-Key"))) {
+        api_offload(call, HTTP_POOL_QUICK); /* the blocking connections of the pool */
+        return;
+    }
+    if (!api_ratelimit_admit(call))
+        return;
+    size_t len;
+    const unsigned char *raw = http_request_body(call->req, &len);
+    struct submit_fields f;
+    const char *why = api_parse_submit(raw, len, &f);
+    if (why) {
+        api_reply_error(call->req, 422, "invalid_input", why);
+        return;
+    }
+    struct submit_wait *w = xcalloc(1, sizeof(*w));
+    w->t = call->t;
+    w->analysis_off = f.analysis_off;
+    w->has_callback = f.callback_url != NULL;
+    uuid_v4_new(w->task_id);
+    bool keyed = false;
+    json_t *kwargs = NULL;
+    if (!api_callback_admit(call, f.callback_url) ||
+        api_idempotency_begin(call, raw, len, w->task_id, &keyed))
+        goto out;
+    kwargs = api_task_kwargs_with_callback(f.analysis_off, f.callback_url);
+    if (submit_on_loop(call, w, f.video_url, kwargs)) {
+        w = NULL; /* on_submitted's */
+    } else {
+        enum ia_err err = queue_submit(call->t->queue, w->task_id, f.video_url, kwargs);
+        submit_answer(call, err, w, keyed);
+    }
+out:
+    json_decref(kwargs);
+    free(f.video_url);
+    free(f.callback_url);
+    free(w);
 }

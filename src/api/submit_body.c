@@ -52,40 +52,36 @@ static const char *submit_url_problem(const json_t *body)
     return NULL;
 }
 
-enum ia_err api_parse_submit_body(const unsigned char *body, size_t len, char **url_out,
-                                  bool *analysis_off, const char **why_out)
-{
-    json_error_t jerr;
-    *url_out = NULL;
-    *analysis_off = false;
-    *why_out = NULL;
-    json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
-    const char *why = root ? submit_url_problem(root) : "the body is not valid JSON";
-    if (!why) {
-        *url_out = xstrdup(json_string_value(json_object_get(root, "video_url")));
-        *analysis_off = json_is_false(json_object_get(root, "analysis"));
-    }
-    json_decref(root);
-    *why_out = why;
-    return why ? IA_ERR_INVALID : IA_OK;
-}
-
 json_t *api_task_kwargs_new(bool analysis_off)
 {
     return analysis_off ? json_pack("{s:b}", "analysis", 0) : json_object();
 }
 
-const char *api_parse_submit_callback(const unsigned char *body, size_t len, char **url_out)
+/* The callback_url member of a parsed body: NULL when good (or absent), else why it is not. */
+static const char *callback_from(const json_t *root, char **url_out)
 {
     *url_out = NULL;
-    json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, NULL);
     const json_t *v = json_object_get(root, "callback_url");
-    const char *why = NULL;
     size_t n = json_string_length(v);
     if (json_is_string(v) && n <= WEBHOOK_URL_MAX && strlen(json_string_value(v)) == n)
         *url_out = xstrdup(json_string_value(v));
     else if (v && !json_is_null(v))
-        why = "callback_url must be a string of at most 2048 bytes (no NUL)";
+        return "callback_url must be a string of at most 2048 bytes (no NUL)";
+    return NULL;
+}
+
+const char *api_parse_submit(const unsigned char *body, size_t len, struct submit_fields *out)
+{
+    json_error_t jerr;
+    memset(out, 0, sizeof(*out));
+    json_t *root = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+    const char *why = root ? submit_url_problem(root) : "the body is not valid JSON";
+    if (!why)
+        why = callback_from(root, &out->callback_url);
+    if (!why) {
+        out->video_url = xstrdup(json_string_value(json_object_get(root, "video_url")));
+        out->analysis_off = json_is_false(json_object_get(root, "analysis"));
+    }
     json_decref(root);
     return why;
 }

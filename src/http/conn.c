@@ -567,6 +567,14 @@ static void on_complete(struct evhttp_request *ev, void *arg)
     event_active(conn->rescan, EV_READ, 0);
 }
 
+bool http_conns_sending(const struct http_conns *c)
+{
+    for (size_t fd = 0; fd < c->by_fd_cap; fd++)
+        if (c->by_fd[fd] && evbuffer_get_length(c->by_fd[fd]->output) > 0)
+            return true;
+    return false;
+}
+
 /* The connection state of ev's connection, or NULL (a connection evhttp made without us). */
 static struct http_conn *conn_of(struct http_conns *c, struct evhttp_request *ev)
 {

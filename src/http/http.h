@@ -193,6 +193,24 @@ bool http_offload_body_to_fd(struct http_offload *job, int fd);
 bool http_offload_cancelled(const struct http_offload *job);
 
 /*
+ * Held requests, for a handler that waits for an event of its own loop (a reply that the loop
+ * reads, as hiredis's libevent adapter does): http_request_hold() takes req over (the handler
+ * then returns without a reply) and gives a handle; later, on the same loop thread,
+ * http_held_request() gives the request to answer (or to hand to a pool with
+ * http_request_offload_handler()), NULL when nobody waits any more (the client left, or the
+ * server stops: its log line says 499), and http_held_end() releases the handle (a request not
+ * answered gets a 500). The body stays readable until the end. A stopping loop stops accepting
+ * and runs on until what it holds is answered, for a few seconds at most (the holder's own
+ * timeouts must be shorter), then drops the clients of what is left; the holder still ends each
+ * handle, from its thread's http_thread_free_fn at the latest. NULL when req was answered
+ * already or off a loop.
+ */
+struct http_held;
+struct http_held *http_request_hold(struct http_request *req);
+struct http_request *http_held_request(struct http_held *h);
+void http_held_end(struct http_held *h);
+
+/*
  * Streamed replies, for a body that another thread produces (an object proxied from a bucket).
  * http_stream_take() takes req over in its handler (which then returns without a reply); one
  * producer thread then calls http_stream_start() once, http_stream_write() any number of times

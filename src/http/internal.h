@@ -61,6 +61,8 @@ struct http_request {
     bool deferred;       /* a handler on the pool answers it: the loop sends the reply */
     int deferred_status; /* what that handler answered (0: a stream took the request) */
     int route_id;      /* metrics_route_id() of the route that took it; 0: none */
+    struct http_held *held; /* the holder's copy of a held request (held.c) */
+    size_t held_reserved;   /* the body budget bytes a held request's body holds */
     int64_t start_ns;  /* monotonic, when the handler was called */
     char id[HTTP_REQUEST_ID_LEN + 1];
 };
@@ -128,6 +130,19 @@ struct http_budget *http_loop_budget(void);
  */
 size_t http_loop_hand_over(struct evhttp_request *ev);
 
+/*
+ * True when the client of evcon has closed its side (or reset): evhttp does not read while a
+ * request waits for its answer, so the loop looks at the socket itself before answering.
+ */
+bool http_peer_gone(struct evhttp_connection *evcon);
+/* True when the calling loop holds a request (http_request_hold()) not answered yet. */
+bool http_held_waiting(void);
+/*
+ * On a stopping loop, before its connections are freed: drops the clients of the requests it
+ * still holds; their holders find no request when they come back.
+ */
+void http_held_drain(void);
+
 /* True when req was already answered; logs the misuse. */
 bool http_request_check_replied(const struct http_request *req);
 
@@ -157,6 +172,8 @@ struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int
  * request that has a body; NULL accepts every body up to max_body.
  */
 void http_conns_set_head_handler(struct http_conns *c, http_handler_fn fn, void *ctx);
+/* True when a connection of the loop has response bytes not yet written to its socket. */
+bool http_conns_sending(const struct http_conns *c);
 /* After evhttp_free() of the loop's evhttp (whose connections call back into c). */
 void http_conns_free(struct http_conns *c);
 /* The evhttp_set_bevcb() callback; arg is the http_conns. */

@@ -66,11 +66,7 @@ static void job_remove_live(struct http_pool *p, struct http_offload *job)
         }
 }
 
-/*
- * True when the client of evcon has closed its side (or reset): evhttp does not read while a
- * request waits for its answer, so the loop looks at the socket itself before answering.
- */
-static bool peer_gone(struct evhttp_connection *evcon)
+bool http_peer_gone(struct evhttp_connection *evcon)
 {
     if (!evcon)
         return true;
@@ -97,7 +93,7 @@ static void job_finish(struct http_offload *job)
     struct evhttp_connection *evcon = evhttp_request_get_connection(job->ev);
     if (job->handler && job->req.replied && !job->req.deferred_status) {
         /* A stream took the request over: it is the stream's now. */
-    } else if (atomic_load(&job->cancelled) || peer_gone(evcon)) {
+    } else if (atomic_load(&job->cancelled) || http_peer_gone(evcon)) {
         if (job->done)
             job->done(NULL, job->ctx);
         log_msg(LOG_INFO, "http", "req=%s answer dropped: the client left or the server stops",
@@ -237,12 +233,15 @@ static struct http_offload *job_new(struct http_pool *p, struct http_request *re
     if (body_out)
         evbuffer_add_buffer(job->body, evhttp_request_get_input_buffer(req->ev));
     job->budget = http_loop_budget();
-    job->reserved = http_loop_hand_over(req->ev);
+    job->reserved = http_loop_hand_over(req->ev) + req->held_reserved; /* a held request's too */
+    req->held_reserved = 0;
     atomic_init(&job->cancelled, false);
     job->req = *req;
     job->req.path = req->path ? xstrdup(req->path) : NULL;
     job->req.query_parsed = false; /* the original's parameters are freed with it */
     TAILQ_INIT(&job->req.query);
+    job->req.held = NULL;
+    job->req.held_reserved = 0;
     req->replied = true; /* answered by the job from now on */
     req->offloaded = true;
     return job;

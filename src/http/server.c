@@ -35,6 +35,7 @@ struct http_loop {
     struct event_base *base;
     struct evhttp *http;
     struct event *stop_ev;
+    struct evhttp_bound_socket *listener;
     struct http_conns *conns;
     pthread_t thread;
     bool started;
@@ -189,7 +190,12 @@ static bool loop_setup(struct http_server *srv, struct http_loop *loop, char *er
 {
     const struct http_server_opts *o = &srv->opts;
     loop->srv = srv;
-    loop->base = event_base_new();
+    /* The changelist folds the read/write toggles of one turn into one epoll_ctl each. */
+    struct event_config *ec = event_config_new();
+    if (ec)
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    loop->base = ec ? event_base_new_with_config(ec) : NULL;
+    event_config_free(ec);
     loop->http = loop->base ? evhttp_new(loop->base) : NULL;
     loop->conns = loop->http ? http_conns_new(loop->base, &srv->open_conns, o->max_connections,
                                               o->request_timeout_s, o->idle_timeout_s,
@@ -212,7 +218,8 @@ static bool loop_setup(struct http_server *srv, struct http_loop *loop, char *er
     evhttp_set_default_content_type(loop->http, NULL);
     evhttp_set_gencb(loop->http, on_request, loop);
     int fd = fcntl(srv->listen_fd, F_DUPFD_CLOEXEC, 0); /* each evhttp closes its own copy */
-    if (fd < 0 || evhttp_accept_socket(loop->http, fd) != 0) {
+    loop->listener = fd >= 0 ? evhttp_accept_socket_with_handle(loop->http, fd) : NULL;
+    if (!loop->listener) {
         if (fd >= 0)
             close(fd);
         snprintf(err, errlen, "cannot accept on the listening socket: %s", strerror(errno));
@@ -300,6 +307,31 @@ fail:
 
 int http_server_port(const struct http_server *srv) { return srv->port; }
 
+/* How long a stopping loop waits for its held requests (their holders time out sooner). */
+#define HTTP_SETTLE_MS 3000
+
+static void on_settle_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    *(bool *)arg = true;
+}
+
+/*
+ * A stopping loop (no longer accepting) runs on until its held requests are answered and their
+ * answers, with any others being written, have left, for HTTP_SETTLE_MS at most.
+ */
+static void loop_settle(struct http_loop *loop)
+{
+    bool late = false;
+    struct event *deadline = evtimer_new(loop->base, on_settle_deadline, &late);
+    struct timeval tv = {HTTP_SETTLE_MS / 1000, (HTTP_SETTLE_MS % 1000) * 1000};
+    if (!deadline || evtimer_add(deadline, &tv) != 0)
+        abort();
+    while ((http_held_waiting() || http_conns_sending(loop->conns)) && !late)
+        event_base_loop(loop->base, EVLOOP_ONCE);
+    event_free(deadline);
+}
+
 /* One loop thread: its context, its loop until stopped, then its connections and context. */
 static void *loop_main(void *arg)
 {
@@ -309,9 +341,15 @@ static void *loop_main(void *arg)
         loop->ctx = loop->srv->opts.thread_init(loop->srv->opts.app);
     http_conns_set_head_handler(loop->conns, loop->srv->opts.head_handler, loop->ctx);
     event_base_dispatch(loop->base);
+    /* Held requests wait for an answer already asked for (bounded by their holders' timeouts):
+     * let it come, without taking new connections. */
+    event_del(loop->stop_ev);
+    evhttp_del_accept_socket(loop->http, loop->listener);
+    loop_settle(loop);
     http_streams_drain(loop->base);
     for (int i = 0; i < HTTP_POOLS; i++)
         http_offloads_drain(loop->srv->pools[i], loop->base);
+    http_held_drain();
     evhttp_free(loop->http); /* closes this loop's connections */
     loop->http = NULL;
     http_conns_free(loop->conns);

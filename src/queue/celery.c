@@ -268,6 +268,21 @@ static json_t *encode_properties(const char *task_id, const char *tag)
                      "delivery_tag", tag);
 }
 
+/* "interview-api<pid>@<host>", as Celery's "gen<pid>@<host>"; looked up once per process. */
+static const char *own_origin(void)
+{
+    static _Thread_local char origin[320];
+    static _Thread_local pid_t pid;
+    if (pid != getpid()) {
+        char host[256] = "localhost";
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        pid = getpid();
+        snprintf(origin, sizeof(origin), "interview-api%ld@%s", (long)pid, host);
+    }
+    return origin;
+}
+
 char *celery_message_encode(const char *task_id, const char *task_name, const json_t *args,
                             const struct celery_msg_opts *opts)
 {
@@ -275,19 +290,13 @@ char *celery_message_encode(const char *task_id, const char *task_name, const js
     if (!id_ok(task_id) || !task_name || !task_name[0] || !json_is_array(args) ||
         (kwargs_in && !json_is_object(kwargs_in)))
         return NULL;
-    char tag[UUID_STR_LEN + 1], host[256] = "localhost", origin[320];
+    char tag[UUID_STR_LEN + 1], origin[320];
     const char *tag_in = opts ? opts->delivery_tag : NULL;
     if (tag_in && !id_ok(tag_in))
         return NULL;
     if (!tag_in)
         uuid_v4_new(tag);
-    if (opts && opts->origin) {
-        snprintf(origin, sizeof(origin), "%s", opts->origin);
-    } else {
-        gethostname(host, sizeof(host) - 1);
-        host[sizeof(host) - 1] = '\0';
-        snprintf(origin, sizeof(origin), "interview-api%ld@%s", (long)getpid(), host);
-    }
+    snprintf(origin, sizeof(origin), "%s", opts && opts->origin ? opts->origin : own_origin());
     json_t *kwargs = kwargs_in ? json_deep_copy(kwargs_in) : json_object();
     json_t *headers =
         encode_headers(task_id, task_name, args, kwargs, origin, opts ? opts->retries : 0);

@@ -67,12 +67,7 @@ bool queue_task_id_ok(const char *id)
     return true;
 }
 
-/*
- * Writes interview-task-<id> = {"video_url", "submitted_at"} with the result TTL, plus the
- * kwargs' "callback_url" when there is one (a task_lost failure sends its webhook event).
- */
-static enum ia_err record_accepted(struct queue *q, const char *task_id, const char *video_url,
-                                   const json_t *kwargs)
+char *queue_accepted_text(const char *video_url, const json_t *kwargs)
 {
     char when[40];
     celery_isoformat(queue_wall_now(), when, sizeof(when));
@@ -81,6 +76,23 @@ static enum ia_err record_accepted(struct queue *q, const char *task_id, const c
                             "callback_url", callback);
     char *text = rec ? json_dumps(rec, JSON_ENSURE_ASCII) : NULL;
     json_decref(rec);
+    return text;
+}
+
+char *queue_task_message(const char *task_id, const char *video_url, const json_t *kwargs)
+{
+    json_t *args = json_pack("[s]", video_url);
+    struct celery_msg_opts opts = {.kwargs = kwargs};
+    char *msg = args ? celery_message_encode(task_id, QUEUE_TASK_NAME, args, &opts) : NULL;
+    json_decref(args);
+    return msg;
+}
+
+/* Writes the accepted record (queue_accepted_text()) with the result TTL. */
+static enum ia_err record_accepted(struct queue *q, const char *task_id, const char *video_url,
+                                   const json_t *kwargs)
+{
+    char *text = queue_accepted_text(video_url, kwargs);
     if (!text)
         return IA_ERR_INVALID; /* video_url is not UTF-8 */
     redisReply *r = queue_conn_cmd(&q->backend, "SET %s%s %s EX %lld", QUEUE_ACCEPTED_PREFIX,
@@ -122,10 +134,7 @@ enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video
 {
     if (!queue_task_id_ok(task_id) || !video_url)
         return IA_ERR_INVALID;
-    json_t *args = json_pack("[s]", video_url);
-    struct celery_msg_opts opts = {.kwargs = kwargs};
-    char *msg = args ? celery_message_encode(task_id, QUEUE_TASK_NAME, args, &opts) : NULL;
-    json_decref(args);
+    char *msg = queue_task_message(task_id, video_url, kwargs);
     if (!msg)
         return IA_ERR_INVALID;
     enum ia_err rc = record_accepted(q, task_id, video_url, kwargs);

@@ -66,6 +66,7 @@ enum queue_script {
     SCRIPT_RESTORE,
     SCRIPT_SET_RESULT,
     SCRIPT_PUBLISH,
+    SCRIPT_SUBMIT,
     SCRIPT_LOST,
     SCRIPT_IDEM,
     SCRIPT_FENCE,
@@ -162,6 +163,14 @@ bool sentinel_get_master(struct sentinel *s, struct redis_addr *out);
 const char *sentinel_master_name(const struct sentinel *s);
 /* True when ROLE on c says master (false for a replica, a sentinel, or no answer). */
 bool sentinel_role_is_master(redisContext *c);
+
+/*
+ * What a submit writes: the accepted record interview-task-<id> = {"video_url", "submitted_at"},
+ * plus the kwargs' "callback_url" when there is one (a task_lost failure sends its webhook
+ * event), and the task's Celery message. NULL when video_url is not UTF-8.
+ */
+char *queue_accepted_text(const char *video_url, const json_t *kwargs);
+char *queue_task_message(const char *task_id, const char *video_url, const json_t *kwargs);
 
 /* Task ids name Redis keys and appear in logs: printable ASCII without spaces, short. */
 bool queue_task_id_ok(const char *id);

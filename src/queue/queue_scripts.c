@@ -193,6 +193,25 @@ static const char publish_src[] =
             "return 1\n";
 
 /*
+ * KEYS: queue, pending, pending_msg (the broker's), accepted (the backend's). ARGV: message,
+ * task_id, max_queued, then the accepted record, its TTL (s), the backend's db, the broker's db.
+ * A whole submit in one step, for a broker and a backend that are databases of one server
+ * (queue_async.c): publish_src, then the accepted record in the backend's database. All or
+ * nothing (0: the queue is full, nothing written). SELECT back: before Redis 7 a script's SELECT
+ * stays with the connection.
+ */
+static const char submit_src[] =
+    LUA_NOW "local max = tonumber(ARGV[3])\n"
+            "if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end\n"
+            "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+            "redis.call('ZADD', KEYS[2], now, ARGV[2])\n"
+            "redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])\n"
+            "redis.call('SELECT', tonumber(ARGV[6]))\n"
+            "redis.call('SET', KEYS[4], ARGV[4], 'EX', tonumber(ARGV[5]))\n"
+            "redis.call('SELECT', tonumber(ARGV[7]))\n"
+            "return 1\n";
+
+/*
  * KEYS: pending, pending_msg, queue, unacked. ARGV: age_s, limit.
  * Looks at up to limit tasks pending for more than age_s. One whose message is still on the
  * queue (LPOS) or delivered to a consumer (its tag in unacked: a kombu worker took it) is
@@ -277,6 +296,7 @@ const char *const queue_script_src[SCRIPT__COUNT] = {
     [SCRIPT_RESTORE] = restore_src,
     [SCRIPT_SET_RESULT] = set_result_src,
     [SCRIPT_PUBLISH] = publish_src,
+    [SCRIPT_SUBMIT] = submit_src,
     [SCRIPT_LOST] = lost_src,
     [SCRIPT_IDEM] = idem_src,
     [SCRIPT_FENCE] = fence_src,

@@ -15,10 +15,12 @@
 /* Parses text; returns the reason of a refusal (NULL when accepted) and fills the outputs. */
 static const char *parse(const char *text, char **url, bool *off)
 {
-    const char *why = "unset";
-    enum ia_err rc =
-        api_parse_submit_body((const unsigned char *)text, strlen(text), url, off, &why);
-    assert_int_equal(rc, why ? IA_ERR_INVALID : IA_OK);
+    struct submit_fields f;
+    const char *why = api_parse_submit((const unsigned char *)text, strlen(text), &f);
+    assert_true(why ? f.video_url == NULL : f.video_url != NULL);
+    assert_null(f.callback_url);
+    *url = f.video_url;
+    *off = f.analysis_off;
     return why;
 }
 

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "util/str.h"
 #include "util/uuid.h"
@@ -19,6 +21,48 @@ static void test_uuid_v4_is_canonical_and_random(void **state)
     assert_int_equal(a[14], '4');
     assert_non_null(strchr("89ab", a[19]));
     assert_string_not_equal(a, b);
+}
+
+/* Ids across several refills of the per-thread buffer are all canonical and all different. */
+static void test_uuid_v4_many_are_distinct(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    static char ids[N][UUID_STR_LEN + 1];
+    for (int i = 0; i < N; i++) {
+        uuid_v4_new(ids[i]);
+        assert_true(uuid_is_canonical(ids[i], strlen(ids[i])));
+        assert_int_equal(ids[i][14], '4');
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(ids[i], ids[j]);
+    }
+}
+
+/* A forked child never takes the ids its parent would: the buffer is the parent's. */
+static void test_uuid_v4_child_does_not_repeat_parent(void **state)
+{
+    (void)state;
+    char first[UUID_STR_LEN + 1], parent[UUID_STR_LEN + 1], child[UUID_STR_LEN + 1];
+    uuid_v4_new(first); /* the buffer now holds bytes for the next ids */
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uuid_v4_new(child);
+        ssize_t n = write(fds[1], child, sizeof(child));
+        _exit(n == (ssize_t)sizeof(child) ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    uuid_v4_new(parent);
+    assert_true(uuid_is_canonical(child, strlen(child)));
+    assert_string_not_equal(child, parent);
+    assert_string_not_equal(child, first);
 }
 
 static void test_uuid_rejects_non_canonical(void **state)
@@ -84,6 +128,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uuid_v4_is_canonical_and_random),
+        cmocka_unit_test(test_uuid_v4_many_are_distinct),
+        cmocka_unit_test(test_uuid_v4_child_does_not_repeat_parent),
         cmocka_unit_test(test_uuid_rejects_non_canonical),
         cmocka_unit_test(test_str_to_u64),
         cmocka_unit_test(test_str_to_ll),

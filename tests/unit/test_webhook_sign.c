@@ -215,10 +215,22 @@ static void test_tus_metadata_callback(void **state)
     assert_null(url);
 }
 
-/* The callback_url member of a /submit body: absent, null, a string, or refused. */
+/* The callback_url member of a /submit body (given a video_url when it has none): absent,
+ * null, a string, or refused. */
 static const char *submit_callback(const char *body, char **url)
 {
-    return api_parse_submit_callback((const unsigned char *)body, strlen(body), url);
+    json_t *root = json_loads(body, 0, NULL);
+    assert_non_null(root);
+    if (!json_object_get(root, "video_url"))
+        json_object_set_new(root, "video_url", json_string("http://a.test/v.mp4"));
+    char *text = json_dumps(root, 0);
+    json_decref(root);
+    struct submit_fields f;
+    const char *why = api_parse_submit((const unsigned char *)text, strlen(text), &f);
+    free(text);
+    free(f.video_url);
+    *url = f.callback_url;
+    return why;
 }
 
 static void test_submit_callback_member(void **state)
