@@ -125,6 +125,26 @@ static void test_kwargsrepr(void **state)
     json_decref(k);
 }
 
+/* Strings are written as Python's json.dumps writes them (ensure_ascii): short escapes, \u00XX for
+ * other control bytes and DEL, \uXXXX for the rest, surrogate pairs beyond the BMP. */
+static void test_strings_escaped_as_python(void **state)
+{
+    (void)state;
+    struct celery_msg_opts opts = {.delivery_tag = "5c513db3-cd0d-4edc-bb56-7481590b1b44",
+                                   .origin = "h\xc3\xa9\x01\x7f\t\"\\\xf0\x9f\x98\x80"};
+    char *m = encode_url("http://x", &opts);
+    assert_non_null(m);
+    /* python3 -c 'import json; print(json.dumps("h\u00e9\x01\x7f\t\"\\\U0001F600"))' */
+    assert_non_null(strstr(m, "\"origin\": \"h\\u00e9\\u0001\\u007f\\t\\\"\\\\\\ud83d\\ude00\","));
+    free(m);
+    opts.origin = "bad \xc3\x28 utf-8"; /* not UTF-8: no message, as no JSON string can hold it */
+    assert_null(encode_url("http://x", &opts));
+    opts.origin = "overlong \xc0\xaf";
+    assert_null(encode_url("http://x", &opts));
+    opts.origin = "surrogate \xed\xa0\x80";
+    assert_null(encode_url("http://x", &opts));
+}
+
 static void test_round_trip(void **state)
 {
     (void)state;
@@ -399,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_encoder_matches_python_bytes),
         cmocka_unit_test(test_kwargs_match_python_bytes),
         cmocka_unit_test(test_kwargsrepr),
+        cmocka_unit_test(test_strings_escaped_as_python),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_encoder_refuses_bad_input),
         cmocka_unit_test(test_decoder_rejects_hostile),
