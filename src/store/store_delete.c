@@ -92,6 +92,8 @@ static enum ia_err remove_rest(DIR *d, const struct store_video_id *ids, size_t 
 enum ia_err store_remove_videos(const struct store *s, const struct store_video_id *ids, size_t n,
                                 size_t *removed)
 {
+    if (n == 0)
+        return IA_OK; /* ids may be NULL: nothing to look for */
     if (removed)
         memset(removed, 0, n * sizeof(*removed));
     if (store_remote_of(s))
