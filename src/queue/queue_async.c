@@ -49,14 +49,23 @@ struct queue_async {
     bool one_server;
     struct async_conn conns[2]; /* the broker's, then the backend's unless one_server */
     int nconns;
+    /* One server: the submits of one turn of the loop go as one script (a group commit). */
+    struct event *flush; /* made active by the first submit of a batch */
+    struct async_submit *batch, **batch_tail;
+    int batch_n;
 };
+
+/* The most submits in one script: a larger batch is sent at once, the rest in the next. */
+#define QUEUE_BATCH_MAX 64
 
 struct async_submit {
     struct queue_async *a;
     char task_id[CELERY_MAX_ID_LEN + 1];
-    char *msg; /* the Celery message, published once the record is written */
+    char *msg;    /* the Celery message, published once the record is written */
+    char *record; /* one server: the accepted record, written by the batch's script */
     queue_async_done_fn done;
     void *arg;
+    struct async_submit *next; /* in a batch */
 };
 
 /* True when host names an address (no lookup), or is localhost (/etc/hosts). */
@@ -228,75 +237,13 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void conn_init(struct async_conn *c, struct queue_async *a, const struct queue_conn *qc)
-{
-    c->name = qc->name;
-    c->owner = a;
-    c->url = &qc->url;
-}
-
-/* True when two URLs name one server, with one user (their dbs may differ). */
-static bool same_server(const struct redis_url *x, const struct redis_url *y)
-{
-    return strcmp(x->host, y->host) == 0 && x->port == y->port &&
-           strcmp(x->user, y->user) == 0 && strcmp(x->password, y->password) == 0;
-}
-
-struct queue_async *queue_async_new(struct queue *q, struct event_base *base)
-{
-    if (!base || q->broker.sentinel || q->backend.sentinel || !q->broker.url_ok ||
-        !q->backend.url_ok || !host_is_address(q->broker.url.host) ||
-        !host_is_address(q->backend.url.host))
-        return NULL;
-    struct queue_async *a = xcalloc(1, sizeof(*a));
-    a->q = q;
-    a->base = base;
-    a->one_server = same_server(&q->broker.url, &q->backend.url);
-    a->nconns = a->one_server ? 1 : 2;
-    conn_init(&a->conns[0], a, &q->broker);
-    conn_init(&a->conns[1], a, &q->backend);
-    a->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, a);
-    struct timeval tick = {0, QUEUE_RETRY_MS * 1000};
-    if (!a->watchdog || event_add(a->watchdog, &tick) != 0)
-        abort();
-    for (int i = 0; i < a->nconns; i++)
-        conn_start(&a->conns[i]);
-    return a;
-}
-
-void queue_async_free(struct queue_async *a)
-{
-    if (!a)
-        return;
-    a->closing = true;
-    for (int i = 0; i < a->nconns; i++)
-        if (a->conns[i].ac) {
-            redisAsyncContext *ac = a->conns[i].ac;
-            a->conns[i].ac = NULL;
-            redisAsyncFree(ac); /* waiting commands are answered NULL */
-        }
-    event_free(a->watchdog);
-    free(a);
-}
-
-bool queue_async_ready(struct queue_async *a)
-{
-    if (!a)
-        return false;
-    bool ready = true;
-    for (int i = 0; i < a->nconns; i++) {
-        conn_start(&a->conns[i]);
-        ready = ready && a->conns[i].ready;
-    }
-    return ready;
-}
-
 static void submit_end(struct async_submit *s, enum ia_err err, bool again)
 {
     if (!err)
         log_msg(LOG_INFO, "queue", "task=%s submitted", s->task_id);
     s->done(err, again, s->arg);
     free(s->msg);
+    free(s->record);
     free(s);
 }
 
@@ -354,19 +301,169 @@ static void on_recorded(redisAsyncContext *ac, void *reply, void *priv)
         submit_end(s, IA_ERR_BROKER, true); /* nothing queued: the pool's connections retry */
 }
 
-/* One server: the whole submit in one script, answered by on_published(). */
-static bool send_submit_script(struct async_submit *s, const char *key, const char *record,
-                               const char *ttl)
+/* Ends every submit of a batch list the same way. */
+static void batch_end_all(struct async_submit *s, enum ia_err err, bool again)
 {
-    struct queue_async *a = s->a;
-    char max[24], backend_db[16], broker_db[16];
+    while (s) {
+        struct async_submit *next = s->next;
+        submit_end(s, err, again);
+        s = next;
+    }
+}
+
+/* The script's answer for a batch: 1 (queued) or 0 (the queue was full) for each, in order. */
+static void on_batch_answered(redisAsyncContext *ac, void *reply, void *priv)
+{
+    conn_answered(ac);
+    struct async_submit *s = priv;
+    const redisReply *r = reply;
+    size_t n = 0;
+    for (const struct async_submit *x = s; x; x = x->next)
+        n++;
+    if (!r) { /* sent (maybe), no answer: the tasks may run, so they may have records */
+        log_msg(LOG_WARN, "queue", "a batch of %zu submits went unanswered", n);
+        batch_end_all(s, IA_ERR_BROKER_UNSURE, false);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) { /* not run: the pool's connections try again */
+        log_msg(LOG_WARN, "queue", "broker (loop connection): submit refused: %.200s", r->str);
+        batch_end_all(s, IA_ERR_BROKER, true);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+        log_msg(LOG_ERROR, "queue", "broker (loop connection): a submit answer of another shape");
+        batch_end_all(s, IA_ERR_BROKER_UNSURE, false);
+        return;
+    }
+    for (size_t i = 0; s; i++) {
+        struct async_submit *next = s->next;
+        const redisReply *e = r->element[i];
+        bool queued = e->type == REDIS_REPLY_INTEGER && e->integer == 1;
+        submit_end(s, queued ? IA_OK : IA_ERR_TOO_LARGE, false);
+        s = next;
+    }
+}
+
+/* Sends up to QUEUE_BATCH_MAX waiting submits as one script, answered by on_batch_answered(). */
+static void batch_send_some(struct queue_async *a)
+{
+    struct async_submit *head = a->batch, **cut = &a->batch;
+    int n = 0;
+    while (*cut && n < QUEUE_BATCH_MAX) {
+        cut = &(*cut)->next;
+        n++;
+    }
+    a->batch = *cut; /* the rest, for the next script */
+    *cut = NULL;
+    a->batch_n -= n;
+    if (!a->batch)
+        a->batch_tail = &a->batch;
+    char max[24], ttl[24], backend_db[16], broker_db[16];
     snprintf(max, sizeof(max), "%lld", a->q->max_queued);
+    snprintf(ttl, sizeof(ttl), "%lld", a->q->result_ttl_s);
     snprintf(backend_db, sizeof(backend_db), "%d", a->q->backend.url.db);
     snprintf(broker_db, sizeof(broker_db), "%d", a->q->broker.url.db);
-    const char *argv[] = {"EVALSHA", a->q->sha[SCRIPT_SUBMIT], "4", QUEUE_NAME,
-                          QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, key, s->msg, s->task_id, max,
-                          record, ttl, backend_db, broker_db};
-    return conn_send(&a->conns[0], on_published, s, 14, argv, NULL);
+    int argc = 10 + 3 * n;
+    const char **argv = xcalloc((size_t)argc, sizeof(*argv));
+    const char *fixed[] = {"EVALSHA", a->q->sha[SCRIPT_SUBMIT], "3", QUEUE_NAME,
+                           QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, max, ttl, backend_db,
+                           broker_db};
+    memcpy(argv, fixed, sizeof(fixed));
+    int i = 10;
+    for (const struct async_submit *s = head; s; s = s->next) {
+        argv[i++] = s->msg;
+        argv[i++] = s->task_id;
+        argv[i++] = s->record;
+    }
+    if (!conn_send(&a->conns[0], on_batch_answered, head, argc, argv, NULL))
+        batch_end_all(head, IA_ERR_BROKER, true); /* nothing sent: the pool's connections */
+    free(argv);
+}
+
+/* After the turn's events: the batch goes, in scripts of at most QUEUE_BATCH_MAX submits. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct queue_async *a = arg;
+    while (a->batch)
+        batch_send_some(a);
+}
+
+/* One server: s joins the batch of this turn of the loop, sent when the turn's events are done. */
+static void batch_add(struct queue_async *a, struct async_submit *s)
+{
+    *a->batch_tail = s;
+    a->batch_tail = &s->next;
+    if (++a->batch_n == 1)
+        event_active(a->flush, EV_WRITE, 0);
+}
+
+static void conn_init(struct async_conn *c, struct queue_async *a, const struct queue_conn *qc)
+{
+    c->name = qc->name;
+    c->owner = a;
+    c->url = &qc->url;
+}
+
+/* True when two URLs name one server, with one user (their dbs may differ). */
+static bool same_server(const struct redis_url *x, const struct redis_url *y)
+{
+    return strcmp(x->host, y->host) == 0 && x->port == y->port &&
+           strcmp(x->user, y->user) == 0 && strcmp(x->password, y->password) == 0;
+}
+
+struct queue_async *queue_async_new(struct queue *q, struct event_base *base)
+{
+    if (!base || q->broker.sentinel || q->backend.sentinel || !q->broker.url_ok ||
+        !q->backend.url_ok || !host_is_address(q->broker.url.host) ||
+        !host_is_address(q->backend.url.host))
+        return NULL;
+    struct queue_async *a = xcalloc(1, sizeof(*a));
+    a->q = q;
+    a->base = base;
+    a->one_server = same_server(&q->broker.url, &q->backend.url);
+    a->nconns = a->one_server ? 1 : 2;
+    conn_init(&a->conns[0], a, &q->broker);
+    conn_init(&a->conns[1], a, &q->backend);
+    a->batch_tail = &a->batch;
+    a->flush = event_new(base, -1, 0, on_flush, a);
+    a->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, a);
+    struct timeval tick = {0, QUEUE_RETRY_MS * 1000};
+    if (!a->flush || !a->watchdog || event_add(a->watchdog, &tick) != 0)
+        abort();
+    for (int i = 0; i < a->nconns; i++)
+        conn_start(&a->conns[i]);
+    return a;
+}
+
+void queue_async_free(struct queue_async *a)
+{
+    if (!a)
+        return;
+    a->closing = true;
+    batch_end_all(a->batch, IA_ERR_BROKER, true); /* never sent */
+    a->batch = NULL;
+    for (int i = 0; i < a->nconns; i++)
+        if (a->conns[i].ac) {
+            redisAsyncContext *ac = a->conns[i].ac;
+            a->conns[i].ac = NULL;
+            redisAsyncFree(ac); /* waiting commands are answered NULL */
+        }
+    event_free(a->flush);
+    event_free(a->watchdog);
+    free(a);
+}
+
+bool queue_async_ready(struct queue_async *a)
+{
+    if (!a)
+        return false;
+    bool ready = true;
+    for (int i = 0; i < a->nconns; i++) {
+        conn_start(&a->conns[i]);
+        ready = ready && a->conns[i].ready;
+    }
+    return ready;
 }
 
 bool queue_async_submit(struct queue_async *a, const char *task_id, const char *video_url,
@@ -386,12 +483,16 @@ bool queue_async_submit(struct queue_async *a, const char *task_id, const char *
     s->msg = msg;
     s->done = done;
     s->arg = arg;
+    if (a->one_server) {
+        s->record = record;
+        batch_add(a, s);
+        return true;
+    }
     char key[sizeof(QUEUE_ACCEPTED_PREFIX) + CELERY_MAX_ID_LEN], ttl[24];
     snprintf(key, sizeof(key), "%s%s", QUEUE_ACCEPTED_PREFIX, task_id);
     snprintf(ttl, sizeof(ttl), "%lld", a->q->result_ttl_s);
-    bool sent = a->one_server ? send_submit_script(s, key, record, ttl)
-                              : conn_send(&a->conns[1], on_recorded, s, 5,
-                                          (const char *[]){"SET", key, record, "EX", ttl}, NULL);
+    bool sent = conn_send(&a->conns[1], on_recorded, s, 5,
+                          (const char *[]){"SET", key, record, "EX", ttl}, NULL);
     free(record);
     if (!sent) {
         free(s->msg);

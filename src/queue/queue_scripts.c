@@ -193,23 +193,36 @@ static const char publish_src[] =
             "return 1\n";
 
 /*
- * KEYS: queue, pending, pending_msg (the broker's), accepted (the backend's). ARGV: message,
- * task_id, max_queued, then the accepted record, its TTL (s), the backend's db, the broker's db.
- * A whole submit in one step, for a broker and a backend that are databases of one server
- * (queue_async.c): publish_src, then the accepted record in the backend's database. All or
- * nothing (0: the queue is full, nothing written). SELECT back: before Redis 7 a script's SELECT
- * stays with the connection.
+ * KEYS: queue, pending, pending_msg (the broker's). ARGV: max_queued, the accepted records' TTL
+ * (s), the backend's db, the broker's db, then a message, its task id and its accepted record
+ * for each of a batch of submits. The submits of a batch, in order, each in one step, for a
+ * broker and a backend that are databases of one server (queue_async.c): each is published as
+ * publish_src does, unless max_queued messages wait, and then gets its accepted record in the
+ * backend's database. Returns 1 (queued) or 0 (the queue is full: nothing written) for each.
+ * SELECT back: before Redis 7 a script's SELECT stays with the connection.
  */
 static const char submit_src[] =
-    LUA_NOW "local max = tonumber(ARGV[3])\n"
-            "if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end\n"
-            "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
-            "redis.call('ZADD', KEYS[2], now, ARGV[2])\n"
-            "redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])\n"
-            "redis.call('SELECT', tonumber(ARGV[6]))\n"
-            "redis.call('SET', KEYS[4], ARGV[4], 'EX', tonumber(ARGV[5]))\n"
-            "redis.call('SELECT', tonumber(ARGV[7]))\n"
-            "return 1\n";
+    LUA_NOW "local max, n = tonumber(ARGV[1]), redis.call('LLEN', KEYS[1])\n"
+            "local out, ids = {}, {}\n"
+            "for i = 5, #ARGV, 3 do\n"
+            "  if max > 0 and n >= max then out[#out + 1] = 0 else\n"
+            "    redis.call('LPUSH', KEYS[1], ARGV[i])\n"
+            "    redis.call('ZADD', KEYS[2], now, ARGV[i + 1])\n"
+            "    redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i])\n"
+            "    n = n + 1\n"
+            "    out[#out + 1] = 1\n"
+            "    ids[#ids + 1] = i\n"
+            "  end\n"
+            "end\n"
+            "if #ids > 0 then\n"
+            "  redis.call('SELECT', tonumber(ARGV[3]))\n"
+            "  for _, i in ipairs(ids) do\n"
+            "    redis.call('SET', '" QUEUE_ACCEPTED_PREFIX "' .. ARGV[i + 1], ARGV[i + 2], 'EX',\n"
+            "               tonumber(ARGV[2]))\n"
+            "  end\n"
+            "  redis.call('SELECT', tonumber(ARGV[4]))\n"
+            "end\n"
+            "return out\n";
 
 /*
  * KEYS: pending, pending_msg, queue, unacked. ARGV: age_s, limit.
