@@ -1,14 +1,17 @@
 """POST /submit on the loops' own Redis connections (queue_async.c): real serve processes and a
 private redis-server, which the tests pause (SIGSTOP) to see what a stuck Redis does."""
+import json
 import os
+import re
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 
-import requests
-
 import pytest
+import requests
 
 from conftest import SLOW, Redis, Service, stop_process
 
@@ -173,3 +176,54 @@ def test_sigterm_while_submits_wait_on_redis_answers_them_first(tmp_path, redis_
         os.kill(redis_server.proc.pid, signal.SIGCONT)
     assert code == 0, svc.dump_logs()
     assert outcomes == [(503, "broker_unavailable")] * 3, (outcomes, svc.dump_logs())
+
+
+def test_submits_of_one_turn_share_one_script_and_keep_the_bound(tmp_path, redis_server):
+    """Twenty submits that reach the loop at once (serve was stopped while they were sent) go
+    to Redis as fewer scripts than submits (a group commit), and MAX_QUEUED still counts each:
+    exactly the first four are queued, each with its record; the rest get 503 queue_full."""
+    svc = Service(str(tmp_path), redis_server, workers=0,
+                  extra_env={"SERVE_THREADS": "1", "MAX_QUEUED": "5"})
+    socks = []
+    try:
+        assert fresh_submit(svc, "http://127.0.0.1:9/warm.mp4").status_code == 200
+        redis_server.cli("CONFIG", "RESETSTAT")
+        for _ in range(20):
+            socks.append(socket.create_connection(("127.0.0.1", svc.port), timeout=30 * SLOW))
+        deadline = time.time() + 10 * SLOW
+        while not requests_read(svc.port, 20) and time.time() < deadline:
+            time.sleep(0.05)  # all accepted: nothing waits in the accept queue
+        assert requests_read(svc.port, 20)
+        body = b'{"video_url": "http://127.0.0.1:9/burst.mp4"}'
+        request = (b"POST /submit HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                   b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        svc.serve.send_signal(signal.SIGSTOP)
+        try:
+            for s in socks:
+                s.sendall(request)
+        finally:
+            svc.serve.send_signal(signal.SIGCONT)
+        answers = []
+        for s in socks:
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            answers.append(data.decode())
+        codes = [int(a.split(" ", 2)[1]) for a in answers]
+        assert sorted(codes) == [200] * 4 + [503] * 16, answers
+        assert all('"code":"queue_full"' in a for a in answers if " 503 " in a.split("\r\n")[0])
+        ids = [json.loads(a.split("\r\n\r\n", 1)[1])["task_id"] for a in answers
+               if " 200 " in a.split("\r\n")[0]]
+        assert int(redis_server.cli("LLEN", "celery")) == 5
+        for task_id in ids:
+            assert redis_server.cli("EXISTS", f"interview-task-{task_id}", db=1) == "1"
+        assert len(redis_server.cli("KEYS", "interview-task-*", db=1).split()) == 5
+        stats = redis_server.cli("INFO", "commandstats")
+        calls = int(re.search(r"cmdstat_evalsha:calls=(\d+)", stats).group(1))
+        assert 1 <= calls < 20, stats
+        sys.stderr.write(f"20 submits at once: {calls} script(s)\n")
+    finally:
+        for s in socks:
+            s.close()
+        codes = svc.stop()
+    assert codes == {"serve": 0}, (codes, svc.dump_logs())
