@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "util/json_text.h"
 #include "util/uuid.h"
 
 /* kombu/json.dumps formatting: ", " and ": " separators, ASCII only, shortest-looking reals. */
@@ -231,101 +232,10 @@ char *celery_kwargsrepr(json_t *kwargs)
 static bool id_ok(const char *s) { return s && s[0] && strlen(s) <= CELERY_MAX_ID_LEN; }
 
 /*
- * The envelope is written as text, not built as a tree and dumped: it is made for every submit,
- * and its shape is fixed. The bytes are those of Python's json.dumps (", " and ": ", ASCII
- * only), as the tests check against Celery's own.
+ * The envelope is written as text (util/json_text.h), not built as a tree and dumped: it is made
+ * for every submit, and its shape is fixed. The bytes are those of Python's json.dumps (", " and
+ * ": ", ASCII only), as the tests check against Celery's own.
  */
-struct text {
-    char *p;
-    size_t n, cap;
-};
-
-static void text_put(struct text *t, const char *s, size_t len)
-{
-    if (t->n + len + 1 > t->cap) {
-        t->cap = (t->n + len + 1) * 2;
-        t->p = xrealloc(t->p, t->cap);
-    }
-    memcpy(t->p + t->n, s, len);
-    t->n += len;
-    t->p[t->n] = '\0';
-}
-
-static void text_puts(struct text *t, const char *s) { text_put(t, s, strlen(s)); }
-
-static void text_u16(struct text *t, unsigned cp)
-{
-    char esc[8];
-    snprintf(esc, sizeof(esc), "\\u%04x", cp);
-    text_put(t, esc, 6);
-}
-
-/* The code point of the UTF-8 sequence at s (n bytes left) and its length; 0 when invalid. */
-static size_t utf8_decode(const unsigned char *s, size_t n, unsigned *cp)
-{
-    size_t len = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc0 ? 2 : 0;
-    if (len == 0 || len > n || s[0] > 0xf4)
-        return 0;
-    unsigned v = s[0] & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (v < min[len] || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return len;
-}
-
-/* s as a JSON string, as json.dumps(ensure_ascii=True) writes it; false when s is not UTF-8. */
-static bool text_json_string(struct text *t, const char *s)
-{
-    static const char short_esc[] = {['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r',
-                                     ['\t'] = 't', ['"'] = '"', ['\\'] = '\\'};
-    const unsigned char *u = (const unsigned char *)s;
-    size_t n = strlen(s);
-    text_put(t, "\"", 1);
-    for (size_t i = 0; i < n;) {
-        size_t run = i; /* the longest run that needs no escape goes in one copy */
-        while (run < n && u[run] >= 0x20 && u[run] < 0x7f && u[run] != '"' && u[run] != '\\')
-            run++;
-        text_put(t, s + i, run - i);
-        if ((i = run) == n)
-            break;
-        unsigned cp = u[i];
-        size_t len = 1;
-        if (cp < sizeof(short_esc) && short_esc[cp]) {
-            char esc[2] = {'\\', short_esc[cp]};
-            text_put(t, esc, 2);
-        } else if (cp < 0x80) {
-            text_u16(t, cp);
-        } else if ((len = utf8_decode(u + i, n - i, &cp)) == 0) {
-            return false;
-        } else if (cp >= 0x10000) {
-            text_u16(t, 0xd800 + ((cp - 0x10000) >> 10));
-            text_u16(t, 0xdc00 + ((cp - 0x10000) & 0x3ff));
-        } else {
-            text_u16(t, cp);
-        }
-        i += len;
-    }
-    text_put(t, "\"", 1);
-    return true;
-}
-
-/* Writes "key": "value" pairs, each after ", " but the first of its object. */
-static bool text_member(struct text *t, const char *key, const char *value, bool first)
-{
-    if (!first)
-        text_put(t, ", ", 2);
-    text_put(t, "\"", 1);
-    text_puts(t, key); /* our own keys: nothing to escape */
-    text_put(t, "\": ", 3);
-    return value ? text_json_string(t, value) : (text_put(t, "null", 4), true);
-}
-
 /* The base64 of json([args, kwargs, {"callbacks": null, ...}]). */
 static char *encode_body(const json_t *args, const json_t *kwargs)
 {
@@ -333,55 +243,56 @@ static char *encode_body(const json_t *args, const json_t *kwargs)
     char *k = json_dumps(kwargs, CELERY_JSON_FLAGS);
     if (!a || !k)
         abort(); /* jansson fails only on allocation here */
-    struct text body = {0};
-    text_put(&body, "[", 1);
-    text_puts(&body, a);
-    text_put(&body, ", ", 2);
-    text_puts(&body, k);
-    text_puts(&body, ", {\"callbacks\": null, \"errbacks\": null, \"chain\": null, "
+    struct json_text body;
+    json_text_init(&body, 256);
+    json_text_raw(&body, "[", 1);
+    json_text_lit(&body, a);
+    json_text_raw(&body, ", ", 2);
+    json_text_lit(&body, k);
+    json_text_lit(&body, ", {\"callbacks\": null, \"errbacks\": null, \"chain\": null, "
                      "\"chord\": null}]");
     free(a);
     free(k);
     char *b64 = celery_base64_encode((const unsigned char *)body.p, body.n);
-    free(body.p);
+    json_text_cleanup(&body);
     return b64;
 }
 
 /* The envelope's "headers" object. False when a string is not UTF-8. */
-static bool encode_headers(struct text *t, const char *task_id, const char *task_name,
+static bool encode_headers(struct json_text *t, const char *task_id, const char *task_name,
                            const json_t *args, json_t *kwargs, const char *origin,
                            int retries)
 {
     char *argsrepr = celery_argsrepr(args), *kwargsrepr = celery_kwargsrepr(kwargs);
     char n[24];
     snprintf(n, sizeof(n), "%d", retries);
-    text_puts(t, "{\"lang\": \"py\"");
-    bool ok = text_member(t, "task", task_name, false) && text_member(t, "id", task_id, false);
-    text_puts(t, ", \"shadow\": null, \"eta\": null, \"expires\": null, \"group\": null, "
+    json_text_lit(t, "{\"lang\": \"py\"");
+    bool ok = json_text_member(t, "task", task_name, false) && json_text_member(t, "id", task_id, false);
+    json_text_lit(t, ", \"shadow\": null, \"eta\": null, \"expires\": null, \"group\": null, "
                  "\"group_index\": null, \"retries\": ");
-    text_puts(t, n);
-    text_puts(t, ", \"timelimit\": [null, null]");
-    ok = ok && text_member(t, "root_id", task_id, false) &&
-         text_member(t, "parent_id", NULL, false) &&
-         text_member(t, "argsrepr", argsrepr, false) &&
-         text_member(t, "kwargsrepr", kwargsrepr, false) &&
-         text_member(t, "origin", origin, false);
-    text_puts(t, ", \"ignore_result\": false}");
+    json_text_lit(t, n);
+    json_text_lit(t, ", \"timelimit\": [null, null]");
+    ok = ok && json_text_member(t, "root_id", task_id, false) &&
+         json_text_member(t, "parent_id", NULL, false) &&
+         json_text_member(t, "argsrepr", argsrepr, false) &&
+         json_text_member(t, "kwargsrepr", kwargsrepr, false) &&
+         json_text_member(t, "origin", origin, false);
+    json_text_lit(t, ", \"ignore_result\": false}");
     free(argsrepr);
     free(kwargsrepr);
     return ok;
 }
 
 /* The envelope's "properties" object. */
-static bool encode_properties(struct text *t, const char *task_id, const char *tag)
+static bool encode_properties(struct json_text *t, const char *task_id, const char *tag)
 {
-    text_put(t, "{", 1);
-    bool ok = text_member(t, "correlation_id", task_id, true);
-    text_puts(t, ", \"reply_to\": \"\", \"delivery_mode\": 2, \"delivery_info\": "
+    json_text_raw(t, "{", 1);
+    bool ok = json_text_member(t, "correlation_id", task_id, true);
+    json_text_lit(t, ", \"reply_to\": \"\", \"delivery_mode\": 2, \"delivery_info\": "
                  "{\"exchange\": \"\", \"routing_key\": \"celery\"}, \"priority\": 0, "
                  "\"body_encoding\": \"base64\"");
-    ok = ok && text_member(t, "delivery_tag", tag, false);
-    text_put(t, "}", 1);
+    ok = ok && json_text_member(t, "delivery_tag", tag, false);
+    json_text_raw(t, "}", 1);
     return ok;
 }
 
@@ -416,23 +327,24 @@ char *celery_message_encode(const char *task_id, const char *task_name, const js
     snprintf(origin, sizeof(origin), "%s", opts && opts->origin ? opts->origin : own_origin());
     json_t *kwargs = kwargs_in ? json_deep_copy(kwargs_in) : json_object(); /* for its repr */
     char *body = encode_body(args, kwargs);
-    struct text t = {0};
-    text_put(&t, "{", 1);
-    bool ok = text_member(&t, "body", body, true);
-    text_puts(&t, ", \"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", "
+    struct json_text t;
+    json_text_init(&t, 1536);
+    json_text_raw(&t, "{", 1);
+    bool ok = json_text_member(&t, "body", body, true);
+    json_text_lit(&t, ", \"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", "
                   "\"headers\": ");
     ok = ok && encode_headers(&t, task_id, task_name, args, kwargs, origin,
                               opts ? opts->retries : 0);
-    text_puts(&t, ", \"properties\": ");
+    json_text_lit(&t, ", \"properties\": ");
     ok = ok && encode_properties(&t, task_id, tag_in ? tag_in : tag);
-    text_put(&t, "}", 1);
+    json_text_raw(&t, "}", 1);
     free(body);
     json_decref(kwargs);
     if (!ok) {
-        free(t.p);
+        json_text_cleanup(&t);
         return NULL;
     }
-    return t.p;
+    return json_text_take(&t);
 }
 
 /* ---- decoding ---- */

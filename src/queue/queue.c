@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "queue/celery.h"
 #include "queue/queue_int.h"
+#include "util/json_text.h"
 
 struct queue *queue_new(const struct config *cfg)
 {
@@ -72,11 +73,18 @@ char *queue_accepted_text(const char *video_url, const json_t *kwargs)
     char when[40];
     celery_isoformat(queue_wall_now(), when, sizeof(when));
     const char *callback = json_string_value(json_object_get(kwargs, "callback_url"));
-    json_t *rec = json_pack("{s:s, s:s, s:s*}", "video_url", video_url, "submitted_at", when,
-                            "callback_url", callback);
-    char *text = rec ? json_dumps(rec, JSON_ENSURE_ASCII) : NULL;
-    json_decref(rec);
-    return text;
+    struct json_text t;
+    json_text_init(&t, 256);
+    json_text_raw(&t, "{", 1);
+    bool ok = json_text_member(&t, "video_url", video_url, true) &&
+              json_text_member(&t, "submitted_at", when, false) &&
+              (!callback || json_text_member(&t, "callback_url", callback, false));
+    json_text_raw(&t, "}", 1);
+    if (!ok) {
+        json_text_cleanup(&t);
+        return NULL;
+    }
+    return json_text_take(&t);
 }
 
 char *queue_task_message(const char *task_id, const char *video_url, const json_t *kwargs)
