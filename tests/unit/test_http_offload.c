@@ -35,7 +35,6 @@ static atomic_int offloads, works_started, works_ended, dones, dones_without_req
 
 #define BIG_BODY (1024 * 1024 + 7)
 
-
 struct slow_ctx {
     char body[64];
     size_t len;
