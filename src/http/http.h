@@ -101,8 +101,9 @@ const unsigned char *http_request_body(struct http_request *req, size_t *len);
 /* The length of the request body. */
 size_t http_request_body_length(struct http_request *req);
 /*
- * Writes the whole request body to fd without copying it into one block, and drops it from
- * memory as it goes (http_request_body() is empty afterwards). False with errno on a write error.
+ * Writes the whole request body to fd without copying it into one block. The body stays as it is,
+ * to be freed with the request on its loop (not by an offload thread: see http/body.c). False with
+ * errno on a write error.
  */
 bool http_request_body_to_fd(struct http_request *req, int fd);
 /* The body length the head announces (Content-Length), -1 when it is chunked (unknown). */

@@ -104,7 +104,7 @@ void http_request_account(const struct http_request *req, int status, uint64_t b
  * their producers to stop, waits for them, and cuts what they had not sent. On the loop thread.
  */
 void http_streams_drain(struct event_base *base);
-/* Writes (and drains) all of in to fd; false with errno on a write error. */
+/* Writes all of in to fd, leaving in as it is; false with errno on a write error. */
 bool http_evbuffer_to_fd(struct evbuffer *in, int fd);
 
 /* The offload pool (offload.c): threads shared by the loops for the blocking part of requests. */

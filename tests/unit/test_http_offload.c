@@ -2,7 +2,8 @@
  * Tests http/offload.c through real loopback connections: a server with one loop and one offload
  * thread, whose /slow requests block in their work until the test opens a gate. A quick request
  * on the same loop is answered meanwhile; a client that leaves gets its answer dropped (done
- * sees no request); a stop cancels the queued work and waits for the running one.
+ * sees no request); a stop cancels the queued work and waits for the running one. A body written
+ * to a file from a pool thread stays in memory for its loop to free.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +32,8 @@ static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
 static bool gate_open;
 static atomic_int offloads, works_started, works_ended, dones, dones_without_req, cancelled_seen;
+
+#define BIG_BODY (1024 * 1024 + 7)
 
 struct slow_ctx {
     char body[64];
@@ -84,6 +88,39 @@ static void whole_handler(struct http_request *req, void *ctx)
     http_reply_body(req, 201, "text/plain", out, (size_t)n);
 }
 
+static unsigned char pattern_byte(size_t i) { return (unsigned char)(i % 251); }
+
+/*
+ * On the files pool: writes the body to a file, checks the file against the pattern the client
+ * sent, and answers "<bytes in the file> <body length afterwards> <file matches>".
+ */
+static void write_handler(struct http_request *req, void *ctx)
+{
+    (void)ctx;
+    char path[] = "/tmp/test_http_offload_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    size_t before = http_request_body_length(req);
+    bool wrote = http_request_body_to_fd(req, fd);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    bool same = wrote && (size_t)st.st_size == before;
+    unsigned char buf[65536];
+    for (size_t off = 0; same && off < before;) {
+        ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+        assert_true(n > 0);
+        for (ssize_t i = 0; i < n && same; i++)
+            same = buf[i] == pattern_byte(off + (size_t)i);
+        off += (size_t)n;
+    }
+    close(fd);
+    char out[96];
+    int n = snprintf(out, sizeof(out), "%lld %zu %s", (long long)st.st_size,
+                     http_request_body_length(req), same ? "same" : "differs");
+    http_reply_body(req, 200, "text/plain", out, (size_t)n);
+}
+
 static atomic_int pool_inits, pool_frees;
 
 static void *pool_init(void *app)
@@ -106,6 +143,10 @@ static void handler(struct http_request *req, void *ctx)
         assert_true(http_request_offload_handler(req, HTTP_POOL_QUICK, whole_handler));
         return;
     }
+    if (path && strcmp(path, "/write") == 0) {
+        assert_true(http_request_offload_handler(req, HTTP_POOL_FILES, write_handler));
+        return;
+    }
     if (path && strcmp(path, "/slow") == 0) {
         struct slow_ctx *c = calloc(1, sizeof(*c));
         assert_true(http_request_offload(req, HTTP_POOL_FILES, slow_work, slow_done, c));
@@ -126,7 +167,7 @@ static int setup(void **state)
     struct http_server_opts o = {.host = "127.0.0.1",
                                  .threads = 1,
                                  .offload_threads = 1,
-                                 .max_body_bytes = 1000,
+                                 .max_body_bytes = 2 * BIG_BODY,
                                  .idle_timeout_s = 30,
                                  .handler = handler,
                                  .offload_thread_init = pool_init,
@@ -229,6 +270,52 @@ static void test_client_gone_while_work_runs(void **state)
     free(quick);
 }
 
+/* Writes all of buf to fd (a blocking socket). */
+static void send_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/*
+ * A body of 1 MiB (hundreds of libevent chains), sent at once with the next request behind it on
+ * the same connection: the pool thread writes all of it to the file, the body is still whole
+ * afterwards (the loop frees it with the request, not the pool thread), and the request behind
+ * it is served.
+ */
+static void test_large_body_written_and_left_to_the_loop(void **state)
+{
+    (void)state;
+    size_t head_cap = 256, total = head_cap + BIG_BODY + 128;
+    char *raw = malloc(total);
+    int n = snprintf(raw, head_cap, "POST /write HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n",
+                     BIG_BODY);
+    size_t len = (size_t)n;
+    for (size_t i = 0; i < BIG_BODY; i++)
+        raw[len++] = (char)pattern_byte(i);
+    const char *next = "GET /quick HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    memcpy(raw + len, next, strlen(next));
+    len += strlen(next);
+    int fd = connect_server();
+    send_all(fd, raw, len);
+    free(raw);
+    char *answer = harness_http_read_all(fd);
+    char want[64];
+    snprintf(want, sizeof(want), "\r\n\r\n%d %d same", BIG_BODY, BIG_BODY);
+    assert_non_null(strstr(answer, want));
+    char *second = strstr(answer, "\r\n\r\n");
+    assert_non_null(second);
+    second = strstr(second + 4, "HTTP/1.1 200 OK");
+    assert_non_null(second); /* the request behind the body was read as a request */
+    assert_non_null(strstr(second, "\r\n\r\nquick"));
+    free(answer);
+}
+
 /* Last: a stop with one job running and one queued. */
 static void test_stop_cancels_queued_and_waits_for_running(void **state)
 {
@@ -264,6 +351,7 @@ int main(void)
         cmocka_unit_test(test_quick_request_answered_while_work_blocks),
         cmocka_unit_test(test_whole_handler_runs_on_the_pool),
         cmocka_unit_test(test_client_gone_while_work_runs),
+        cmocka_unit_test(test_large_body_written_and_left_to_the_loop),
         cmocka_unit_test(test_stop_cancels_queued_and_waits_for_running),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
