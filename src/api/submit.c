@@ -74,7 +74,7 @@ static void on_submitted(enum ia_err err, bool again, void *arg)
 static bool submit_on_loop(struct api_call *call, struct submit_wait *w, const char *url,
                            const json_t *kwargs)
 {
-    if (!http_thread_event_base() || http_request_header(call->req, "Idempotency-Key"))
+    if (!http_thread_event_base()) /* on the loop, api_submit() sent a keyed request away */
         return false;
     if (!queue_async_submit(call->t->queue_async, w->task_id, url, kwargs, on_submitted, w))
         return false;

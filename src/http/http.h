@@ -198,8 +198,8 @@ bool http_offload_cancelled(const struct http_offload *job);
  * reads, as hiredis's libevent adapter does): http_request_hold() takes req over (the handler
  * then returns without a reply) and gives a handle; later, on the same loop thread,
  * http_held_request() gives the request to answer (or to hand to a pool with
- * http_request_offload_handler()), NULL when nobody waits any more (the client left, or the
- * server stops: its log line says 499), and http_held_end() releases the handle (a request not
+ * http_request_offload_handler()), NULL when nobody waits any more (the server stopped: its log
+ * line says 499), and http_held_end() releases the handle (a request not
  * answered gets a 500). The body stays readable until the end. A stopping loop stops accepting
  * and runs on until what it holds is answered, for a few seconds at most (the holder's own
  * timeouts must be shorter), then drops the clients of what is left; the holder still ends each

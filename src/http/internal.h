@@ -130,11 +130,6 @@ struct http_budget *http_loop_budget(void);
  */
 size_t http_loop_hand_over(struct evhttp_request *ev);
 
-/*
- * True when the client of evcon has closed its side (or reset): evhttp does not read while a
- * request waits for its answer, so the loop looks at the socket itself before answering.
- */
-bool http_peer_gone(struct evhttp_connection *evcon);
 /* True when the calling loop holds a request (http_request_hold()) not answered yet. */
 bool http_held_waiting(void);
 /*

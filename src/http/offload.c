@@ -66,7 +66,11 @@ static void job_remove_live(struct http_pool *p, struct http_offload *job)
         }
 }
 
-bool http_peer_gone(struct evhttp_connection *evcon)
+/*
+ * True when the client of evcon has closed its side (or reset): evhttp does not read while a
+ * request waits for its answer, so the loop looks at the socket itself before answering.
+ */
+static bool peer_gone(struct evhttp_connection *evcon)
 {
     if (!evcon)
         return true;
@@ -93,7 +97,7 @@ static void job_finish(struct http_offload *job)
     struct evhttp_connection *evcon = evhttp_request_get_connection(job->ev);
     if (job->handler && job->req.replied && !job->req.deferred_status) {
         /* A stream took the request over: it is the stream's now. */
-    } else if (atomic_load(&job->cancelled) || http_peer_gone(evcon)) {
+    } else if (atomic_load(&job->cancelled) || peer_gone(evcon)) {
         if (job->done)
             job->done(NULL, job->ctx);
         log_msg(LOG_INFO, "http", "req=%s answer dropped: the client left or the server stops",
