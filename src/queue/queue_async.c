@@ -129,10 +129,11 @@ static void on_handshake_step(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct async_conn *c = conn_answered(ac);
     const redisReply *r = reply;
-    if (!r || r->type == REDIS_REPLY_ERROR) {
+    if (r && r->type == REDIS_REPLY_ERROR) {
         c->refused = true; /* never log the reply: an AUTH's could echo what it was sent */
-        log_msg(LOG_WARN, "queue", "%s (loop connection): %s refused", c->name,
-                step_names[(intptr_t)priv]);
+        if (!c->down) /* once an outage: it is tried again every QUEUE_RETRY_MS */
+            log_msg(LOG_WARN, "queue", "%s (loop connection): %s refused", c->name,
+                    step_names[(intptr_t)priv]);
     }
 }
 
@@ -140,7 +141,9 @@ static void on_handshake_end(redisAsyncContext *ac, void *reply, void *priv)
 {
     (void)priv;
     struct async_conn *c = conn_answered(ac);
-    if (!reply || c->refused) {
+    if (!reply)
+        return; /* the connection is going: on_disconnect or on_connect says so */
+    if (c->refused) {
         redisAsyncDisconnect(ac); /* after this callback: on_disconnect */
         return;
     }

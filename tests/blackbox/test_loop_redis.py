@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import SLOW, Redis, Service, stop_process
+from conftest import SLOW, Redis, Service, stop_process, wait_port
 
 LOOP_CLIENT_NAME = "interview-api-loop"
 
@@ -227,3 +227,55 @@ def test_submits_of_one_turn_share_one_script_and_keep_the_bound(tmp_path, redis
             s.close()
         codes = svc.stop()
     assert codes == {"serve": 0}, (codes, svc.dump_logs())
+
+
+class PasswordRedis(Redis):
+    """A private redis-server that asks for a password (AUTH in the loops' handshake)."""
+    PASSWORD = "s3cret-pw"
+
+    def start(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--dir", self.dir, "--requirepass", self.PASSWORD, "--loglevel", "warning"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port("127.0.0.1", self.port)
+
+    def url(self, db, password=PASSWORD):
+        return f"redis://:{password}@127.0.0.1:{self.port}/{db}"
+
+    def cli(self, *args, db=0):
+        out = subprocess.run(["redis-cli", "-p", str(self.port), "-n", str(db), "--no-auth-warning",
+                              "-a", self.PASSWORD, *args], capture_output=True, text=True,
+                             timeout=10)
+        return out.stdout.strip()
+
+
+def test_the_loops_connections_authenticate(tmp_path):
+    """With a password in the URLs, the loops' connections pass AUTH and take the submits; with
+    a wrong one, neither they nor the pool's get in: 503, the password in no log line."""
+    redis = PasswordRedis(str(tmp_path))
+    try:
+        svc = Service(str(tmp_path), redis, workers=0, extra_env={"SERVE_THREADS": "1"})
+        try:
+            assert fresh_submit(svc, "http://127.0.0.1:9/a.mp4").status_code == 200
+            deadline = time.time() + 10 * SLOW
+            while not handshaken(redis, 1) and time.time() < deadline:
+                time.sleep(0.05)
+            answers = [fresh_submit(svc, "http://127.0.0.1:9/b.mp4") for _ in range(3)]
+            assert [r.status_code for r in answers] == [200] * 3
+            assert [c["cmd"] for c in loop_clients(redis)] == ["evalsha"]
+        finally:
+            assert svc.stop() == {"serve": 0}, svc.dump_logs()
+        wrong = {"CELERY_BROKER_URL": redis.url(0, "wrong-pw"),
+                 "CELERY_BACKEND_URL": redis.url(1, "wrong-pw"), "SERVE_THREADS": "1"}
+        (tmp_path / "wrong").mkdir()
+        svc = Service(str(tmp_path / "wrong"), redis, workers=0, extra_env=wrong)
+        try:
+            r = fresh_submit(svc, "http://127.0.0.1:9/c.mp4")
+            assert (r.status_code, r.json()["code"]) == (503, "broker_unavailable"), r.text
+            assert loop_clients(redis) == []
+            logs = svc.dump_logs()
+            assert "wrong-pw" not in logs and PasswordRedis.PASSWORD not in logs
+        finally:
+            assert svc.stop() == {"serve": 0}, svc.dump_logs()
+    finally:
+        redis.stop()
