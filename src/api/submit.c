@@ -112,6 +112,8 @@ void api_submit(struct api_call *call)
     kwargs = api_task_kwargs_with_callback(f.analysis_off, f.callback_url);
     if (submit_on_loop(call, w, f.video_url, kwargs)) {
         w = NULL; /* on_submitted's */
+    } else if (http_thread_event_base()) {
+        api_offload(call, HTTP_POOL_QUICK); /* the loop never blocks: the pool's path says why */
     } else {
         enum ia_err err = queue_submit(call->t->queue, w->task_id, f.video_url, kwargs);
         submit_answer(call, err, w, keyed);
