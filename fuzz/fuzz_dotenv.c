@@ -56,14 +56,14 @@ static void check_config(const struct config *cfg)
         abort();
 }
 
-/* A refusal names the option: "NAME: ...", with NAME in upper case. */
+/* A refusal names the option: "NAME: ...", NAME in upper case, digits and '_' (S3_LIST_PAGE). */
 static void check_error(const char *err)
 {
     const char *colon = strstr(err, ": ");
     if (!colon || colon == err)
         abort();
     for (const char *p = err; p < colon; p++)
-        if (!isupper((unsigned char)*p) && *p != '_')
+        if (!isupper((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '_')
             abort();
 }
 

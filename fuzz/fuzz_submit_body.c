@@ -1,9 +1,8 @@
 /*
- * libFuzzer target for the POST /submit body check (api_parse_submit_body in api/submit_body.c):
- * the input is a request body. An accepted body yields an absolute http(s) URL of printable ASCII
- * within the length limit and kwargs {} or {"analysis": false}; a refused one yields one of the
- * fixed 422 messages and no URL. The optional callback_url (api_parse_submit_callback) is a
- * string within the limit or the one refusal.
+ * libFuzzer target for the POST /submit body check (api_parse_submit in api/submit_body.c): the
+ * input is a request body. An accepted body yields an absolute http(s) URL of printable ASCII
+ * within the length limit, kwargs {} or {"analysis": false}, and no callback_url or one within
+ * its limit; a refused one yields one of the fixed 422 messages and nothing to free.
  */
 #include <jansson.h>
 #include <stdbool.h>
@@ -23,6 +22,7 @@ static const char *const reasons[] = {
     "video_url is longer than 2048 bytes",
     "video_url must be an http or https URL",
     "analysis must be true or false",
+    "callback_url must be a string of at most 2048 bytes (no NUL)",
 };
 
 static void check_url(const char *url)
@@ -63,27 +63,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned char *body = malloc(size ? size : 1);
     if (size)
         memcpy(body, data, size);
-    char *url = NULL;
-    bool analysis_off = true;
-    const char *why = NULL;
-    enum ia_err rc = api_parse_submit_body(body, size, &url, &analysis_off, &why);
-    if (rc == IA_OK) {
-        if (!url || why)
+    struct submit_fields f;
+    const char *why = api_parse_submit(body, size, &f);
+    if (!why) {
+        if (!f.video_url)
             abort();
-        check_url(url);
-        check_kwargs(analysis_off);
-    } else if (rc != IA_ERR_INVALID || url) {
-        abort();
+        check_url(f.video_url);
+        check_kwargs(f.analysis_off);
+        if (f.callback_url && strlen(f.callback_url) > 2048)
+            abort(); /* a URL is within the limit */
+    } else if (f.video_url || f.callback_url) {
+        abort(); /* a refusal leaves nothing to free */
     } else {
         check_reason(why);
     }
-    free(url);
-    char *callback = NULL;
-    why = api_parse_submit_callback(body, size, &callback);
-    static const char refusal[] = "callback_url must be a string of at most 2048 bytes (no NUL)";
-    if (why ? callback || strcmp(why, refusal) != 0 : callback && strlen(callback) > 2048)
-        abort(); /* a refusal has its one message and no URL; a URL is within the limit */
-    free(callback);
+    free(f.video_url);
+    free(f.callback_url);
     free(body);
     return 0;
 }
