@@ -3,7 +3,11 @@ serve with MEDIA_DELIVERY=redirect (the 302 followed) and =proxy, against a pres
 straight at radosgw. Each way is timed by curl (-o /dev/null) RUNS times, interleaved after
 one warm-up read; the median is reported, with serve's peak RSS over the proxied runs.
 
-    /usr/bin/python3 bench/s3_delivery.py --bin build/interview-api [--mib 200] [--runs 5]
+    /usr/bin/python3 bench/s3_delivery.py --bin build/interview-api [--mib 200] [--runs 5] [--pin]
+
+--pin gives the store a core of its own (radosgw's processes on CPU 0; serve and every client
+curl on the others), as the store has machines of its own in the deployment the proxy mode is
+for; without it the store, serve and the client share every core.
 
 Everything runs on loopback, every process is ours and stopped by PID.
 """
@@ -51,9 +55,18 @@ def stop(proc):
             proc.wait()
 
 
+CLIENT_PREFIX = []  # taskset for --pin
+
+
+def pin(pid, cpus):
+    """Every thread of pid onto cpus (a taskset list)."""
+    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def curl(url, location=False):
     """(seconds, bytes per second) of one download to /dev/null."""
-    args = ["curl", "-s", "-o", "/dev/null", "--noproxy", "*", "-w",
+    args = CLIENT_PREFIX + ["curl", "-s", "-o", "/dev/null", "--noproxy", "*", "-w",
             "%{http_code} %{time_total} %{speed_download} %{size_download}"]
     if location:
         args.append("-L")
@@ -75,7 +88,9 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "interview-api"))
     ap.add_argument("--mib", type=int, default=200)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--pin", action="store_true", help="the store on CPU 0, the rest elsewhere")
     a = ap.parse_args()
+    others = f"1-{os.cpu_count() - 1}"
     a.bin = os.path.abspath(a.bin)
     tmp = tempfile.mkdtemp(prefix="ia-bench-s3-")
     rgw = Rgw(base=tmp)
@@ -115,6 +130,12 @@ def main():
             procs.append(p)
             wait_port(port)
             serves[mode] = (p, f"http://127.0.0.1:{port}/stream/{vid}")
+        if a.pin:
+            for p in rgw.procs:
+                pin(p.pid, "0")
+            for p, _ in serves.values():
+                pin(p.pid, others)
+            CLIENT_PREFIX[:] = ["taskset", "-c", others]
         names = ("direct", "redirect", "proxy")
         runs = {name: [] for name in names}
         curl(serves["proxy"][1])  # a first read warms radosgw's caches for every way alike
@@ -131,7 +152,9 @@ def main():
             results[name] = (statistics.median(r[0] for r in runs[name]),
                              statistics.median(r[1] for r in runs[name]) / (1 << 20))
         rss = hwm_kib(serves["proxy"][0].pid)
-        print(f"object {a.mib} MiB, {a.runs} runs each, median (curl -o /dev/null, loopback)")
+        where = "the store on CPU 0, serve and curl on " + others if a.pin else "shared cores"
+        print(f"object {a.mib} MiB, {a.runs} runs each, median (curl -o /dev/null, loopback, "
+              f"{where})")
         for name, (secs, mibs) in results.items():
             print(f"  {name:9s} {secs:7.3f} s  {mibs:8.1f} MiB/s")
         print(f"  proxy serve peak RSS (VmHWM): {rss / 1024:.1f} MiB")

@@ -67,6 +67,8 @@ static bool start_reply(struct proxy_job *j)
 static bool on_body(void *ctx, const struct store_object_head *h, const char *p, size_t n)
 {
     struct proxy_job *j = ctx;
+    if (n == 0)
+        return !j->started || http_stream_flush(j->stream);
     /* The store must send what was asked: else nothing goes out (and an error is answered). */
     if (h->status != (j->status == 206 ? 206 : 200) || j->sent + n > j->len)
         return false;

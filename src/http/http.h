@@ -216,7 +216,7 @@ void http_held_end(struct http_held *h);
  * http_stream_take() takes req over in its handler (which then returns without a reply); one
  * producer thread then calls http_stream_start() once, http_stream_write() any number of times
  * and http_stream_end() exactly once, which releases the stream (do not touch it after). The
- * loop thread sends the pieces with backpressure: a stream holds at most about 512 KiB.
+ * loop thread sends the pieces with backpressure: a stream holds at most about 1 MiB.
  */
 struct http_stream;
 struct http_header {
@@ -233,8 +233,14 @@ bool http_stream_run(struct http_stream *s, void *(*fn)(void *), void *arg);
 /* The status and headers (copied; add Content-Length for a body of known size); false when
  * the client is gone. */
 bool http_stream_start(struct http_stream *s, int status, const struct http_header *h, size_t n);
-/* Queues n bytes, blocking while the window is full; false when the client is gone (stop). */
+/*
+ * Queues n bytes. They are gathered and go to the loop at http_stream_flush() (or
+ * http_stream_end()) or once enough have gathered, which blocks while the window is full; false
+ * when the client is gone (stop).
+ */
 bool http_stream_write(struct http_stream *s, const void *p, size_t n);
+/* Hands what was written to the loop now: call it when the producer may wait for its source. */
+bool http_stream_flush(struct http_stream *s);
 /* complete false after http_stream_start() closes the connection once what was queued went out
  * (the body is short); without http_stream_start() the client gets a 500. */
 void http_stream_end(struct http_stream *s, bool complete);

@@ -1,9 +1,11 @@
 /*
  * Streamed replies: a body produced by another thread (an object proxied from the bucket) and
- * sent by the request's loop thread, with backpressure. The producer queues at most
- * HTTP_STREAM_WINDOW bytes; the loop hands them to the connection only when its previous piece
- * has been written, so a stream holds at most about twice the window, whatever the speed of
- * either side. The producer blocks while the window is full; the loop never waits for it.
+ * sent by the request's loop thread, with backpressure. The producer gathers its writes in a
+ * staging buffer of its own (no lock) and hands them over at a flush or once
+ * HTTP_STREAM_HANDOVER bytes have gathered; the shared window holds at most HTTP_STREAM_WINDOW
+ * bytes, and the loop hands them to the connection only when its previous piece has been
+ * written, so a stream holds at most about 1 MiB, whatever the speed of either side.
+ * The producer blocks while the window is full; the loop never waits for it.
  */
 #include "http/internal.h"
 
@@ -11,12 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "core/alloc.h"
 #include "core/log.h"
 
 #define HTTP_STREAM_WINDOW (256u * 1024u)
+/* A handover takes the lock and may wake the loop: once per network read, not per 16 KiB. */
+#define HTTP_STREAM_HANDOVER (128u * 1024u)
 
 struct http_stream {
     pthread_mutex_t lock; /* guards the fields marked (L) */
@@ -34,6 +39,8 @@ struct http_stream {
     pthread_t thread; /* the producer, when http_stream_run() made it; joined at the end */
     bool has_thread;
     struct evbuffer *pending;
+    /* producer thread only */
+    struct evbuffer *staged;
     /* loop thread only */
     bool started, inflight;
     uint64_t bytes;
@@ -68,10 +75,19 @@ static void stream_free(struct http_stream *s)
     free(s->names);
     free(s->values);
     evbuffer_free(s->pending);
+    evbuffer_free(s->staged);
     free(s->req.path);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+/* A piece is handed to the connection while the one before is still being written. */
+static void stream_set_low_water(struct http_stream *s, size_t low)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(s->ev);
+    if (evcon)
+        bufferevent_setwatermark(evhttp_connection_get_bufferevent(evcon), EV_WRITE, low, 0);
 }
 
 /* On the loop: the last step, once the producer has ended. Sends what remains and frees s. */
@@ -94,6 +110,7 @@ static void stream_finish(struct http_stream *s, bool complete)
     } else {
         if (!complete && evcon)
             evhttp_connection_free_on_completion(evcon); /* a short body: close, no reuse */
+        stream_set_low_water(s, 0); /* evhttp's end of a reply waits for an empty buffer */
         evhttp_send_reply_end(s->ev);
     }
     stream_free(s);
@@ -137,6 +154,7 @@ static void stream_pump(struct http_stream *s)
     if (send_head) {
         evhttp_send_reply_start(s->ev, s->status, NULL);
         s->started = true;
+        stream_set_low_water(s, HTTP_STREAM_WINDOW);
     }
     if (piece) {
         s->bytes += evbuffer_get_length(piece);
@@ -174,7 +192,8 @@ struct http_stream *http_stream_take(struct http_request *req)
     s->wake = event_new(s->base, -1, 0, on_event, s);
     s->tick = event_new(s->base, -1, EV_PERSIST, on_event, s);
     s->pending = evbuffer_new();
-    if (!s->wake || !s->tick || !s->pending)
+    s->staged = evbuffer_new();
+    if (!s->wake || !s->tick || !s->pending || !s->staged)
         abort();
     struct timeval second = {1, 0};
     event_add(s->tick, &second);
@@ -215,7 +234,9 @@ bool http_stream_start(struct http_stream *s, int status, const struct http_head
     return ok;
 }
 
-bool http_stream_write(struct http_stream *s, const void *p, size_t n)
+/* Moves the staged bytes into the window, blocking while it is full; false when the client is
+ * gone (the staged bytes are dropped). */
+static bool stream_hand_over(struct http_stream *s)
 {
     pthread_mutex_lock(&s->lock);
     while (!s->gone && evbuffer_get_length(s->pending) >= HTTP_STREAM_WINDOW)
@@ -225,16 +246,31 @@ bool http_stream_write(struct http_stream *s, const void *p, size_t n)
         /* The loop is woken only when it has nothing to send: a piece in flight pumps the
          * window again when it is written, and a window that was not empty already woke it. */
         bool wake = !s->inflight && evbuffer_get_length(s->pending) == 0;
-        evbuffer_add(s->pending, p, n);
+        evbuffer_add_buffer(s->pending, s->staged);
         if (wake)
             event_active(s->wake, EV_READ, 0);
     }
     pthread_mutex_unlock(&s->lock);
+    if (!ok)
+        evbuffer_drain(s->staged, evbuffer_get_length(s->staged));
     return ok;
+}
+
+bool http_stream_write(struct http_stream *s, const void *p, size_t n)
+{
+    if (evbuffer_add(s->staged, p, n) != 0)
+        abort();
+    return evbuffer_get_length(s->staged) < HTTP_STREAM_HANDOVER || stream_hand_over(s);
+}
+
+bool http_stream_flush(struct http_stream *s)
+{
+    return evbuffer_get_length(s->staged) == 0 || stream_hand_over(s);
 }
 
 void http_stream_end(struct http_stream *s, bool complete)
 {
+    http_stream_flush(s);
     pthread_mutex_lock(&s->lock);
     s->producer_done = true;
     s->complete = complete;

@@ -26,6 +26,7 @@
 #define S3_USER_AGENT "interview-api/0.1"
 #define S3_LOW_SPEED_BYTES_S 1024L
 #define S3_LOW_SPEED_TIME_S 30L
+#define S3_STREAM_READ_BYTES (512L * 1024) /* curl's receive buffer for a streamed GET */
 #define S3_DEFAULT_REGION "us-east-1"
 
 /* The state of one transfer, seen by curl's callbacks. */
@@ -40,6 +41,7 @@ struct xfer {
     struct curl_gate gate; /* the network policy on every connection */
     bool too_large, write_failed, read_failed, disk_full, stopped;
     struct s3_get_head head; /* for out_cb: filled at its first call */
+    uint64_t flushed;        /* for out_cb: body bytes when it was last told to send on */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -302,6 +304,22 @@ static bool write_all(int fd, const char *p, size_t n, bool *disk_full)
     return true;
 }
 
+/* Between reads: a streamed body's receiver sends on what it gathered (s3_body_cb, n == 0). */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)ultotal, (void)ulnow;
+    struct xfer *x = userp;
+    if (x->head.status == 0 || (uint64_t)dlnow == x->flushed)
+        return 0;
+    x->flushed = (uint64_t)dlnow;
+    if (!x->r->out_cb(x->r->out_ctx, &x->head, NULL, 0)) {
+        x->stopped = true;
+        return 1; /* curl stops the transfer */
+    }
+    return 0;
+}
+
 /* A 2xx body goes where the request says (capped); an error body is kept to read its code. */
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
 {
@@ -504,6 +522,13 @@ static void setup_handle(CURL *h, struct xfer *x, const char *url, struct curl_s
     curl_easy_setopt(h, CURLOPT_TIMEOUT, s->timeout_s);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, S3_LOW_SPEED_BYTES_S);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, S3_LOW_SPEED_TIME_S);
+    if (x->r->out_cb) {
+        /* Fewer, larger reads; the progress callback marks the end of each one's bytes. */
+        curl_easy_setopt(h, CURLOPT_BUFFERSIZE, S3_STREAM_READ_BYTES);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    }
     setup_method(h, x);
 }
 

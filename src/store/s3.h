@@ -98,8 +98,10 @@ struct s3_get_head {
     char content_range[96]; /* "" when the store sent none */
 };
 /*
- * Receives the body of a streamed GET, n bytes at p (never 0); h is the answer's head, the same
- * at every call. Returns false to stop the transfer (s3_get_stream then returns IA_ERR_IO).
+ * Receives the body of a streamed GET, n bytes at p; h is the answer's head, the same at every
+ * call. n is 0 (and p NULL) when what the network brought so far has been passed on: a receiver
+ * that gathers bytes sends them on then. Returns false to stop the transfer (s3_get_stream then
+ * returns IA_ERR_IO).
  */
 typedef bool (*s3_body_cb)(void *ctx, const struct s3_get_head *h, const char *p, size_t n);
 /*

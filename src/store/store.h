@@ -44,8 +44,9 @@ void store_free(struct store *s);
 enum ia_err store_use_s3(struct store *s, const struct config *cfg, char *err, size_t errlen);
 
 /*
- * Receives n bytes (never 0) of an object's body; h is the same at every call. Returns false
- * to stop the transfer.
+ * Receives n bytes of an object's body; h is the same at every call. n is 0 (p NULL) when what
+ * the network brought so far has been passed on (s3_body_cb). Returns false to stop the
+ * transfer.
  */
 typedef bool (*store_body_cb)(void *ctx, const struct store_object_head *h, const char *p,
                               size_t n);

@@ -317,7 +317,7 @@ static bool append_body(void *ctx, const struct s3_get_head *h, const char *p, s
     (void)h;
     struct append_ctx *a = ctx;
     a->got += n;
-    return os_write_all(a->fd, p, n);
+    return n == 0 || os_write_all(a->fd, p, n);
 }
 
 /* Appends every piece, in order, to fd. */
