@@ -2,7 +2,9 @@
  * Idempotency-Key on POST /submit: the same key with the same body returns the same task id
  * for IDEMPOTENCY_TTL_S; the same key with another body is refused with 409. The binding lives
  * in Redis (queue_idempotency_bind), so it holds across API processes, and belongs to the API
- * key that made it: another client's same key is another key.
+ * key that made it: another client's same key is another key. A key is never unbound when its
+ * submit fails: a replay submits the same task again (queue_submit_once), so a retry after a
+ * failure half-way (a Redis failover) neither loses the task nor runs it twice.
  */
 #include "api/idempotency.h"
 
@@ -33,42 +35,47 @@ static bool key_valid(const char *key)
     return true;
 }
 
-/* The answer to a replayed request: the same as when the task was first accepted. */
-static void reply_replay(struct api_call *call, const char *task_id)
+void api_idempotency_replayed(struct api_call *call, const char *task_id)
 {
-    char location[64];
-    snprintf(location, sizeof(location), "/status/%s", task_id);
-    http_reply_header(call->req, "Location", location);
+    log_msg(LOG_INFO, "api", "task=%s returned again for its idempotency key", task_id);
     http_reply_header(call->req, "Idempotent-Replayed", "true");
-    api_reply_json(call->req, 200, json_pack("{s:s}", "task_id", task_id));
 }
 
-/* Answers per the binding's outcome; true when the request was answered. */
-static bool reply_for(struct api_call *call, enum queue_idem_result res, const char *prior)
+/*
+ * A replay of prior: answers it (true) when the task has a result record, so it surely ran or
+ * runs; false when it has none (only an accepted record, or nothing: the request that bound the
+ * key may have failed half-way), to be queued again under its id.
+ */
+static bool replay_answered(struct api_call *call, const char *prior)
 {
-    if (res == QUEUE_IDEM_NEW)
-        return false;
-    if (res == QUEUE_IDEM_REPLAY && uuid_is_canonical(prior, strlen(prior))) {
-        log_msg(LOG_INFO, "api", "task=%s returned again for its idempotency key", prior);
-        reply_replay(call, prior);
+    struct task_status st;
+    enum ia_err err = queue_status(call->t->queue, prior, &st);
+    bool known = !err && st.state != TASK_UNKNOWN && st.state != TASK_QUEUED;
+    task_status_cleanup(&st);
+    if (err) {
+        api_reply_ia_error(call->req, err);
         return true;
     }
-    api_reply_error(call->req, 409, "idempotency_key_reused",
-                    "this Idempotency-Key was used with a different request body");
+    if (!known)
+        return false;
+    char location[64];
+    snprintf(location, sizeof(location), "/status/%s", prior);
+    api_idempotency_replayed(call, prior);
+    http_reply_header(call->req, "Location", location);
+    api_reply_json(call->req, 200, json_pack("{s:s}", "task_id", prior));
     return true;
 }
 
-bool api_idempotency_begin(struct api_call *call, const unsigned char *body, size_t len,
-                           const char *task_id, bool *bound)
+enum api_idem api_idempotency_begin(struct api_call *call, const unsigned char *body, size_t len,
+                                    char *task_id)
 {
-    *bound = false;
     const char *key = http_request_header(call->req, IDEMPOTENCY_HEADER);
     if (!key)
-        return false;
+        return API_IDEM_NONE;
     if (!key_valid(key)) {
         api_reply_error(call->req, 422, "invalid_input",
                         "Idempotency-Key must be 1 to 255 printable ASCII characters");
-        return true;
+        return API_IDEM_ANSWERED;
     }
     unsigned char md[SHA256_LEN];
     char sha[2 * SHA256_LEN + 1], prior[64];
@@ -80,16 +87,16 @@ bool api_idempotency_begin(struct api_call *call, const unsigned char *body, siz
                                              IDEMPOTENCY_TTL_S, &res, prior, sizeof(prior));
     if (err) {
         api_reply_ia_error(call->req, err);
-        return true;
+        return API_IDEM_ANSWERED;
     }
-    *bound = res == QUEUE_IDEM_NEW;
-    return reply_for(call, res, prior);
-}
-
-void api_idempotency_abandon(struct api_call *call)
-{
-    const char *key = http_request_header(call->req, IDEMPOTENCY_HEADER);
-    if (key)
-        queue_idempotency_forget(call->t->queue,
-                                 api_auth_request_key(call->t->app->auth, call->req), key);
+    if (res == QUEUE_IDEM_NEW)
+        return API_IDEM_NEW;
+    if (res != QUEUE_IDEM_REPLAY || strlen(prior) != UUID_STR_LEN ||
+        !uuid_is_canonical(prior, UUID_STR_LEN)) {
+        api_reply_error(call->req, 409, "idempotency_key_reused",
+                        "this Idempotency-Key was used with a different request body");
+        return API_IDEM_ANSWERED;
+    }
+    memcpy(task_id, prior, UUID_STR_LEN + 1);
+    return replay_answered(call, task_id) ? API_IDEM_ANSWERED : API_IDEM_REPLAY;
 }

@@ -27,12 +27,14 @@ struct submit_wait {
     bool analysis_off, has_callback;
 };
 
-/* Answers a submit from what the queue said. keyed: an Idempotency-Key was bound to the task. */
+/*
+ * Answers a submit from what the queue said. replay: the task was bound to the request's
+ * Idempotency-Key by an earlier request. A key stays bound when the submit failed: a retry with
+ * it submits the same task again.
+ */
 static void submit_answer(struct api_call *call, enum ia_err err, const struct submit_wait *w,
-                          bool keyed)
+                          bool replay)
 {
-    if (err && err != IA_ERR_BROKER_UNSURE && keyed) /* unsure: the task may run; keep the key */
-        api_idempotency_abandon(call);
     if (err == IA_ERR_TOO_LARGE) {
         http_reply_header(call->req, "Retry-After", "30");
         api_reply_error(call->req, 503, "queue_full", "too many tasks are waiting; retry later");
@@ -45,6 +47,8 @@ static void submit_answer(struct api_call *call, enum ia_err err, const struct s
     }
     log_msg(LOG_INFO, "api", "task=%s accepted%s%s", w->task_id,
             w->analysis_off ? " (analysis off)" : "", w->has_callback ? " (with a callback)" : "");
+    if (replay)
+        api_idempotency_replayed(call, w->task_id);
     char location[64];
     snprintf(location, sizeof(location), "/status/%s", w->task_id);
     http_reply_header(call->req, "Location", location);
@@ -104,19 +108,23 @@ void api_submit(struct api_call *call)
     w->analysis_off = f.analysis_off;
     w->has_callback = f.callback_url != NULL;
     uuid_v4_new(w->task_id);
-    bool keyed = false;
+    enum api_idem idem = API_IDEM_NONE;
     json_t *kwargs = NULL;
     if (!api_callback_admit(call, f.callback_url) ||
-        api_idempotency_begin(call, raw, len, w->task_id, &keyed))
+        (idem = api_idempotency_begin(call, raw, len, w->task_id)) == API_IDEM_ANSWERED)
         goto out;
     kwargs = api_task_kwargs_with_callback(f.analysis_off, f.callback_url);
-    if (submit_on_loop(call, w, f.video_url, kwargs)) {
+    /* A keyed submit never goes on the loop: it needs queue_submit_once(), on the pool. */
+    if (idem == API_IDEM_NONE && submit_on_loop(call, w, f.video_url, kwargs)) {
         w = NULL; /* on_submitted's */
     } else if (http_thread_event_base()) {
         api_offload(call, HTTP_POOL_QUICK); /* the loop never blocks: the pool's path says why */
     } else {
-        enum ia_err err = queue_submit(call->t->queue, w->task_id, f.video_url, kwargs);
-        submit_answer(call, err, w, keyed);
+        struct queue *q = call->t->queue;
+        enum ia_err err = idem == API_IDEM_NONE ? queue_submit(q, w->task_id, f.video_url, kwargs)
+                                                : queue_submit_once(q, w->task_id, f.video_url,
+                                                                    kwargs, IDEMPOTENCY_TTL_S);
+        submit_answer(call, err, w, idem == API_IDEM_REPLAY);
     }
 out:
     json_decref(kwargs);

@@ -96,15 +96,20 @@ char *queue_task_message(const char *task_id, const char *video_url, const json_
     return msg;
 }
 
-/* Writes the accepted record (queue_accepted_text()) with the result TTL. */
+/*
+ * Writes the accepted record (queue_accepted_text()) with the result TTL; with keep, only when
+ * there is none (a task submitted again keeps its first submitted_at).
+ */
 static enum ia_err record_accepted(struct queue *q, const char *task_id, const char *video_url,
-                                   const json_t *kwargs)
+                                   const json_t *kwargs, bool keep)
 {
     char *text = queue_accepted_text(video_url, kwargs);
     if (!text)
         return IA_ERR_INVALID; /* video_url is not UTF-8 */
-    redisReply *r = queue_conn_cmd(&q->backend, "SET %s%s %s EX %lld", QUEUE_ACCEPTED_PREFIX,
-                                   task_id, text, q->result_ttl_s);
+    redisReply *r = keep ? queue_conn_cmd(&q->backend, "SET %s%s %s EX %lld NX",
+                                          QUEUE_ACCEPTED_PREFIX, task_id, text, q->result_ttl_s)
+                         : queue_conn_cmd(&q->backend, "SET %s%s %s EX %lld", QUEUE_ACCEPTED_PREFIX,
+                                          task_id, text, q->result_ttl_s);
     free(text);
     enum ia_err rc = queue_reply_failed(&q->backend, r, "SET accepted") ? IA_ERR_BROKER : IA_OK;
     freeReplyObject(r);
@@ -114,9 +119,11 @@ static enum ia_err record_accepted(struct queue *q, const char *task_id, const c
 /*
  * LPUSHes an encoded message (kombu's _put) and records the task as pending, in one step, unless
  * MAX_QUEUED messages already wait (IA_ERR_TOO_LARGE); declares kombu's binding once per
- * connection. IA_ERR_BROKER_UNSURE when the script was sent but no answer came.
+ * connection. IA_ERR_BROKER_UNSURE when the script was sent but no answer came. once_ttl_s > 0:
+ * publishes once (publish_src's marker, kept that long); IA_OK when it was published before.
  */
-static enum ia_err publish(struct queue *q, const char *task_id, const char *msg)
+static enum ia_err publish(struct queue *q, const char *task_id, const char *msg,
+                           long long once_ttl_s)
 {
     if (!q->broker.bound) {
         redisReply *b =
@@ -124,32 +131,42 @@ static enum ia_err publish(struct queue *q, const char *task_id, const char *msg
         q->broker.bound = b && b->type == REDIS_REPLY_INTEGER;
         freeReplyObject(b);
     }
-    char max[24];
+    char max[24], ttl[24], marker[sizeof(QUEUE_PUBLISHED_PREFIX) + CELERY_MAX_ID_LEN + 1];
     snprintf(max, sizeof(max), "%lld", q->max_queued);
-    const char *argv[] = {QUEUE_NAME, QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, msg, task_id, max};
-    redisReply *r = queue_eval(q, &q->broker, SCRIPT_PUBLISH, 3, 6, argv, NULL);
+    snprintf(ttl, sizeof(ttl), "%lld", once_ttl_s);
+    snprintf(marker, sizeof(marker), "%s%s", QUEUE_PUBLISHED_PREFIX, task_id);
+    const char *argv[] = {
+        QUEUE_NAME, QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, marker, msg, task_id, max, ttl};
+    const char *plain[] = {QUEUE_NAME, QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, msg, task_id, max};
+    redisReply *r = once_ttl_s > 0 ? queue_eval(q, &q->broker, SCRIPT_PUBLISH, 4, 8, argv, NULL)
+                                   : queue_eval(q, &q->broker, SCRIPT_PUBLISH, 3, 6, plain, NULL);
     enum ia_err rc = queue_reply_failed(&q->broker, r, "publish") ? IA_ERR_BROKER : IA_OK;
     if (!r && q->broker.unsure)
         rc = IA_ERR_BROKER_UNSURE;
     if (rc == IA_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
         rc = IA_ERR_TOO_LARGE;
+    if (rc == IA_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 2)
+        log_msg(LOG_INFO, "queue", "task=%s was published before; not again", task_id);
     freeReplyObject(r);
     return rc;
 }
 
-enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url,
-                         const json_t *kwargs)
+/* queue_submit() and queue_submit_once(): once_ttl_s as for publish(). */
+static enum ia_err submit(struct queue *q, const char *task_id, const char *video_url,
+                          const json_t *kwargs, long long once_ttl_s)
 {
     if (!queue_task_id_ok(task_id) || !video_url)
         return IA_ERR_INVALID;
     char *msg = queue_task_message(task_id, video_url, kwargs);
     if (!msg)
         return IA_ERR_INVALID;
-    enum ia_err rc = record_accepted(q, task_id, video_url, kwargs);
+    enum ia_err rc = record_accepted(q, task_id, video_url, kwargs, once_ttl_s > 0);
     if (!rc) {
-        rc = publish(q, task_id, msg);
+        rc = publish(q, task_id, msg, once_ttl_s);
         if (rc == IA_ERR_BROKER_UNSURE) { /* it may run: /status must know it */
             log_msg(LOG_WARN, "queue", "task=%s publish unanswered; its record is kept", task_id);
+        } else if (rc && once_ttl_s > 0) { /* submitted again by a replay, maybe under way now */
+            log_msg(LOG_WARN, "queue", "task=%s not published; its record is kept", task_id);
         } else if (rc) { /* not published: forget the record so /status does not say queued */
             redisReply *r = queue_conn_cmd(&q->backend, "DEL %s%s", QUEUE_ACCEPTED_PREFIX, task_id);
             freeReplyObject(r);
@@ -159,6 +176,18 @@ enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video
     if (!rc)
         log_msg(LOG_INFO, "queue", "task=%s submitted", task_id);
     return rc;
+}
+
+enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url,
+                         const json_t *kwargs)
+{
+    return submit(q, task_id, video_url, kwargs, 0);
+}
+
+enum ia_err queue_submit_once(struct queue *q, const char *task_id, const char *video_url,
+                              const json_t *kwargs, long long once_ttl_s)
+{
+    return once_ttl_s > 0 ? submit(q, task_id, video_url, kwargs, once_ttl_s) : IA_ERR_INVALID;
 }
 
 long long queue_length(struct queue *q)

@@ -79,6 +79,15 @@ bool queue_ping(struct queue *q);
  */
 enum ia_err queue_submit(struct queue *q, const char *task_id, const char *video_url,
                          const json_t *kwargs);
+/*
+ * As queue_submit(), for a task bound to an Idempotency-Key, which a replay of its request
+ * submits again under the same id until it is known to be queued: the message is published at
+ * most once in once_ttl_s (a marker written in the same step as the message; IA_OK, publishing
+ * nothing, when it is there), the accepted record is written only when there is none, and it is
+ * kept when the publish fails (a replay may be submitting the same task at the same time).
+ */
+enum ia_err queue_submit_once(struct queue *q, const char *task_id, const char *video_url,
+                              const json_t *kwargs, long long once_ttl_s);
 /* The argument prefix that names a direct upload instead of a URL: "upload:<upload_id>". */
 #define QUEUE_UPLOAD_PREFIX "upload:"
 /*

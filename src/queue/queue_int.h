@@ -27,6 +27,11 @@
 /* Broker: tasks published and not yet claimed (zset by time) and their messages (hash). */
 #define QUEUE_PENDING_KEY "interview-pending"
 #define QUEUE_PENDING_MSG_KEY "interview-pending-msg"
+/*
+ * Broker: interview-published-<id>, written with the message of a task bound to an
+ * Idempotency-Key (queue_submit_once()), so that a replay that submits it again publishes nothing.
+ */
+#define QUEUE_PUBLISHED_PREFIX "interview-published-"
 /* Broker: claims of each task (field <id>) and deliveries handed back ("<id> returned"). */
 #define QUEUE_DELIVERIES_KEY "interview-deliveries"
 /* Backend: interview-fence-<id> = "<claims> <lease token>" of the delivery that may write. */

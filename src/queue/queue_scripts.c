@@ -179,27 +179,33 @@ static const char fence_src[] =
     "return 1\n";
 
 /*
- * KEYS: queue, pending, pending_msg. ARGV: message, task_id, max_queued (0: no bound).
- * Returns 0 without publishing when max_queued messages wait. Publishes as kombu's _put (LPUSH)
- * and, in the same step, records the task as pending (scored by server time) with its message,
- * so that lost_src can tell later whether the message still exists.
+ * KEYS: queue, pending, pending_msg[, published]. ARGV: message, task_id, max_queued (0: no
+ * bound)[, published_ttl_s]. Returns 0 without publishing when max_queued messages wait.
+ * Publishes as kombu's _put (LPUSH) and, in the same step, records the task as pending (scored
+ * by server time) with its message, so that lost_src can tell later whether the message still
+ * exists. With a fourth key, publishes once: returns 2 without publishing when that marker is
+ * there, and writes it (for published_ttl_s) in the same step as the message.
  */
 static const char publish_src[] =
-    LUA_NOW "local max = tonumber(ARGV[3])\n"
-            "if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end\n"
-            "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
-            "redis.call('ZADD', KEYS[2], now, ARGV[2])\n"
-            "redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])\n"
-            "return 1\n";
+    "if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return 2 end\n" LUA_NOW
+    "local max = tonumber(ARGV[3])\n"
+    "if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end\n"
+    "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
+    "redis.call('ZADD', KEYS[2], now, ARGV[2])\n"
+    "redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])\n"
+    "if KEYS[4] then redis.call('SET', KEYS[4], '1', 'EX', tonumber(ARGV[4])) end\n"
+    "return 1\n";
 
 /*
  * KEYS: queue, pending, pending_msg (the broker's). ARGV: max_queued, the accepted records' TTL
  * (s), the backend's db, the broker's db, then a message, its task id and its accepted record
  * for each of a batch of submits. The submits of a batch, in order, each in one step, for a
  * broker and a backend that are databases of one server (queue_async.c): each is published as
- * publish_src does, unless max_queued messages wait, and then gets its accepted record in the
- * backend's database. Returns 1 (queued) or 0 (the queue is full: nothing written) for each.
- * SELECT back: before Redis 7 a script's SELECT stays with the connection.
+ * publish_src does with three keys (no once marker: a submit with an Idempotency-Key never comes
+ * this way, it goes to queue_submit_once() on the pool), unless max_queued messages wait, and
+ * then gets its accepted record in the backend's database. Returns 1 (queued) or 0 (the queue
+ * is full: nothing written) for each. SELECT back: before Redis 7 a script's SELECT stays with
+ * the connection.
  */
 static const char submit_src[] =
     LUA_NOW "local max, n = tonumber(ARGV[1]), redis.call('LLEN', KEYS[1])\n"

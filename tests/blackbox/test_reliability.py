@@ -440,3 +440,34 @@ def test_idempotency_key(tmp_path, redis_server, file_server, origin, services):
     keys = redis_server.cli("KEYS", "interview-idem-*", db=1).split()
     assert len(keys) == 2
     assert all(86000 < int(redis_server.cli("TTL", k, db=1)) <= 86400 for k in keys)
+
+
+@pytest.mark.parametrize("refused", ["record", "publish"])
+def test_idempotency_key_survives_a_submit_that_failed_half_way(
+        tmp_path, redis_server, file_server, origin, services, refused):
+    """A keyed submit that bound its key, then could not write its accepted record (or publish
+    its message), and could not unbind the key either, as in a Redis failover: the client's
+    retry with the same key gets a task that exists, queued once, never a 200 for nothing."""
+    svc = start(tmp_path, redis_server, file_server, origin, workers=0)
+    services.append(svc)
+    url = file_server.url("clip.mp4")
+    key = {"Idempotency-Key": "failover " + uuid.uuid4().hex}
+    # Redis takes the binding (interview-idem-*) but refuses the next step and every DEL.
+    allowed = ["~interview-idem-*"] + (["~interview-task-*"] if refused == "publish" else [])
+    assert redis_server.cli("ACL", "SETUSER", "default", "resetkeys", *allowed, "-del") == "OK"
+    first = svc.submit(url, headers=key)
+    assert first.status_code == 503, first.text
+    assert redis_server.cli("KEYS", "interview-idem-*", db=1) != ""  # the key stayed bound
+    assert redis_server.cli("ACL", "SETUSER", "default", "allkeys", "+@all") == "OK"
+    retry = svc.submit(url, headers=key)
+    assert retry.status_code == 200, retry.text
+    tid = retry.json()["task_id"]
+    code, body = status(svc, tid)
+    assert code == 200 and body["status"] == "processing", (code, body, svc.dump_logs())
+    queued = redis_server.cli("LRANGE", "celery", "0", "-1").splitlines()
+    assert len(queued) == 1 and tid in queued[0], (queued, svc.dump_logs())
+    # Replayed again: the same task, published once.
+    again = svc.submit(url, headers=key)
+    assert again.status_code == 200 and again.json()["task_id"] == tid
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert redis_server.cli("LLEN", "celery") == "1"

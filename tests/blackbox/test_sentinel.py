@@ -39,6 +39,26 @@ def origin(tmp_path_factory):
     return shared_origin(tmp_path_factory)
 
 
+def replication(port):
+    """INFO replication of a data node, as a dict ({} when it does not answer)."""
+    lines = data_cli(port, "INFO", "replication").splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
+def cut_off(cluster, old, new):
+    """True when new is the promoted master, every other replica follows it, and the old master
+    counts no replica left, so that min-replicas-to-write refuses its writes (NOREPLICAS)."""
+    if replication(new).get("role") != "master":
+        return False
+    others = [r for r in cluster.replicas if r != new]
+    if not all(replication(r).get("role") == "slave" and
+               replication(r).get("master_port") == str(new) for r in others):
+        return False
+    info = replication(old)
+    return info.get("role") == "slave" or (info.get("connected_slaves") == "0" and
+                                           info.get("min_slaves_good_slaves") == "0")
+
+
 def start_service(tmp_path, cluster, origin):
     return Service(str(tmp_path), cluster, extra_env={
         "ALLOWED_PORTS": str(origin.port), "CELERY_BROKER_MASTER_NAME": MASTER_NAME,
@@ -65,7 +85,11 @@ def test_tasks_survive_a_failover_mid_run(tmp_path, cluster, origin, how):
         if how == "sigkill":
             cluster.kill(old)
         else:  # a planned failover, as docs/deploy.md says: writes paused on the old master
-            assert data_cli(old, "CLIENT", "PAUSE", "10000", "WRITE") == "OK"
+            # for long: a sentinel in TILT mode on a busy machine starts the failover up to 30 s
+            # late, and a pause that ends first lets the old master take writes while the other
+            # replica still follows it (min-replicas-to-write met), which the failover drops.
+            pause_s = 180 * SLOW
+            assert data_cli(old, "CLIENT", "PAUSE", str(int(pause_s * 1000)), "WRITE") == "OK"
             assert cli(cluster.sentinels[0], "SENTINEL", "FAILOVER", MASTER_NAME) == "OK"
         # Submissions go on through the failover, one after another.
         during = []
@@ -74,6 +98,18 @@ def test_tasks_survive_a_failover_mid_run(tmp_path, cluster, origin, how):
             during.append(client.submit(origin.url("file/drip.mp4"), guard))
         switched_at = time.time()
         new = cluster.master_port()
+        if how == "sentinel-failover":
+            # The pause ends only once the old master has no replica left: a write sent to it
+            # from then on is refused (NOREPLICAS) until the sentinels make it a replica, which
+            # they cannot do while it is paused.
+            while not cut_off(cluster, old, new):
+                assert time.time() < killed_at + pause_s, (replication(old), svc.dump_logs())
+                time.sleep(0.1)
+            assert data_cli(old, "CLIENT", "UNPAUSE") == "OK"
+            unpaused_at = time.time()
+            assert unpaused_at < killed_at + pause_s  # the pause held until now
+            probe = data_cli(old, "SET", "interview-test-probe", "1")  # refused, whatever it is
+            assert probe.startswith(("NOREPLICAS", "READONLY")), probe
         after = [client.submit(origin.url("file/drip.mp4"), guard) for _ in range(2)]
         tasks = before + during + after
         wait_success(svc, tasks, 180 * SLOW)
@@ -97,11 +133,12 @@ def test_tasks_survive_a_failover_mid_run(tmp_path, cluster, origin, how):
     recovered = [a[0] for a in client.answers if a[0] > killed_at and a[1] == 200]
     if how == "sentinel-failover":  # the old master lives on, and becomes a replica of the new
         guard = time.time() + 60 * SLOW
-        while data_cli(old, "ROLE").splitlines()[0] != "slave":
-            assert time.time() < guard, data_cli(old, "ROLE")
+        while replication(old).get("role") != "slave":
+            assert time.time() < guard, replication(old)
             time.sleep(0.2)
+    held = f", paused {unpaused_at - killed_at:.1f} s" if how == "sentinel-failover" else ""
     sys.stderr.write(f"sentinel {how}: {len(tasks)} tasks, {len(refusals)} answers 503, "
-                     f"sentinels switched after {switched_at - killed_at:.1f} s, first 200 "
+                     f"sentinels switched after {switched_at - killed_at:.1f} s{held}, first 200 "
                      f"after the kill at {recovered[0] - killed_at:.1f} s\n")
 
 
