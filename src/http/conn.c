@@ -29,6 +29,7 @@
  */
 #include "http/internal.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -74,6 +75,7 @@ struct http_conns {
     int request_timeout_s;
     int keepalive_s; /* added to the deadline after a response */
     struct event *adopt_ev;
+    struct event *trim_tick; /* with a budget: on_trim_tick() every second */
     struct bufferevent **pending; /* made by bevcb, not yet adopted; each holds a reference */
     size_t npending, pending_cap;
     struct http_conn **by_fd; /* this loop's connections, indexed by socket */
@@ -88,6 +90,8 @@ struct http_conns {
 
 /* Longer than any head evhttp accepts (HEADER_MAX for the fields, as much for the request line). */
 #define HTTP_HEAD_COPY_MAX (64 * 1024)
+/* Bodies freed since the last malloc_trim() above which an idle server trims again. */
+#define HTTP_TRIM_AFTER_BYTES (8u * 1024 * 1024)
 /* How long a refused connection may keep sending before it is closed. */
 #define HTTP_LINGER_S 5
 
@@ -192,21 +196,28 @@ static void head_copy_reset(struct http_conn *conn)
 static bool budget_take(struct http_conn *conn, size_t n)
 {
     struct http_budget *b = conn->owner->budget;
-    if (!b || b->max == 0)
+    if (!b)
         return true;
     size_t used = atomic_load(&b->used);
     do {
-        if (n > b->max - used)
+        if (b->max && n > b->max - used)
             return false;
     } while (!atomic_compare_exchange_weak(&b->used, &used, used + n));
     conn->reserved += n;
     return true;
 }
 
+void http_budget_give_back(struct http_budget *b, size_t n)
+{
+    if (n) {
+        atomic_fetch_sub(&b->used, n);
+        atomic_fetch_add(&b->freed, n);
+    }
+}
+
 static void budget_release(struct http_conn *conn)
 {
-    if (conn->reserved)
-        atomic_fetch_sub(&conn->owner->budget->used, conn->reserved);
+    http_budget_give_back(conn->owner->budget, conn->reserved);
     conn->reserved = 0;
     conn->counting = false;
 }
@@ -505,6 +516,18 @@ struct bufferevent *http_conns_bevcb(struct event_base *base, void *arg)
     return bev;
 }
 
+/* Every second: large bodies were freed and none is in flight: memory back to the system. */
+static void on_trim_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    struct http_budget *b = ((struct http_conns *)arg)->budget;
+    if (atomic_load(&b->used) > 0 || atomic_load(&b->freed) < HTTP_TRIM_AFTER_BYTES)
+        return;
+    size_t freed = atomic_exchange(&b->freed, 0); /* one loop trims, the others see 0 */
+    if (freed >= HTTP_TRIM_AFTER_BYTES)
+        malloc_trim(0);
+}
+
 struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int max_open,
                                   int request_timeout_s, int keepalive_s,
                                   struct http_budget *budget, size_t max_body)
@@ -518,7 +541,13 @@ struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int
     c->request_timeout_s = request_timeout_s;
     c->keepalive_s = keepalive_s > 0 ? keepalive_s : 0;
     c->adopt_ev = event_new(base, -1, 0, on_adopt, c);
-    if (!c->adopt_ev) {
+    c->trim_tick = budget ? event_new(base, -1, EV_PERSIST, on_trim_tick, c) : NULL;
+    struct timeval second = {1, 0};
+    if (!c->adopt_ev || (budget && (!c->trim_tick || event_add(c->trim_tick, &second) != 0))) {
+        if (c->adopt_ev)
+            event_free(c->adopt_ev);
+        if (c->trim_tick)
+            event_free(c->trim_tick);
         free(c);
         return NULL;
     }
@@ -538,6 +567,8 @@ void http_conns_free(struct http_conns *c)
     for (size_t i = 0; i < c->npending; i++)
         bufferevent_decref(c->pending[i]);
     event_free(c->adopt_ev);
+    if (c->trim_tick)
+        event_free(c->trim_tick);
     free(c->pending);
     free(c->by_fd);
     free(c);

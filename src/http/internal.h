@@ -154,11 +154,19 @@ struct event_base;
  * is added to it after a response (the idle time a kept-alive connection may wait). NULL when
  * libevent cannot make an event.
  */
-/* The bytes of request bodies in flight, all loops together, against a cap. */
+/*
+ * The bytes of request bodies in flight, all loops together, against a cap; and the bytes of
+ * bodies freed since memory was last handed back to the system (each loop checks every second:
+ * once no body is in flight and more than HTTP_TRIM_AFTER_BYTES were freed, it calls
+ * malloc_trim(), else a burst of large bodies stays in serve's RSS for good).
+ */
 struct http_budget {
     atomic_size_t used;
-    size_t max; /* 0: no cap */
+    atomic_size_t freed;
+    size_t max; /* 0: no cap (bodies are still counted) */
 };
+/* n bytes of bodies are no longer in memory. */
+void http_budget_give_back(struct http_budget *b, size_t n);
 struct http_conns *http_conns_new(struct event_base *base, atomic_int *open, int max_open,
                                   int request_timeout_s, int keepalive_s,
                                   struct http_budget *budget, size_t max_body);

@@ -93,7 +93,7 @@ static void job_finish(struct http_offload *job)
     event_free(job->finished);
     evbuffer_free(job->body);
     if (job->reserved)
-        atomic_fetch_sub(&job->budget->used, job->reserved);
+        http_budget_give_back(job->budget, job->reserved);
     struct evhttp_connection *evcon = evhttp_request_get_connection(job->ev);
     if (job->handler && job->req.replied && !job->req.deferred_status) {
         /* A stream took the request over: it is the stream's now. */

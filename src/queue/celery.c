@@ -90,21 +90,14 @@ unsigned char *celery_base64_decode(const char *in, size_t len, size_t *outlen)
  * budget is spent the next token becomes ", ..." (plus "]" if the list was not closed yet).
  */
 struct repr_buf {
-    char *p;
-    size_t cap, n;
-    long left;    /* characters of the budget left */
-    bool stopped; /* the budget ran out */
+    struct json_text text; /* used for its raw bytes only: saferepr is not JSON */
+    long left;             /* characters of the budget left */
+    bool stopped;          /* the budget ran out */
 };
 
 static void rb_put(struct repr_buf *b, const char *s, size_t len)
 {
-    if (b->n + len + 1 > b->cap) {
-        b->cap = (b->n + len + 1) * 2;
-        b->p = xrealloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
+    json_text_raw(&b->text, s, len);
 }
 
 /* Python's len() of UTF-8 text: the number of code points. */
@@ -156,7 +149,7 @@ static void repr_token(struct repr_buf *b, const char *s, size_t len, enum repr_
         b->stopped = true;
         return;
     }
-    size_t start = b->n;
+    size_t start = b->text.n;
     if (kind == REPR_LITERAL) {
         rb_put(b, s, len);
     } else {
@@ -166,7 +159,7 @@ static void repr_token(struct repr_buf *b, const char *s, size_t len, enum repr_
         if (kind == REPR_QUOTED)
             rb_put(b, "'", 1);
     }
-    b->left -= utf8_chars(b->p + start, b->n - start);
+    b->left -= utf8_chars(b->text.p + start, b->text.n - start);
 }
 
 /* One array element as saferepr prints it. */
@@ -186,8 +179,8 @@ static void repr_value(struct repr_buf *b, const json_t *v)
 
 char *celery_argsrepr(const json_t *args)
 {
-    struct repr_buf b = {xmalloc(64), 64, 0, CELERY_ARGSREPR_MAX, false};
-    b.p[0] = '\0';
+    struct repr_buf b = {.left = CELERY_ARGSREPR_MAX};
+    json_text_init(&b.text, 64);
     size_t i;
     const json_t *v;
     repr_token(&b, "[", 1, REPR_LITERAL);
@@ -201,14 +194,14 @@ char *celery_argsrepr(const json_t *args)
     repr_token(&b, "]", 1, REPR_LITERAL);
     if (open)
         rb_put(&b, "]", 1);
-    return b.p;
+    return json_text_take(&b.text);
 }
 
 /* saferepr of a dict: "{", then "'key'", ": ", value, joined by ", ", then "}". */
 char *celery_kwargsrepr(json_t *kwargs)
 {
-    struct repr_buf b = {xmalloc(64), 64, 0, CELERY_ARGSREPR_MAX, false};
-    b.p[0] = '\0';
+    struct repr_buf b = {.left = CELERY_ARGSREPR_MAX};
+    json_text_init(&b.text, 64);
     const char *key;
     json_t *v;
     bool first = true;
@@ -226,7 +219,7 @@ char *celery_kwargsrepr(json_t *kwargs)
     repr_token(&b, "}", 1, REPR_LITERAL);
     if (open)
         rb_put(&b, "}", 1);
-    return b.p;
+    return json_text_take(&b.text);
 }
 
 static bool id_ok(const char *s) { return s && s[0] && strlen(s) <= CELERY_MAX_ID_LEN; }

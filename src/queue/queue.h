@@ -200,8 +200,6 @@ enum queue_idem_result {
 enum ia_err queue_idempotency_bind(struct queue *q, const char *scope, const char *key,
                                    const char *body_sha256, const char *task_id, long long ttl_s,
                                    enum queue_idem_result *res, char *prior_id, size_t prior_len);
-/* Unbinds a key this request bound in scope, when its task could not be queued after all. */
-enum ia_err queue_idempotency_forget(struct queue *q, const char *scope, const char *key);
 
 /*
  * Deletion (queue_delete.c; a video is named after its task, so video_id is also the task id).

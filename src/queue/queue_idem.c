@@ -70,14 +70,3 @@ enum ia_err queue_idempotency_bind(struct queue *q, const char *scope, const cha
     freeReplyObject(r);
     return rc;
 }
-
-enum ia_err queue_idempotency_forget(struct queue *q, const char *scope, const char *key)
-{
-    char rkey[sizeof(QUEUE_IDEM_PREFIX) + 2 * SHA256_LEN + 1];
-    idem_redis_key(scope, key, rkey, sizeof(rkey));
-    redisReply *r = queue_conn_cmd(&q->backend, "DEL %s", rkey);
-    enum ia_err rc =
-        queue_reply_failed(&q->backend, r, "DEL idempotency key") ? IA_ERR_BROKER : IA_OK;
-    freeReplyObject(r);
-    return rc;
-}
