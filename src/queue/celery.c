@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -230,23 +231,65 @@ static bool id_ok(const char *s) { return s && s[0] && strlen(s) <= CELERY_MAX_I
  * ": ", ASCII only), as the tests check against Celery's own.
  */
 /* The base64 of json([args, kwargs, {"callbacks": null, ...}]). */
+/*
+ * Appends v as jansson's json_dumps(v, CELERY_JSON_FLAGS) writes it (", " and ": ", keys in
+ * their order), without dumping: strings, true, false, null, arrays and objects of them are
+ * written here, numbers by jansson. False when a value cannot be written.
+ */
+static bool text_value(struct json_text *t, const json_t *v)
+{
+    if (json_is_string(v) && strlen(json_string_value(v)) == json_string_length(v))
+        return json_text_string(t, json_string_value(v));
+    if (json_is_true(v) || json_is_false(v) || json_is_null(v)) {
+        json_text_lit(t, json_is_true(v) ? "true" : json_is_false(v) ? "false" : "null");
+        return true;
+    }
+    bool ok = true;
+    if (json_is_array(v)) {
+        json_text_raw(t, "[", 1);
+        for (size_t i = 0; ok && i < json_array_size(v); i++) {
+            if (i > 0)
+                json_text_raw(t, ", ", 2);
+            ok = text_value(t, json_array_get(v, i));
+        }
+        json_text_raw(t, "]", 1);
+        return ok;
+    }
+    if (json_is_object(v)) {
+        /* jansson's iterators take a non-const object; they do not change it. */
+        json_text_raw(t, "{", 1);
+        bool first = true;
+        for (void *it = json_object_iter((json_t *)(uintptr_t)v); ok && it;
+             it = json_object_iter_next((json_t *)(uintptr_t)v, it)) {
+            if (!first)
+                json_text_raw(t, ", ", 2);
+            first = false;
+            ok = json_text_string(t, json_object_iter_key(it));
+            json_text_raw(t, ": ", 2);
+            ok = ok && text_value(t, json_object_iter_value(it));
+        }
+        json_text_raw(t, "}", 1);
+        return ok;
+    }
+    char *text = json_dumps(v, JSON_ENCODE_ANY | CELERY_JSON_FLAGS);
+    if (!text)
+        return false;
+    json_text_lit(t, text);
+    free(text);
+    return true;
+}
+
 static char *encode_body(const json_t *args, const json_t *kwargs)
 {
-    char *a = json_dumps(args, CELERY_JSON_FLAGS);
-    char *k = json_dumps(kwargs, CELERY_JSON_FLAGS);
-    if (!a || !k)
-        abort(); /* jansson fails only on allocation here */
     struct json_text body;
     json_text_init(&body, 256);
     json_text_raw(&body, "[", 1);
-    json_text_lit(&body, a);
+    bool ok = text_value(&body, args);
     json_text_raw(&body, ", ", 2);
-    json_text_lit(&body, k);
+    ok = ok && text_value(&body, kwargs);
     json_text_lit(&body, ", {\"callbacks\": null, \"errbacks\": null, \"chain\": null, "
-                     "\"chord\": null}]");
-    free(a);
-    free(k);
-    char *b64 = celery_base64_encode((const unsigned char *)body.p, body.n);
+                         "\"chord\": null}]");
+    char *b64 = ok ? celery_base64_encode((const unsigned char *)body.p, body.n) : NULL;
     json_text_cleanup(&body);
     return b64;
 }
@@ -323,7 +366,7 @@ char *celery_message_encode(const char *task_id, const char *task_name, const js
     struct json_text t;
     json_text_init(&t, 1536);
     json_text_raw(&t, "{", 1);
-    bool ok = json_text_member(&t, "body", body, true);
+    bool ok = body && json_text_member(&t, "body", body, true);
     json_text_lit(&t, ", \"content-encoding\": \"utf-8\", \"content-type\": \"application/json\", "
                   "\"headers\": ");
     ok = ok && encode_headers(&t, task_id, task_name, args, kwargs, origin,

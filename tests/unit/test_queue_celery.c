@@ -145,6 +145,41 @@ static void test_strings_escaped_as_python(void **state)
     assert_null(encode_url("http://x", &opts));
 }
 
+/*
+ * The body is the bytes Python's json.dumps([args, kwargs, embed]) writes: strings with
+ * lower-case \u escapes (jansson's own dump writes \u00E9, Python \u00e9), numbers, nesting.
+ */
+static void test_body_is_what_python_dumps(void **state)
+{
+    (void)state;
+    json_t *args = json_pack("[s, i, f, b, n, [s, {s:s}], {}]", "h\xc3\xa9\x01\"'\\", -17, 0.1,
+                             1, "x", "k\xf0\x9f\x98\x80", "v");
+    json_t *kwargs = json_pack("{s:b, s:s, s:[i, f], s:{s:n}}", "analysis", 0, "callback_url",
+                               "http://cb.test/a?b=1&c=\xc3\xa9", "n", 3, 2.5, "deep", "z");
+    struct celery_msg_opts opts = {.kwargs = kwargs};
+    char *m = celery_message_encode(ID, "process_video", args, &opts);
+    assert_non_null(m);
+    json_t *doc = json_loads(m, 0, NULL);
+    const char *b64 = json_string_value(json_object_get(doc, "body"));
+    assert_non_null(b64);
+    size_t n;
+    unsigned char *body = celery_base64_decode(b64, strlen(b64), &n);
+    assert_non_null(body);
+    /* /usr/bin/python3 -c 'import json; print(json.dumps([a, k, {"callbacks": None, ...}]))' */
+    const char *want =
+        "[[\"h\\u00e9\\u0001\\\"'\\\\\", -17, 0.1, true, null, [\"x\", {\"k\\ud83d\\ude00\": "
+        "\"v\"}], {}], {\"analysis\": false, \"callback_url\": \"http://cb.test/a?b=1&c=\\u00e9\", "
+        "\"n\": [3, 2.5], \"deep\": {\"z\": null}}, {\"callbacks\": null, \"errbacks\": null, "
+        "\"chain\": null, \"chord\": null}]";
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(body, want, n);
+    free(body);
+    json_decref(doc);
+    free(m);
+    json_decref(kwargs);
+    json_decref(args);
+}
+
 static void test_round_trip(void **state)
 {
     (void)state;
@@ -418,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_python_message_decodes),
         cmocka_unit_test(test_encoder_matches_python_bytes),
         cmocka_unit_test(test_kwargs_match_python_bytes),
+        cmocka_unit_test(test_body_is_what_python_dumps),
         cmocka_unit_test(test_kwargsrepr),
         cmocka_unit_test(test_strings_escaped_as_python),
         cmocka_unit_test(test_round_trip),
