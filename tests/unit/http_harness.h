@@ -95,4 +95,13 @@ static inline char *harness_http_read_all_len(int fd, size_t *len)
 
 static inline char *harness_http_read_all(int fd) { return harness_http_read_all_len(fd, NULL); }
 
+/* A handler that answers every request with "body=<length of the body it received>". */
+static inline void harness_http_body_size_handler(struct http_request *req, void *ctx)
+{
+    (void)ctx;
+    char out[64];
+    int n = snprintf(out, sizeof(out), "body=%zu", http_request_body_length(req));
+    http_reply_body(req, 200, "text/plain", out, (size_t)n);
+}
+
 #endif

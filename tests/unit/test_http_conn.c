@@ -36,17 +36,6 @@
 
 static struct harness_http server;
 
-/* Answers every request with the size of the body it received. */
-static void handler(struct http_request *req, void *ctx)
-{
-    (void)ctx;
-    size_t len;
-    http_request_body(req, &len);
-    char out[64];
-    int n = snprintf(out, sizeof(out), "body=%zu", len);
-    http_reply_body(req, 200, "text/plain", out, (size_t)n);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -58,7 +47,7 @@ static int setup(void **state)
                                  .max_header_bytes = 8192,
                                  .idle_timeout_s = IDLE_TIMEOUT_S,
                                  .request_timeout_s = HEAD_TIMEOUT_S,
-                                 .handler = handler};
+                                 .handler = harness_http_body_size_handler};
     return harness_http_start(&server, &o);
 }
 

@@ -126,14 +126,6 @@ static void head_handler(struct http_request *req, void *ctx)
         http_request_accept_body(req, SMALL_MAX);
 }
 
-static void handler(struct http_request *req, void *ctx)
-{
-    (void)ctx;
-    char out[64];
-    int n = snprintf(out, sizeof(out), "body=%zu", http_request_body_length(req));
-    http_reply_body(req, 200, "text/plain", out, (size_t)n);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -144,7 +136,7 @@ static int setup(void **state)
                                  .body_budget_bytes = BUDGET,
                                  .idle_timeout_s = 10,
                                  .request_timeout_s = 10,
-                                 .handler = handler,
+                                 .handler = harness_http_body_size_handler,
                                  .head_handler = head_handler};
     return harness_http_start(&server, &o);
 }

@@ -38,16 +38,6 @@ int __wrap_malloc_trim(size_t pad)
 
 static struct harness_http server;
 
-static void handler(struct http_request *req, void *ctx)
-{
-    (void)ctx;
-    size_t len;
-    http_request_body(req, &len);
-    char out[64];
-    int n = snprintf(out, sizeof(out), "body=%zu", len);
-    http_reply_body(req, 200, "text/plain", out, (size_t)n);
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -57,7 +47,7 @@ static int setup(void **state)
                                  .max_body_bytes = 2 * BIG_BODY,
                                  .body_budget_bytes = 4 * BIG_BODY,
                                  .idle_timeout_s = 60,
-                                 .handler = handler};
+                                 .handler = harness_http_body_size_handler};
     return harness_http_start(&server, &o);
 }
 
