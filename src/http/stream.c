@@ -3,8 +3,9 @@
  * sent by the request's loop thread, with backpressure. The producer gathers its writes in a
  * staging buffer of its own (no lock) and hands them over at a flush or once
  * HTTP_STREAM_HANDOVER bytes have gathered; the shared window holds at most HTTP_STREAM_WINDOW
- * bytes, and the loop hands them to the connection only when its previous piece has been
- * written, so a stream holds at most about 1 MiB, whatever the speed of either side.
+ * bytes, and the loop hands them to the connection once less than a window of its previous
+ * piece is left to write, so a stream holds at most about 1 MiB, whatever the speed of either
+ * side.
  * The producer blocks while the window is full; the loop never waits for it.
  */
 #include "http/internal.h"
