@@ -9,10 +9,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/http.h"
@@ -94,6 +96,15 @@ static inline char *harness_http_read_all_len(int fd, size_t *len)
 }
 
 static inline char *harness_http_read_all(int fd) { return harness_http_read_all_len(fd, NULL); }
+
+/* Waits (without a deadline: the test's own timeout bounds it) until *v reaches want. */
+static inline void harness_wait_for(atomic_int *v, int want)
+{
+    while (atomic_load(v) < want) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
 
 /* A handler that answers every request with "body=<length of the body it received>". */
 static inline void harness_http_body_size_handler(struct http_request *req, void *ctx)

@@ -202,15 +202,6 @@ static int send_request(const char *method, const char *path, const char *body)
     return fd;
 }
 
-/* Waits (without a deadline: the test's own timeout bounds it) until *v reaches want. */
-static void wait_for(atomic_int *v, int want)
-{
-    while (atomic_load(v) < want) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 static bool readable(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -222,7 +213,7 @@ static void test_quick_request_answered_while_work_blocks(void **state)
     (void)state;
     set_gate(false);
     int slow = send_request("POST", "/slow", "hello body");
-    wait_for(&works_started, 1);
+    harness_wait_for(&works_started, 1);
     char *quick = harness_http_read_all(send_request("GET", "/quick", ""));
     assert_non_null(strstr(quick, "200 OK"));
     assert_non_null(strstr(quick, "\r\n\r\nquick"));
@@ -257,12 +248,12 @@ static void test_client_gone_while_work_runs(void **state)
     set_gate(false);
     int before = atomic_load(&dones);
     int slow = send_request("POST", "/slow", "bye");
-    wait_for(&works_started, 2);
+    harness_wait_for(&works_started, 2);
     close(slow); /* the client leaves while the work runs */
     /* The loop notices (a request on the same loop is served after the close was read). */
     free(harness_http_read_all(send_request("GET", "/quick", "")));
     set_gate(true);
-    wait_for(&dones, before + 1);
+    harness_wait_for(&dones, before + 1);
     assert_int_equal(atomic_load(&dones_without_req), 1);
     /* The server still serves. */
     char *quick = harness_http_read_all(send_request("GET", "/quick", ""));
@@ -325,9 +316,9 @@ static void test_stop_cancels_queued_and_waits_for_running(void **state)
     int started = atomic_load(&works_started), before = atomic_load(&dones);
     int queued = atomic_load(&offloads);
     int a = send_request("POST", "/slow", "a");
-    wait_for(&works_started, started + 1);
+    harness_wait_for(&works_started, started + 1);
     int b = send_request("POST", "/slow", "b"); /* queued: one offload thread */
-    wait_for(&offloads, queued + 2);
+    harness_wait_for(&offloads, queued + 2);
     http_server_stop(server.srv);
     struct timespec ts = {0, 100000000};
     nanosleep(&ts, NULL);

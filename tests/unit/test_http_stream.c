@@ -136,8 +136,8 @@ static int send_get(const char *path)
     int fd = harness_http_connect(&server);
     assert_true(fd >= 0);
     char raw[256];
-    int n = snprintf(raw, sizeof raw, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                     path);
+    int n =
+        snprintf(raw, sizeof raw, "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
     assert_int_equal(write(fd, raw, (size_t)n), n);
     return fd;
 }
@@ -185,14 +185,6 @@ static size_t read_head_and(int fd, unsigned char *buf, size_t cap, size_t *have
     return head;
 }
 
-static void wait_for(atomic_int *v, int want)
-{
-    while (atomic_load(v) < want) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 static void test_flushed_bytes_reach_the_client_while_the_producer_waits(void **state)
 {
     (void)state;
@@ -212,7 +204,7 @@ static void test_flushed_bytes_reach_the_client_while_the_producer_waits(void **
     assert_int_equal(have, head + 2 * FIRST);
     for (size_t i = 0; i < 2 * FIRST; i++)
         assert_int_equal(buf[head + i], pattern_byte(i));
-    wait_for(&producers_done, before + 1);
+    harness_wait_for(&producers_done, before + 1);
 }
 
 static void test_a_body_many_windows_long_arrives_whole_and_in_order(void **state)
@@ -245,7 +237,7 @@ static void test_a_client_that_leaves_stops_the_producer(void **state)
     size_t have = 0;
     read_head_and(fd, buf, sizeof buf, &have, 1);
     close(fd);
-    wait_for(&producers_done, before + 1); /* blocked on the window until the loop saw it */
+    harness_wait_for(&producers_done, before + 1); /* blocked on the window until the loop saw it */
     assert_int_equal(atomic_load(&writes_refused), refused + 1);
     /* The loop still serves. */
     fd = send_get("/paused");
