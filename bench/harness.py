@@ -159,6 +159,10 @@ http {{
         listen {local_host}:{ref_port};
         root {processed};
         location = /status.json {{ alias {static}/status.json; }}
+        # The reference's PATCH load: bodies stored on disk (WebDAV PUT), or read and dropped.
+        location /put/ {{ root {static}; dav_methods PUT;
+                            create_full_put_path on; client_max_body_size 20m; }}
+        location = /discard {{ client_max_body_size 20m; return 204; }}
     }}
 }}
 """

@@ -14,6 +14,7 @@ import datetime
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -210,35 +211,68 @@ class Bench:
                 except FileNotFoundError:
                     pass
 
+    def putter(self, path, stop, counts, errors):
+        """The same load on nginx: 16 MiB bodies PUT to path until stop (a file of its own under
+        /put/, which nginx writes to disk, or /discard, which it reads and drops)."""
+        chunk = os.urandom(PATCH_CHUNK)
+        session = requests.Session()
+        if path == "/put/":
+            path += uuid.uuid4().hex
+        while not stop.is_set():
+            r = session.put(self.nginx.ref_url(path), data=chunk, timeout=120)
+            if r.status_code not in (201, 204):
+                errors.append(f"PUT {path}: {r.status_code}")
+                return
+            counts.append(1)
+
+    def p99_under_load(self, url, get, client, args):
+        """/status p99 (10 conns) while self.s["patchers"] threads run client(*args, stop,
+        counts, errors); returns (p99 in ms, bodies sent)."""
+        stop, counts, errors = threading.Event(), [], []
+        threads = [threading.Thread(target=client, args=(*args, stop, counts, errors))
+                   for _ in range(self.s["patchers"])]
+        for t in threads:
+            t.start()
+        time.sleep(1)  # the bodies are flowing
+        try:
+            p99 = wrk(url, get, 10, self.s["wrk_s"])["p99_ms"]
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        if errors:
+            raise BenchBroken(f"body clients failed: {errors[:3]}\n{self.svc.logs()}")
+        return p99, len(counts)
+
     def bench_status_under_patch(self, task):
-        """GET /status p99 while clients PATCH 16 MiB chunks, against its p99 without them."""
+        """GET /status p99 while clients PATCH 16 MiB chunks, against nginx's p99 for the same
+        answer while the same clients PUT 16 MiB bodies to it; and each alone."""
         self.svc.stop_worker()  # the completed uploads make tasks: nobody runs them
         get = lua_script(self.tmp, None)
-        url = f"{self.svc.base}/status/{task}"
+        ours_url, ref_url = f"{self.svc.base}/status/{task}", self.nginx.ref_url("/status.json")
         n = self.s["patchers"]
-        self.log(f"GET /status p99 alone and while {n} clients PATCH 16 MiB chunks, 10 conns")
-        alone, loaded, chunks = [], [], []
+        self.log(f"GET /status p99 while {n} clients send 16 MiB bodies, 10 conns, vs nginx")
+        alone, loaded, ref_alone, ref_loaded, ref_discard = [], [], [], [], []
+        chunks = {"ours": [], "nginx_put": [], "nginx_discard": []}
         for _ in range(self.s["runs"]):
-            alone.append(wrk(url, get, 10, self.s["wrk_s"])["p99_ms"])
-            stop, counts, errors = threading.Event(), [], []
-            threads = [threading.Thread(target=self.patcher, args=(stop, counts, errors))
-                       for _ in range(n)]
-            for t in threads:
-                t.start()
-            time.sleep(1)  # the PATCHes are flowing
-            try:
-                loaded.append(wrk(url, get, 10, self.s["wrk_s"])["p99_ms"])
-            finally:
-                stop.set()
-                for t in threads:
-                    t.join()
-            if errors:
-                raise BenchBroken(f"PATCH clients failed: {errors[:3]}\n{self.svc.logs()}")
-            chunks.append(len(counts))
+            alone.append(wrk(ours_url, get, 10, self.s["wrk_s"])["p99_ms"])
+            ref_alone.append(wrk(ref_url, get, 10, self.s["wrk_s"])["p99_ms"])
+            for runs, url, client, args, key in (
+                    (loaded, ours_url, self.patcher, (), "ours"),
+                    (ref_loaded, ref_url, self.putter, ("/put/",), "nginx_put"),
+                    (ref_discard, ref_url, self.putter, ("/discard",), "nginx_discard")):
+                p99, sent = self.p99_under_load(url, get, client, args)
+                runs.append(p99)
+                chunks[key].append(sent)
         self.redis.cli("FLUSHALL")
-        self.add("status_p99_patch", f"GET /status/{{id}} p99 while {n} clients PATCH 16 MiB, "
-                 "10 conns", "ms", loaded, alone, "the same without the PATCHes",
-                 ("ratio_max", 2.0), {"chunks_per_run": chunks})
+        self.add("status_p99_patch", f"GET /status/{{id}} p99 while {n} clients send 16 MiB "
+                 "bodies, 10 conns", "ms", loaded, ref_loaded,
+                 "nginx's /status.json p99 while the same clients PUT 16 MiB to it (stored)",
+                 ("ratio_max", 2.0),
+                 {"bodies_per_run": chunks, "p99_alone_ms": alone, "nginx_p99_alone_ms": ref_alone,
+                  "nginx_p99_discarding_ms": ref_discard,
+                  "ratio_to_own_p99_alone": round(statistics.median(loaded)
+                                                  / statistics.median(alone), 1)})
 
     # ---- processing against bare ffmpeg and curl ----
 

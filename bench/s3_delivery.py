@@ -3,13 +3,18 @@ serve with MEDIA_DELIVERY=redirect (the 302 followed) and =proxy, against a pres
 straight at radosgw. Each way is timed by curl (-o /dev/null) RUNS times, interleaved after
 one warm-up read; the median is reported, with serve's peak RSS over the proxied runs.
 
-    /usr/bin/python3 bench/s3_delivery.py --bin build/interview-api [--mib 200] [--runs 5] [--pin]
+    /usr/bin/python3 bench/s3_delivery.py --bin build/interview-api [--mib 200] [--runs 5]
+                                          [--pin] [--host]
 
 --pin gives the store a core of its own (radosgw's processes on CPU 0; serve and every client
 curl on the others), as the store has machines of its own in the deployment the proxy mode is
 for; without it the store, serve and the client share every core.
+--host puts radosgw on a host of its own: a network namespace joined by veth pairs and a bridge
+(tests/blackbox/netns.py, as test_multihost.py does), so that every byte from the store crosses
+a network device as it would between machines. serve and the clients stay on the test's host.
 
-Everything runs on loopback, every process is ours and stopped by PID.
+Everything runs on loopback or on the namespaces' private bridge; every process is ours and
+stopped by PID.
 """
 import argparse
 import json
@@ -25,6 +30,7 @@ import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "s3"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "blackbox"))
 from rgw import Rgw  # noqa: E402
 
 
@@ -89,17 +95,25 @@ def main():
     ap.add_argument("--mib", type=int, default=200)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--pin", action="store_true", help="the store on CPU 0, the rest elsewhere")
+    ap.add_argument("--host", action="store_true", help="the store on a namespace host of its own")
     a = ap.parse_args()
     others = f"1-{os.cpu_count() - 1}"
     a.bin = os.path.abspath(a.bin)
     tmp = tempfile.mkdtemp(prefix="ia-bench-s3-")
-    rgw = Rgw(base=tmp)
+    net = rgw = None
     procs = []
     try:
+        if a.host:
+            from netns import Net
+            net = Net()
+            h = net.host("rgw")
+            rgw = Rgw(base=tmp, host=h.addr, prefix=h.prefix())
+        else:
+            rgw = Rgw(base=tmp)
         env = dict(os.environ, STORAGE_URL=f"s3://bench/b{uuid.uuid4().hex[:6]}",
                    AWS_ENDPOINT_URL_S3=rgw.endpoint, AWS_REGION=rgw.region,
                    AWS_ACCESS_KEY_ID=rgw.access_key, AWS_SECRET_ACCESS_KEY=rgw.secret_key,
-                   S3_ALLOW_CIDRS="127.0.0.1/32", S3_TIMEOUT_S="3600", LOG_LEVEL="warn")
+                   S3_ALLOW_CIDRS=f"{rgw.host}/32", S3_TIMEOUT_S="3600", LOG_LEVEL="warn")
         s3 = lambda *args: subprocess.run([a.bin, "s3", *args], env=env, check=True,  # noqa
                                           capture_output=True, cwd=tmp).stdout
         s3("mb")
@@ -153,7 +167,8 @@ def main():
                              statistics.median(r[1] for r in runs[name]) / (1 << 20))
         rss = hwm_kib(serves["proxy"][0].pid)
         where = "the store on CPU 0, serve and curl on " + others if a.pin else "shared cores"
-        print(f"object {a.mib} MiB, {a.runs} runs each, median (curl -o /dev/null, loopback, "
+        link = "the store on a namespace host, over veth" if a.host else "loopback"
+        print(f"object {a.mib} MiB, {a.runs} runs each, median (curl -o /dev/null, {link}, "
               f"{where})")
         for name, (secs, mibs) in results.items():
             print(f"  {name:9s} {secs:7.3f} s  {mibs:8.1f} MiB/s")
@@ -161,7 +176,10 @@ def main():
     finally:
         for p in procs:
             stop(p)
-        rgw.stop()
+        if rgw:
+            rgw.stop()
+        if net:
+            net.close()
 
 
 if __name__ == "__main__":
