@@ -1,7 +1,8 @@
 /*
  * libFuzzer target for http/head.c: the input is a request head as a client sends it. The parser
  * must not crash or leak, what it accepts must hold what internal.h promises, and the quick
- * check (http_head_may_have_body) must never say "no body" for a head the parser gives a body.
+ * look (http_head_body) must never say "no body" for a head the parser gives a body, nor a length
+ * other than the parser's.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,12 +19,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct evkeyvalq headers;
     TAILQ_INIT(&headers);
     bool ok = http_head_parse(p, size, &h, &headers);
+    uint64_t length = 0;
+    enum http_head_body body = http_head_body(p, size, &length);
     if (ok) {
         if (!h.method || !h.target || !h.target[0] || h.content_length < 0)
             abort();
         if (!h.body_possible && (h.chunked || h.content_length))
             abort();
-        if ((h.chunked || h.content_length > 0) && !http_head_may_have_body(p, size))
+        if ((h.chunked || h.content_length > 0) && body == HTTP_HEAD_BODY_NONE)
+            abort();
+        if (h.body_possible && body == HTTP_HEAD_BODY_LENGTH &&
+            (h.chunked || (uint64_t)h.content_length != length))
             abort();
         const struct evkeyval *kv;
         TAILQ_FOREACH(kv, &headers, next)

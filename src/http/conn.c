@@ -25,7 +25,9 @@
  * HTTP_LINGER_S (closing with unread input would reset the connection and could lose the
  * answer). An accepted body holds its Content-Length (a chunked one: its bytes as they arrive)
  * of the budget until its handler has answered (the body is freed then), and evhttp is told to
- * read no more than the limit.
+ * read no more than the limit. A body that came whole in the same read as its head (a small
+ * JSON body, usually) is in memory already: it only takes its share of the budget, and its
+ * request goes to the handler unparsed here.
  */
 #include "http/internal.h"
 
@@ -280,14 +282,34 @@ static void body_admit(struct http_conn *conn, struct http_request *req, size_t 
 }
 
 /*
+ * A body of length bytes that came whole with its head is in memory already: deciding on it
+ * before evhttp parses the request saves nothing, so the request goes straight to the handler,
+ * which checks again what the head handler checks (api_handle does). The body still counts
+ * against the budget (a full budget refuses it on the head's path), and the connection's limit
+ * is the server's. False when the body must be decided on at its head.
+ */
+static bool body_came_whole(struct http_conn *conn, uint64_t length, size_t buffered)
+{
+    size_t max = conn->owner->max_body;
+    if (length > buffered || (max && length > max) || !budget_take(conn, (size_t)length))
+        return false;
+    evhttp_connection_set_max_body_size(conn->evcon, max ? (ev_ssize_t)max : -1);
+    return true;
+}
+
+/*
  * The head is complete, none of its body parsed yet: decide on the request. buffered bytes
  * after the head were read with it.
  */
 static void head_end(struct http_conn *conn, size_t buffered)
 {
-    if (!conn->head_overflow && !http_head_may_have_body(conn->head ? conn->head : "",
-                                                         conn->head_len)) {
-        head_copy_reset(conn); /* most requests: evhttp reads no body, nothing to decide */
+    uint64_t length = 0;
+    enum http_head_body body =
+        conn->head_overflow ? HTTP_HEAD_BODY_UNCLEAR
+                            : http_head_body(conn->head ? conn->head : "", conn->head_len, &length);
+    if (body == HTTP_HEAD_BODY_NONE ||
+        (body == HTTP_HEAD_BODY_LENGTH && body_came_whole(conn, length, buffered))) {
+        head_copy_reset(conn); /* most requests: nothing to decide before evhttp reads them */
         return;
     }
     struct http_request req;

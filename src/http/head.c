@@ -112,16 +112,30 @@ static bool field_is(struct slice line, const char *name)
     return line.len > n && line.p[n] == ':' && strncasecmp(line.p, name, n) == 0;
 }
 
-bool http_head_may_have_body(const char *p, size_t len)
+enum http_head_body http_head_body(const char *p, size_t len, uint64_t *length)
 {
     const char *end = p + len;
     struct slice line;
+    size_t lengths = 0;
+    bool other = false;
     if (!next_line(&p, end, &line))
-        return true; /* not even a request line: let the parser say what it is */
-    while (next_line(&p, end, &line) && line.len > 0)
-        if (field_is(line, "Content-Length") || field_is(line, "Transfer-Encoding"))
-            return true;
-    return false;
+        return HTTP_HEAD_BODY_UNCLEAR; /* not even a request line: the parser says what it is */
+    while (next_line(&p, end, &line) && line.len > 0) {
+        if (line.p[0] == ' ' || line.p[0] == '\t') {
+            other = true; /* a folded line may continue a Content-Length */
+        } else if (field_is(line, "Transfer-Encoding")) {
+            other = true;
+        } else if (field_is(line, "Content-Length")) {
+            size_t n = strlen("Content-Length:");
+            struct slice v = trim((struct slice){line.p + n, line.len - n});
+            lengths++;
+            if (!str_to_u64(v.p, v.len, length) || *length > INT64_MAX)
+                other = true;
+        }
+    }
+    if (other || lengths > 1)
+        return HTTP_HEAD_BODY_UNCLEAR;
+    return lengths ? HTTP_HEAD_BODY_LENGTH : HTTP_HEAD_BODY_NONE;
 }
 
 bool http_head_parse(const char *p, size_t len, struct http_head *out, struct evkeyvalq *headers)

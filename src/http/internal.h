@@ -32,10 +32,14 @@ struct http_head {
 bool http_head_parse(const char *p, size_t len, struct http_head *out, struct evkeyvalq *headers);
 void http_head_cleanup(struct http_head *h);
 /*
- * False when the head [p, p+len) has neither a Content-Length nor a Transfer-Encoding field:
- * no body follows it (evhttp reads none), so it need not be parsed here.
+ * What the head [p, p+len) says of its body, from one look at its fields, without parsing it:
+ * NONE when it has neither a Content-Length nor a Transfer-Encoding field (evhttp reads no
+ * body); LENGTH when its one Content-Length field is a number, stored in *length, and nothing
+ * else bears on the body (no Transfer-Encoding, no folded line); UNCLEAR otherwise, for
+ * http_head_parse() to tell.
  */
-bool http_head_may_have_body(const char *p, size_t len);
+enum http_head_body { HTTP_HEAD_BODY_NONE, HTTP_HEAD_BODY_LENGTH, HTTP_HEAD_BODY_UNCLEAR };
+enum http_head_body http_head_body(const char *p, size_t len, uint64_t *length);
 
 /*
  * Lives on the loop thread's stack for one handler call; handlers must reply before returning.
