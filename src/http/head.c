@@ -117,25 +117,25 @@ enum http_head_body http_head_body(const char *p, size_t len, uint64_t *length)
     const char *end = p + len;
     struct slice line;
     size_t lengths = 0;
-    bool other = false;
+    bool encoded = false, folded = false, number = true;
     if (!next_line(&p, end, &line))
         return HTTP_HEAD_BODY_UNCLEAR; /* not even a request line: the parser says what it is */
     while (next_line(&p, end, &line) && line.len > 0) {
         if (line.p[0] == ' ' || line.p[0] == '\t') {
-            other = true; /* a folded line may continue a Content-Length */
+            folded = true; /* it continues a value, maybe a Content-Length's */
         } else if (field_is(line, "Transfer-Encoding")) {
-            other = true;
+            encoded = true;
         } else if (field_is(line, "Content-Length")) {
             size_t n = strlen("Content-Length:");
             struct slice v = trim((struct slice){line.p + n, line.len - n});
             lengths++;
-            if (!str_to_u64(v.p, v.len, length) || *length > INT64_MAX)
-                other = true;
+            number = number && str_to_u64(v.p, v.len, length) && *length <= INT64_MAX;
         }
     }
-    if (other || lengths > 1)
-        return HTTP_HEAD_BODY_UNCLEAR;
-    return lengths ? HTTP_HEAD_BODY_LENGTH : HTTP_HEAD_BODY_NONE;
+    if (!lengths && !encoded)
+        return HTTP_HEAD_BODY_NONE;
+    return encoded || folded || lengths > 1 || !number ? HTTP_HEAD_BODY_UNCLEAR
+                                                      : HTTP_HEAD_BODY_LENGTH;
 }
 
 bool http_head_parse(const char *p, size_t len, struct http_head *out, struct evkeyvalq *headers)

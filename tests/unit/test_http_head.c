@@ -130,6 +130,8 @@ static void test_head_body(void **state)
     assert_int_equal(body_of("POST /x HTTP/1.1\nContent-Length: 99999999999999999999\n\n", &n),
                      HTTP_HEAD_BODY_UNCLEAR);
     assert_int_equal(body_of("POST /x HTTP/1.1", &n), HTTP_HEAD_BODY_UNCLEAR);
+    /* A folded line continues a value: without a length or an encoding, still no body. */
+    assert_int_equal(body_of("GET /x HTTP/1.1\nX-A: 1\n 2\n\n", &n), HTTP_HEAD_BODY_NONE);
 }
 
 /* ---- a server with a head handler and a budget ---- */
