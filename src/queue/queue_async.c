@@ -298,7 +298,7 @@ static void on_recorded(redisAsyncContext *ac, void *reply, void *priv)
     char max[24];
     snprintf(max, sizeof(max), "%lld", a->q->max_queued);
     const char *argv[] = {"EVALSHA", a->q->sha[SCRIPT_PUBLISH], "3", QUEUE_NAME,
-                          QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, s->msg, s->task_id, max};
+                          QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, s->msg, s->task_id, max};
     if (!r || r->type == REDIS_REPLY_ERROR || !a->conns[0].ready ||
         !conn_send(&a->conns[0], on_published, s, 9, argv, NULL))
         submit_end(s, IA_ERR_BROKER, true); /* nothing queued: the pool's connections retry */
@@ -369,7 +369,7 @@ static void batch_send_some(struct queue_async *a)
     int argc = 10 + 3 * n;
     const char **argv = xcalloc((size_t)argc, sizeof(*argv));
     const char *fixed[] = {"EVALSHA", a->q->sha[SCRIPT_SUBMIT], "3", QUEUE_NAME,
-                           QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, max, ttl, backend_db,
+                           QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, max, ttl, backend_db,
                            broker_db};
     memcpy(argv, fixed, sizeof(fixed));
     int i = 10;

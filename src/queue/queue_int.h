@@ -24,8 +24,12 @@
 #define QUEUE_DEAD_MAX 1000
 #define QUEUE_ACCEPTED_PREFIX "interview-task-"
 #define QUEUE_META_PREFIX "celery-task-meta-"
-/* Broker: tasks published and not yet claimed (zset by time) and their messages (hash). */
-#define QUEUE_PENDING_KEY "interview-pending"
+/*
+ * Broker: tasks published and not yet claimed, a list of "<time> <id>" in the order they were
+ * written (queue_scripts.c), and their messages (hash). The log replaced a sorted set
+ * "interview-pending", which nothing reads any more.
+ */
+#define QUEUE_PENDING_LOG_KEY "interview-pending-log"
 #define QUEUE_PENDING_MSG_KEY "interview-pending-msg"
 /*
  * Broker: interview-published-<id>, written with the message of a task bound to an

@@ -193,7 +193,7 @@ static enum ia_err claim_once(struct queue *q, int lease_s, struct claimed_task 
                           QUEUE_UNACKED_INDEX_KEY,
                           QUEUE_DEAD_KEY,
                           QUEUE_LEASES_KEY,
-                          QUEUE_PENDING_KEY,
+                          QUEUE_PENDING_LOG_KEY,
                           QUEUE_PENDING_MSG_KEY,
                           QUEUE_DELIVERIES_KEY,
                           lease,

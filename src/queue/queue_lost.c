@@ -1,9 +1,9 @@
 /*
  * Honest state for accepted tasks whose message vanished (a purged queue, a lost Redis write):
  * such a task would say "queued" for ever, so it is failed with the code task_lost instead.
- * Every published task sits in the broker's pending set until a worker claims it; the lost
- * script (queue_scripts.c) finds the old ones whose message is neither on the queue nor
- * delivered, and this file writes their FAILURE record.
+ * Every published task is pending until a worker claims it; the lost script (queue_scripts.c)
+ * finds the old ones whose message is neither on the queue nor delivered, and this file writes
+ * their FAILURE record.
  */
 #include "queue/queue.h"
 
@@ -17,7 +17,8 @@
 #include "queue/celery.h"
 #include "queue/queue_int.h"
 
-#define LOST_BATCH 20 /* tasks looked at per call: bounds the cost of one call */
+#define LOST_BATCH 20 /* pending tasks looked at per call: bounds the cost of one call */
+#define LOST_LOOK_MAX 1000 /* log entries read per call (those of claimed tasks only dropped) */
 #define LOST_MESSAGE "the task was lost by the queue before it ran; submit it again"
 
 /*
@@ -79,12 +80,13 @@ static bool lost_fail_one(struct queue *q, const redisReply *id)
 
 long long queue_fail_lost(struct queue *q, int age_s)
 {
-    char age[16], limit[16];
+    char age[16], limit[16], look_max[16];
     snprintf(age, sizeof(age), "%d", age_s > 0 ? age_s : 1);
     snprintf(limit, sizeof(limit), "%d", LOST_BATCH);
-    const char *argv[] = {
-        QUEUE_PENDING_KEY, QUEUE_PENDING_MSG_KEY, QUEUE_NAME, QUEUE_UNACKED_KEY, age, limit};
-    redisReply *r = queue_eval(q, &q->broker, SCRIPT_LOST, 4, 6, argv, NULL);
+    snprintf(look_max, sizeof(look_max), "%d", LOST_LOOK_MAX);
+    const char *argv[] = {QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, QUEUE_NAME,
+                          QUEUE_UNACKED_KEY, age, limit, look_max};
+    redisReply *r = queue_eval(q, &q->broker, SCRIPT_LOST, 4, 7, argv, NULL);
     if (queue_reply_failed(&q->broker, r, "lost check") || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         return -1;

@@ -37,9 +37,11 @@
     "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 
 /*
- * KEYS: queue, unacked, unacked_index, dead, leases, pending, pending_msg, deliveries.
+ * KEYS: queue, unacked, unacked_index, dead, leases, pending log, pending_msg, deliveries.
  * ARGV: lease_s, token. Returns nil (empty), {0, message} (malformed: moved to dead) or
- * {1, message, tag, claims, lost}. A claimed task is no longer pending (see lost_src).
+ * {1, message, tag, claims, lost}. A claimed task is no longer pending (see lost_src): its
+ * message leaves pending_msg, and its entry leaves the pending log when it is the log's first
+ * (the usual case: both are in publication order); else lost_src drops it later.
  * Deliveries are counted beside the message (it goes back byte for byte): the hash field <id>
  * counts claims (it never goes down, so it orders the claims of one task: the fence), and
  * "<id> returned" counts deliveries handed back in order (release_src, head or tail); lost is
@@ -56,7 +58,8 @@ static const char claim_src[] =
     "if ok and type(env) == 'table' and type(env.headers) == 'table'\n"
     "   and type(env.headers.id) == 'string' then\n"
     "  id = env.headers.id\n"
-    "  redis.call('ZREM', KEYS[6], id)\n"
+    "  local head = redis.call('LINDEX', KEYS[6], 0)\n"
+    "  if head and head:sub(-#id - 1) == ' ' .. id then redis.call('LPOP', KEYS[6]) end\n"
     "  redis.call('HDEL', KEYS[7], id)\n"
     "end\n"
     "if type(tag) ~= 'string' or #tag == 0 or #tag > 63 or tag:find('[^%w%-%._:]')\n"
@@ -179,28 +182,39 @@ static const char fence_src[] =
     "return 1\n";
 
 /*
- * KEYS: queue, pending, pending_msg[, published]. ARGV: message, task_id, max_queued (0: no
- * bound)[, published_ttl_s]. Returns 0 without publishing when max_queued messages wait.
- * Publishes as kombu's _put (LPUSH) and, in the same step, records the task as pending (scored
- * by server time) with its message, so that lost_src can tell later whether the message still
- * exists. With a fourth key, publishes once: returns 2 without publishing when that marker is
- * there, and writes it (for published_ttl_s) in the same step as the message.
+ * The pending log (KEYS[2]) lists, in the order they were written, entries "<time> <task id>" of
+ * tasks published and not yet claimed; pending_msg (KEYS[3]) holds their messages. A list append
+ * costs Redis less than a sorted set's insert, and a claim finds its entry first in the log.
+ * push() publishes one message as kombu's _put (LPUSH) and records it as pending, scored with
+ * server time (LUA_NOW), so that lost_src can tell later whether the message still exists.
+ */
+#define LUA_PUSH                                                                                   \
+    "local function push(msg, id)\n"                                                               \
+    "  redis.call('LPUSH', KEYS[1], msg)\n"                                                        \
+    "  redis.call('RPUSH', KEYS[2], now .. ' ' .. id)\n"                                           \
+    "  redis.call('HSET', KEYS[3], id, msg)\n"                                                     \
+    "end\n"
+
+/*
+ * KEYS: queue, pending log, pending_msg[, published]. ARGV: message, task_id, max_queued (0: no
+ * bound)[, published_ttl_s]. Returns 0 without publishing when max_queued messages wait, else
+ * push()es the message and returns 1. With a fourth key, publishes once: returns 2 without
+ * publishing when that marker is there, and writes it (for published_ttl_s) in the same step as
+ * the message.
  */
 static const char publish_src[] =
-    "if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return 2 end\n" LUA_NOW
+    "if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return 2 end\n" LUA_NOW LUA_PUSH
     "local max = tonumber(ARGV[3])\n"
     "if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end\n"
-    "redis.call('LPUSH', KEYS[1], ARGV[1])\n"
-    "redis.call('ZADD', KEYS[2], now, ARGV[2])\n"
-    "redis.call('HSET', KEYS[3], ARGV[2], ARGV[1])\n"
+    "push(ARGV[1], ARGV[2])\n"
     "if KEYS[4] then redis.call('SET', KEYS[4], '1', 'EX', tonumber(ARGV[4])) end\n"
     "return 1\n";
 
 /*
- * KEYS: queue, pending, pending_msg (the broker's). ARGV: max_queued, the accepted records' TTL
- * (s), the backend's db, the broker's db, then a message, its task id and its accepted record
+ * KEYS: queue, pending log, pending_msg (the broker's). ARGV: max_queued, the accepted records'
+ * TTL (s), the backend's db, the broker's db, then a message, its task id and its accepted record
  * for each of a batch of submits. The submits of a batch, in order, each in one step, for a
- * broker and a backend that are databases of one server (queue_async.c): each is published as
+ * broker and a backend that are databases of one server (queue_async.c): each is push()ed as
  * publish_src does with three keys (no once marker: a submit with an Idempotency-Key never comes
  * this way, it goes to queue_submit_once() on the pool), unless max_queued messages wait, and
  * then gets its accepted record in the backend's database. Returns 1 (queued) or 0 (the queue
@@ -208,54 +222,61 @@ static const char publish_src[] =
  * the connection.
  */
 static const char submit_src[] =
-    LUA_NOW "local max, n = tonumber(ARGV[1]), redis.call('LLEN', KEYS[1])\n"
-            "local out, ids = {}, {}\n"
-            "for i = 5, #ARGV, 3 do\n"
-            "  if max > 0 and n >= max then out[#out + 1] = 0 else\n"
-            "    redis.call('LPUSH', KEYS[1], ARGV[i])\n"
-            "    redis.call('ZADD', KEYS[2], now, ARGV[i + 1])\n"
-            "    redis.call('HSET', KEYS[3], ARGV[i + 1], ARGV[i])\n"
-            "    n = n + 1\n"
-            "    out[#out + 1] = 1\n"
-            "    ids[#ids + 1] = i\n"
-            "  end\n"
-            "end\n"
-            "if #ids > 0 then\n"
-            "  redis.call('SELECT', tonumber(ARGV[3]))\n"
-            "  for _, i in ipairs(ids) do\n"
-            "    redis.call('SET', '" QUEUE_ACCEPTED_PREFIX "' .. ARGV[i + 1], ARGV[i + 2], 'EX',\n"
-            "               tonumber(ARGV[2]))\n"
-            "  end\n"
-            "  redis.call('SELECT', tonumber(ARGV[4]))\n"
-            "end\n"
-            "return out\n";
+    LUA_NOW LUA_PUSH "local max, n = tonumber(ARGV[1]), redis.call('LLEN', KEYS[1])\n"
+                     "local out, ids = {}, {}\n"
+                     "for i = 5, #ARGV, 3 do\n"
+                     "  if max > 0 and n >= max then out[#out + 1] = 0 else\n"
+                     "    push(ARGV[i], ARGV[i + 1])\n"
+                     "    n = n + 1\n"
+                     "    out[#out + 1] = 1\n"
+                     "    ids[#ids + 1] = i\n"
+                     "  end\n"
+                     "end\n"
+                     "if #ids > 0 then\n"
+                     "  redis.call('SELECT', tonumber(ARGV[3]))\n"
+                     "  for _, i in ipairs(ids) do\n"
+                     "    redis.call('SET', '" QUEUE_ACCEPTED_PREFIX "' .. ARGV[i + 1], ARGV[i + 2],\n"
+                     "               'EX', tonumber(ARGV[2]))\n"
+                     "  end\n"
+                     "  redis.call('SELECT', tonumber(ARGV[4]))\n"
+                     "end\n"
+                     "return out\n";
 
 /*
- * KEYS: pending, pending_msg, queue, unacked. ARGV: age_s, limit.
- * Looks at up to limit tasks pending for more than age_s. One whose message is still on the
- * queue (LPOS) or delivered to a consumer (its tag in unacked: a kombu worker took it) is
- * scored again with now, so each is looked at once per age_s; the others are lost: removed
- * from the pending set and returned. Cost: limit list scans per call, whatever the backlog.
+ * KEYS: pending log, pending_msg, queue, unacked. ARGV: age_s, limit, look_max.
+ * Walks the pending log from its oldest entry while entries are older than age_s, at most
+ * look_max of them. An entry whose task left pending_msg (claimed, or judged before) is dropped.
+ * A task still pending is looked at, at most limit of them: one whose message is still on the
+ * queue (LPOS) or delivered to a consumer (its tag in unacked: a kombu worker took it) gets a new
+ * entry with now at the log's end, so each is looked at once per age_s; the others are lost:
+ * removed from pending_msg and returned. Cost: at most limit list scans per call, whatever the
+ * backlog.
  */
 static const char lost_src[] =
-    LUA_NOW "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]),\n"
-            "                       'LIMIT', 0, tonumber(ARGV[2]))\n"
-            "local lost = {}\n"
-            "for _, id in ipairs(ids) do\n"
-            "  local m = redis.call('HGET', KEYS[2], id)\n"
-            "  local alive = false\n"
-            "  if m and redis.call('LPOS', KEYS[3], m) then alive = true\n"
-            "  elseif m then\n"
-            "    local ok, env = pcall(cjson.decode, m)\n"
-            "    local tag = ok and type(env) == 'table' and type(env.properties) == 'table'\n"
-            "                and env.properties.delivery_tag\n"
-            "    alive = type(tag) == 'string' and redis.call('HEXISTS', KEYS[4], tag) == 1\n"
-            "  end\n"
-            "  if alive then redis.call('ZADD', KEYS[1], now, id)\n"
-            "  else\n"
-            "    redis.call('ZREM', KEYS[1], id)\n"
-            "    redis.call('HDEL', KEYS[2], id)\n"
-            "    lost[#lost + 1] = id\n"
+    LUA_NOW "local lost, looked, limit = {}, 0, tonumber(ARGV[2])\n"
+            "for _ = 1, tonumber(ARGV[3]) do\n"
+            "  local e = redis.call('LINDEX', KEYS[1], 0)\n"
+            "  if not e then break end\n"
+            "  local t, id = e:match('^(%S+) (%S+)$')\n"
+            "  if tonumber(t) and tonumber(t) > now - tonumber(ARGV[1]) then break end\n"
+            "  local m = id and redis.call('HGET', KEYS[2], id)\n"
+            "  if m and looked >= limit then break end\n"
+            "  redis.call('LPOP', KEYS[1])\n"
+            "  if m then\n"
+            "    looked = looked + 1\n"
+            "    local alive = false\n"
+            "    if redis.call('LPOS', KEYS[3], m) then alive = true\n"
+            "    else\n"
+            "      local ok, env = pcall(cjson.decode, m)\n"
+            "      local tag = ok and type(env) == 'table' and type(env.properties) == 'table'\n"
+            "                  and env.properties.delivery_tag\n"
+            "      alive = type(tag) == 'string' and redis.call('HEXISTS', KEYS[4], tag) == 1\n"
+            "    end\n"
+            "    if alive then redis.call('RPUSH', KEYS[1], now .. ' ' .. id)\n"
+            "    else\n"
+            "      redis.call('HDEL', KEYS[2], id)\n"
+            "      lost[#lost + 1] = id\n"
+            "    end\n"
             "  end\n"
             "end\n"
             "return lost\n";

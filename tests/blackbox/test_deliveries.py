@@ -135,7 +135,8 @@ def test_draining_worker_claims_nothing_new(tmp_path, redis_server, file_server,
     assert svc.workers[0].wait(timeout=120 * SLOW) == 0
     assert status(svc, running)[1]["status"] == "success"
     assert status(svc, late)[1] == {"status": "processing", "stage": "queued", "progress": 0.0}
-    assert redis_server.cli("ZSCORE", "interview-pending", late) != ""  # never claimed
+    pending = redis_server.cli("LRANGE", "interview-pending-log", "0", "-1").split("\n")
+    assert [e for e in pending if e.endswith(" " + late)]  # never claimed
     assert redis_server.cli("HGET", "interview-deliveries", late) == ""
     assert redis_server.cli("LLEN", "celery") == "1"
     assert started_count(svc, late) == 0

@@ -502,10 +502,27 @@ static void test_outage_and_recovery(void **state)
 /* Makes every pending task look published long ago. */
 static void age_pending(void)
 {
-    redisReply *r = redisCommand(rc, "EVAL %s 0",
-                                 "for _, id in ipairs(redis.call('ZRANGE', 'interview-pending', 0, "
-                                 "-1)) do redis.call('ZADD', 'interview-pending', 0, id) end");
+    redisReply *r = redisCommand(rc, "EVAL %s 1 interview-pending-log",
+                                 "for i = 0, redis.call('LLEN', KEYS[1]) - 1 do\n"
+                                 "  local e = redis.call('LINDEX', KEYS[1], i)\n"
+                                 "  redis.call('LSET', KEYS[1], i, '0 ' .. e:match('^%S+ (.*)$'))\n"
+                                 "end");
     freeReplyObject(r);
+}
+
+/* The pending log's entry for id: its time, or -1 when it has none (or more than one). */
+static double pending_since(const char *id)
+{
+    redisReply *r = redisCommand(rc, "LRANGE interview-pending-log 0 -1");
+    double t = -1;
+    int found = 0;
+    for (size_t i = 0; r && i < r->elements; i++) {
+        const char *e = r->element[i]->str, *sp = strchr(e, ' ');
+        if (sp && strcmp(sp + 1, id) == 0 && found++ == 0)
+            t = atof(e);
+    }
+    freeReplyObject(r);
+    return found == 1 ? t : -1;
 }
 
 static void test_lost_tasks_fail_with_task_lost(void **state)
@@ -514,12 +531,15 @@ static void test_lost_tasks_fail_with_task_lost(void **state)
     assert_int_equal(queue_submit(q, "claimed", "http://x/a", NULL), IA_OK);
     assert_int_equal(queue_submit(q, "waiting", "http://x/b", NULL), IA_OK);
     assert_int_equal(queue_submit(q, "purged", "http://x/c", NULL), IA_OK);
-    assert_int_equal(rint_cmd("ZCARD %s", "interview-pending"), 3);
-    struct claimed_task *t = claim(q, 30); /* takes "claimed": no longer pending */
-    assert_int_equal(rint_cmd("ZCARD %s", "interview-pending"), 2);
+    assert_int_equal(rint_cmd("LLEN %s", "interview-pending-log"), 3);
+    assert_true(pending_since("waiting") > redis_time() - 5);
+    struct claimed_task *t = claim(q, 30); /* takes "claimed", whose entry is the log's first */
+    assert_int_equal(rint_cmd("LLEN %s", "interview-pending-log"), 2);
+    assert_true(pending_since("claimed") < 0);
     redisReply *r = redisCommand(rc, "LPOP celery"); /* "purged" vanishes */
     freeReplyObject(r);
     assert_int_equal(queue_fail_lost(q, 60), 0); /* too recent to judge */
+    assert_int_equal(rint_cmd("LLEN %s", "interview-pending-log"), 2);
     age_pending();
     assert_int_equal(queue_fail_lost(q, 60), 1);
     struct task_status st;
@@ -530,13 +550,47 @@ static void test_lost_tasks_fail_with_task_lost(void **state)
     assert_int_equal(queue_status(q, "waiting", &st), IA_OK);
     assert_int_equal(st.state, TASK_QUEUED);
     task_status_cleanup(&st);
-    /* "waiting" was looked at and scored again with now: not judged again for 60 s. */
-    r = redisCommand(rc, "ZSCORE interview-pending waiting");
-    assert_true(atof(r->str) > redis_time() - 5);
-    freeReplyObject(r);
+    /* "waiting" was looked at and written again with now: not judged again for 60 s. */
+    assert_true(pending_since("waiting") > redis_time() - 5);
+    assert_true(pending_since("purged") < 0);
     assert_int_equal(rint_cmd("HEXISTS interview-pending-msg %s", "purged"), 0);
     age_pending();
     assert_int_equal(queue_fail_lost(q, 60), 0);
+    assert_int_equal(queue_ack(q, t), IA_OK);
+    claimed_task_free(t);
+}
+
+/*
+ * A claim that finds another task's entry first in the pending log leaves its own entry there;
+ * the lost check drops such entries without judging them, and stops at the first task it may
+ * not judge yet.
+ */
+static void test_lost_check_drops_entries_of_claimed_tasks(void **state)
+{
+    struct queue *q = *state;
+    assert_int_equal(queue_submit(q, "first", "http://x/a", NULL), IA_OK);
+    assert_int_equal(queue_submit(q, "second", "http://x/b", NULL), IA_OK);
+    redisReply *r = redisCommand(rc, "RPOP celery"); /* "first" taken by someone else */
+    freeReplyObject(r);
+    struct claimed_task *t = claim(q, 30); /* "second": its entry is not the log's first */
+    assert_string_equal(t->task_id, "second");
+    assert_int_equal(rint_cmd("LLEN %s", "interview-pending-log"), 2);
+    assert_int_equal(rint_cmd("HEXISTS interview-pending-msg %s", "second"), 0);
+    assert_int_equal(queue_submit(q, "third", "http://x/c", NULL), IA_OK);
+    age_pending();
+    r = redisCommand(rc, "EVAL %s 1 interview-pending-log", /* "third" is recent again */
+                     "local e = redis.call('RPOP', KEYS[1])\n"
+                     "redis.call('RPUSH', KEYS[1], '9999999999 ' .. e:match('^%S+ (.*)$'))");
+    freeReplyObject(r);
+    assert_int_equal(queue_fail_lost(q, 60), 1); /* "first" is lost, "second" dropped */
+    assert_true(pending_since("first") < 0);
+    assert_true(pending_since("second") < 0);
+    assert_true(pending_since("third") > 0);
+    assert_int_equal(rint_cmd("LLEN %s", "interview-pending-log"), 1);
+    struct task_status st;
+    assert_int_equal(queue_status(q, "first", &st), IA_OK);
+    assert_string_equal(st.error_code, "task_lost");
+    task_status_cleanup(&st);
     assert_int_equal(queue_ack(q, t), IA_OK);
     claimed_task_free(t);
 }
@@ -747,6 +801,7 @@ int main(void)
         T(test_auth_and_db),
         T(test_outage_and_recovery),
         T(test_lost_tasks_fail_with_task_lost),
+        T(test_lost_check_drops_entries_of_claimed_tasks),
         T(test_idempotency_keys),
         T(test_final_state_is_never_replaced),
         T(test_stale_delivery_writes_nothing),
