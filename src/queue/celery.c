@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "util/json_text.h"
+#include "util/os.h"
 #include "util/uuid.h"
 
 /* kombu/json.dumps formatting: ", " and ": " separators, ASCII only, shortest-looking reals. */
@@ -337,11 +338,11 @@ static const char *own_origin(void)
 {
     static _Thread_local char origin[320];
     static _Thread_local pid_t pid;
-    if (pid != getpid()) {
+    if (pid != os_pid()) {
         char host[256] = "localhost";
         gethostname(host, sizeof(host) - 1);
         host[sizeof(host) - 1] = '\0';
-        pid = getpid();
+        pid = os_pid();
         snprintf(origin, sizeof(origin), "interview-api%ld@%s", (long)pid, host);
     }
     return origin;

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "util/os.h"
 #include "util/str.h"
 
 /*
@@ -20,7 +21,7 @@ static void random_bytes(uint8_t *out, size_t n)
     static _Thread_local uint8_t pool[256];
     static _Thread_local size_t left;
     static _Thread_local pid_t owner;
-    pid_t pid = getpid();
+    pid_t pid = os_pid();
     if (owner != pid)
         left = 0;
     if (left < n) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "util/str.h"
+#include "util/os.h"
 #include "util/uuid.h"
 
 static void test_uuid_v4_is_canonical_and_random(void **state)
@@ -44,14 +45,15 @@ static void test_uuid_v4_child_does_not_repeat_parent(void **state)
     (void)state;
     char first[UUID_STR_LEN + 1], parent[UUID_STR_LEN + 1], child[UUID_STR_LEN + 1];
     uuid_v4_new(first); /* the buffer now holds bytes for the next ids */
+    assert_int_equal(os_pid(), getpid());
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
-    if (pid == 0) {
+    if (pid == 0) { /* os_pid() was looked up in the parent: the child sees its own */
         uuid_v4_new(child);
         ssize_t n = write(fds[1], child, sizeof(child));
-        _exit(n == (ssize_t)sizeof(child) ? 0 : 1);
+        _exit(n == (ssize_t)sizeof(child) && os_pid() == getpid() ? 0 : 1);
     }
     close(fds[1]);
     assert_int_equal(read(fds[0], child, sizeof(child)), (ssize_t)sizeof(child));
