@@ -98,20 +98,24 @@ char *queue_task_message(const char *task_id, const char *video_url, const json_
 
 /*
  * Writes the accepted record (queue_accepted_text()) with the result TTL; with keep, only when
- * there is none (a task submitted again keeps its first submitted_at).
+ * there is none (a task submitted again keeps its first submitted_at). *created says whether
+ * this call wrote it.
  */
 static enum ia_err record_accepted(struct queue *q, const char *task_id, const char *video_url,
-                                   const json_t *kwargs, bool keep)
+                                   const json_t *kwargs, bool keep, bool *created)
 {
+    *created = false;
     char *text = queue_accepted_text(video_url, kwargs);
     if (!text)
         return IA_ERR_INVALID; /* video_url is not UTF-8 */
-    redisReply *r = keep ? queue_conn_cmd(&q->backend, "SET %s%s %s EX %lld NX",
-                                          QUEUE_ACCEPTED_PREFIX, task_id, text, q->result_ttl_s)
-                         : queue_conn_cmd(&q->backend, "SET %s%s %s EX %lld", QUEUE_ACCEPTED_PREFIX,
-                                          task_id, text, q->result_ttl_s);
+    char key[sizeof(QUEUE_ACCEPTED_PREFIX) + CELERY_MAX_ID_LEN + 1], ttl[24];
+    snprintf(key, sizeof(key), "%s%s", QUEUE_ACCEPTED_PREFIX, task_id);
+    snprintf(ttl, sizeof(ttl), "%lld", q->result_ttl_s);
+    const char *argv[] = {"SET", key, text, "EX", ttl, "NX"};
+    redisReply *r = queue_conn_argv(&q->backend, keep ? 6 : 5, argv, NULL);
     free(text);
     enum ia_err rc = queue_reply_failed(&q->backend, r, "SET accepted") ? IA_ERR_BROKER : IA_OK;
+    *created = rc == IA_OK && r->type == REDIS_REPLY_STATUS; /* NX: nil when it was there */
     freeReplyObject(r);
     return rc;
 }
@@ -160,12 +164,13 @@ static enum ia_err submit(struct queue *q, const char *task_id, const char *vide
     char *msg = queue_task_message(task_id, video_url, kwargs);
     if (!msg)
         return IA_ERR_INVALID;
-    enum ia_err rc = record_accepted(q, task_id, video_url, kwargs, once_ttl_s > 0);
+    bool created;
+    enum ia_err rc = record_accepted(q, task_id, video_url, kwargs, once_ttl_s > 0, &created);
     if (!rc) {
         rc = publish(q, task_id, msg, once_ttl_s);
         if (rc == IA_ERR_BROKER_UNSURE) { /* it may run: /status must know it */
             log_msg(LOG_WARN, "queue", "task=%s publish unanswered; its record is kept", task_id);
-        } else if (rc && once_ttl_s > 0) { /* submitted again by a replay, maybe under way now */
+        } else if (rc && !created) { /* submitted again by a replay, maybe under way now */
             log_msg(LOG_WARN, "queue", "task=%s not published; its record is kept", task_id);
         } else if (rc) { /* not published: forget the record so /status does not say queued */
             redisReply *r = queue_conn_cmd(&q->backend, "DEL %s%s", QUEUE_ACCEPTED_PREFIX, task_id);

@@ -643,6 +643,32 @@ static redisReply *backend_cmd(const char *fmt, const char *arg)
     return r;
 }
 
+/*
+ * A keyed submit that the full queue refuses leaves no accepted record (/status would say queued
+ * for ever); a replay of one that was published keeps its record.
+ */
+static void test_refused_keyed_submit_leaves_no_record(void **state)
+{
+    (void)state;
+    struct config cfg = {0};
+    cfg.broker_url = broker_url;
+    cfg.backend_url = backend_url;
+    cfg.result_ttl_s = 600;
+    cfg.max_queued = 1;
+    struct queue *q = queue_new(&cfg);
+    assert_int_equal(queue_submit_once(q, "kept", "http://x/a", NULL, 3600), IA_OK);
+    assert_int_equal(queue_submit_once(q, "refused", "http://x/b", NULL, 3600), IA_ERR_TOO_LARGE);
+    redisReply *r = backend_cmd("EXISTS interview-task-%s", "refused");
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    assert_int_equal(queue_submit_once(q, "kept", "http://x/a", NULL, 3600), IA_OK); /* replay */
+    r = backend_cmd("EXISTS interview-task-%s", "kept");
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(queue_length(q), 1);
+    queue_free(q);
+}
+
 /* Makes t's lease look run out (as after a pause) and puts it back, as a heartbeat would. */
 static void expire_lease(struct queue *q, const struct claimed_task *t)
 {
@@ -802,6 +828,7 @@ int main(void)
         T(test_outage_and_recovery),
         T(test_lost_tasks_fail_with_task_lost),
         T(test_lost_check_drops_entries_of_claimed_tasks),
+        T(test_refused_keyed_submit_leaves_no_record),
         T(test_idempotency_keys),
         T(test_final_state_is_never_replaced),
         T(test_stale_delivery_writes_nothing),
