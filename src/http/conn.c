@@ -236,6 +236,12 @@ static void log_busy(struct http_conns *c, size_t want)
             atomic_load(&c->budget->used), c->budget->max, want);
 }
 
+/* The most body bytes evhttp reads for the connection's request (0: no limit). */
+static void limit_body(struct http_conn *conn, size_t max)
+{
+    evhttp_connection_set_max_body_size(conn->evcon, max ? (ev_ssize_t)max : -1);
+}
+
 static void refuse_busy(struct http_request *req, size_t want)
 {
     log_busy(req->conn->owner, want);
@@ -278,7 +284,7 @@ static void body_admit(struct http_conn *conn, struct http_request *req, size_t 
         return;
     }
     conn->counting = declared < 0; /* what arrives next, on_input counts */
-    evhttp_connection_set_max_body_size(conn->evcon, max ? (ev_ssize_t)max : -1);
+    limit_body(conn, max);
 }
 
 /*
@@ -293,7 +299,7 @@ static bool body_came_whole(struct http_conn *conn, uint64_t length, size_t buff
     size_t max = conn->owner->max_body;
     if (length > buffered || (max && length > max) || !budget_take(conn, (size_t)length))
         return false;
-    evhttp_connection_set_max_body_size(conn->evcon, max ? (ev_ssize_t)max : -1);
+    limit_body(conn, max);
     return true;
 }
 
