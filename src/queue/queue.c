@@ -141,7 +141,8 @@ static enum ia_err publish(struct queue *q, const char *task_id, const char *msg
     snprintf(marker, sizeof(marker), "%s%s", QUEUE_PUBLISHED_PREFIX, task_id);
     const char *argv[] = {
         QUEUE_NAME, QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, marker, msg, task_id, max, ttl};
-    const char *plain[] = {QUEUE_NAME, QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, msg, task_id, max};
+    const char *plain[] = {QUEUE_NAME, QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, msg, task_id,
+                           max};
     redisReply *r = once_ttl_s > 0 ? queue_eval(q, &q->broker, SCRIPT_PUBLISH, 4, 8, argv, NULL)
                                    : queue_eval(q, &q->broker, SCRIPT_PUBLISH, 3, 6, plain, NULL);
     enum ia_err rc = queue_reply_failed(&q->broker, r, "publish") ? IA_ERR_BROKER : IA_OK;
