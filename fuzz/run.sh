@@ -27,13 +27,15 @@ read -r -a crypto <<<"$(pkg-config --cflags --libs libcrypto)"
 declare -A sources=(
     [netpolicy]="util/netpolicy.c"
     [http_range]="http/range.c util/str.c"
-    [celery_message]="queue/celery.c core/alloc.c util/json_text.c util/str.c util/uuid.c"
+    [celery_message]="queue/celery.c core/alloc.c util/json_text.c util/os.c util/str.c
+                      util/uuid.c"
     [ffprobe_json]="media/probe.c media/proc.c media/process.c media/report.c core/alloc.c
                     core/log.c util/crypto.c util/os.c util/str.c"
     [dotenv]="core/config.c core/alloc.c core/log.c util/crypto.c util/str.c"
-    [submit_body]="api/submit_body.c core/alloc.c core/log.c core/error.c util/str.c util/uuid.c"
-    [upload_parse]="api/upload_parse.c queue/celery.c core/alloc.c util/json_text.c util/str.c
-                    util/uuid.c"
+    [submit_body]="api/submit_body.c core/alloc.c core/log.c core/error.c util/os.c util/str.c
+                   util/uuid.c"
+    [upload_parse]="api/upload_parse.c queue/celery.c core/alloc.c util/json_text.c util/os.c
+                    util/str.c util/uuid.c"
     [s3_xml]="store/s3_xml.c store/s3_buf.c core/alloc.c util/str.c"
     [http_head]="http/head.c core/alloc.c util/str.c"
 )
