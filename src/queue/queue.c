@@ -139,12 +139,10 @@ static enum ia_err publish(struct queue *q, const char *task_id, const char *msg
     snprintf(max, sizeof(max), "%lld", q->max_queued);
     snprintf(ttl, sizeof(ttl), "%lld", once_ttl_s);
     snprintf(marker, sizeof(marker), "%s%s", QUEUE_PUBLISHED_PREFIX, task_id);
-    const char *argv[] = {
-        QUEUE_NAME, QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, marker, msg, task_id, max, ttl};
-    const char *plain[] = {QUEUE_NAME, QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, msg, task_id,
-                           max};
-    redisReply *r = once_ttl_s > 0 ? queue_eval(q, &q->broker, SCRIPT_PUBLISH, 4, 8, argv, NULL)
-                                   : queue_eval(q, &q->broker, SCRIPT_PUBLISH, 3, 6, plain, NULL);
+    const char *argv[] = {QUEUE_NAME, QUEUE_PENDING_LOG_KEY, marker, msg, task_id, max, ttl};
+    const char *plain[] = {QUEUE_NAME, QUEUE_PENDING_LOG_KEY, msg, task_id, max};
+    redisReply *r = once_ttl_s > 0 ? queue_eval(q, &q->broker, SCRIPT_PUBLISH, 3, 7, argv, NULL)
+                                   : queue_eval(q, &q->broker, SCRIPT_PUBLISH, 2, 5, plain, NULL);
     enum ia_err rc = queue_reply_failed(&q->broker, r, "publish") ? IA_ERR_BROKER : IA_OK;
     if (!r && q->broker.unsure)
         rc = IA_ERR_BROKER_UNSURE;
@@ -334,14 +332,16 @@ static enum ia_err store_meta(struct queue *q, const char *task_id, const char *
 {
     char key[sizeof(QUEUE_META_PREFIX) + CELERY_MAX_ID_LEN + 1], ttl[24];
     char fence_key[sizeof(QUEUE_FENCE_PREFIX) + CELERY_MAX_ID_LEN + 1];
+    char accepted_key[sizeof(QUEUE_ACCEPTED_PREFIX) + CELERY_MAX_ID_LEN + 1];
     snprintf(key, sizeof(key), "%s%s", QUEUE_META_PREFIX, task_id);
     snprintf(fence_key, sizeof(fence_key), "%s%s", QUEUE_FENCE_PREFIX, task_id);
+    snprintf(accepted_key, sizeof(accepted_key), "%s%s", QUEUE_ACCEPTED_PREFIX, task_id);
     snprintf(ttl, sizeof(ttl), "%lld", q->result_ttl_s);
     char *envelope = ev ? queue_webhook_envelope(task_id, ev) : NULL;
-    const char *argv[] = {
-        key, fence_key, QUEUE_WEBHOOKS_KEY, QUEUE_WEBHOOKS_DUE_KEY,       value,
-        ttl, fence,     final ? "1" : "0",  envelope ? ev->event_id : "", envelope ? envelope : ""};
-    redisReply *r = queue_eval(q, &q->backend, SCRIPT_SET_RESULT, 4, 10, argv, NULL);
+    const char *argv[] = {key, fence_key, QUEUE_WEBHOOKS_KEY, QUEUE_WEBHOOKS_DUE_KEY, accepted_key,
+                          value, ttl, fence, final ? "1" : "0",
+                          envelope ? ev->event_id : "", envelope ? envelope : ""};
+    redisReply *r = queue_eval(q, &q->backend, SCRIPT_SET_RESULT, 5, 11, argv, NULL);
     free(envelope);
     enum ia_err rc = queue_reply_failed(&q->backend, r, "set result") ? IA_ERR_BROKER : IA_OK;
     if (!rc && r->type == REDIS_REPLY_INTEGER && r->integer == 0)

@@ -297,10 +297,10 @@ static void on_recorded(redisAsyncContext *ac, void *reply, void *priv)
     struct queue_async *a = s->a;
     char max[24];
     snprintf(max, sizeof(max), "%lld", a->q->max_queued);
-    const char *argv[] = {"EVALSHA", a->q->sha[SCRIPT_PUBLISH], "3", QUEUE_NAME,
-                          QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, s->msg, s->task_id, max};
+    const char *argv[] = {"EVALSHA", a->q->sha[SCRIPT_PUBLISH], "2", QUEUE_NAME,
+                          QUEUE_PENDING_LOG_KEY, s->msg, s->task_id, max};
     if (!r || r->type == REDIS_REPLY_ERROR || !a->conns[0].ready ||
-        !conn_send(&a->conns[0], on_published, s, 9, argv, NULL))
+        !conn_send(&a->conns[0], on_published, s, 8, argv, NULL))
         submit_end(s, IA_ERR_BROKER, true); /* nothing queued: the pool's connections retry */
 }
 
@@ -361,18 +361,15 @@ static void batch_send_some(struct queue_async *a)
     a->batch_n -= n;
     if (!a->batch)
         a->batch_tail = &a->batch;
-    char max[24], ttl[24], backend_db[16], broker_db[16];
+    char max[24], backend_db[16], broker_db[16];
     snprintf(max, sizeof(max), "%lld", a->q->max_queued);
-    snprintf(ttl, sizeof(ttl), "%lld", a->q->result_ttl_s);
     snprintf(backend_db, sizeof(backend_db), "%d", a->q->backend.url.db);
     snprintf(broker_db, sizeof(broker_db), "%d", a->q->broker.url.db);
-    int argc = 10 + 3 * n;
+    const char *fixed[] = {"EVALSHA", a->q->sha[SCRIPT_SUBMIT], "2", QUEUE_NAME,
+                           QUEUE_PENDING_LOG_KEY, max, backend_db, broker_db};
+    int i = (int)(sizeof(fixed) / sizeof(fixed[0])), argc = i + 3 * n;
     const char **argv = xcalloc((size_t)argc, sizeof(*argv));
-    const char *fixed[] = {"EVALSHA", a->q->sha[SCRIPT_SUBMIT], "3", QUEUE_NAME,
-                           QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, max, ttl, backend_db,
-                           broker_db};
     memcpy(argv, fixed, sizeof(fixed));
-    int i = 10;
     for (const struct async_submit *s = head; s; s = s->next) {
         argv[i++] = s->msg;
         argv[i++] = s->task_id;

@@ -25,12 +25,11 @@
 #define QUEUE_ACCEPTED_PREFIX "interview-task-"
 #define QUEUE_META_PREFIX "celery-task-meta-"
 /*
- * Broker: tasks published and not yet claimed, a list of "<time> <id>" in the order they were
- * written (queue_scripts.c), and their messages (hash). The log replaced a sorted set
- * "interview-pending", which nothing reads any more.
+ * Broker: tasks published and not yet claimed, a list of "<time> <id> <message>" in the order
+ * they were written (queue_scripts.c). It replaced a sorted set "interview-pending" and, later,
+ * a hash of messages "interview-pending-msg", which nothing reads any more.
  */
 #define QUEUE_PENDING_LOG_KEY "interview-pending-log"
-#define QUEUE_PENDING_MSG_KEY "interview-pending-msg"
 /*
  * Broker: interview-published-<id>, written with the message of a task bound to an
  * Idempotency-Key (queue_submit_once()), so that a replay that submits it again publishes nothing.

@@ -194,11 +194,10 @@ static enum ia_err claim_once(struct queue *q, int lease_s, struct claimed_task 
                           QUEUE_DEAD_KEY,
                           QUEUE_LEASES_KEY,
                           QUEUE_PENDING_LOG_KEY,
-                          QUEUE_PENDING_MSG_KEY,
                           QUEUE_DELIVERIES_KEY,
                           lease,
                           token};
-    redisReply *r = queue_eval(q, &q->broker, SCRIPT_CLAIM, 8, 10, argv, NULL);
+    redisReply *r = queue_eval(q, &q->broker, SCRIPT_CLAIM, 7, 9, argv, NULL);
     enum ia_err rc = IA_OK;
     if (queue_reply_failed(&q->broker, r, "claim")) {
         rc = IA_ERR_BROKER;

@@ -22,14 +22,30 @@
 #define LOST_MESSAGE "the task was lost by the queue before it ran; submit it again"
 
 /*
+ * A task that has a result keeps its accepted record as long as the result, no longer: a record
+ * written without a TTL (submit_src) gets one with the final state that our workers write, but a
+ * task run by another Celery worker gets its result from Celery's own backend code.
+ */
+static void lost_record_follows_meta(struct queue *q, const char *task_id, long long meta_ms)
+{
+    if (meta_ms <= 0) /* the result has no TTL either */
+        return;
+    redisReply *r =
+        queue_conn_cmd(&q->backend, "PEXPIRE %s%s %lld", QUEUE_ACCEPTED_PREFIX, task_id, meta_ms);
+    freeReplyObject(r);
+}
+
+/*
  * True when the task was accepted (record alive) and nothing has written a result for it; then
  * *callback is the record's callback_url (a heap string) or NULL.
  */
 static bool lost_unanswered(struct queue *q, const char *task_id, char **callback)
 {
     *callback = NULL;
-    redisReply *r = queue_conn_cmd(&q->backend, "EXISTS %s%s", QUEUE_META_PREFIX, task_id);
-    bool no_meta = r && r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+    redisReply *r = queue_conn_cmd(&q->backend, "PTTL %s%s", QUEUE_META_PREFIX, task_id);
+    bool no_meta = r && r->type == REDIS_REPLY_INTEGER && r->integer == -2; /* no such key */
+    if (r && r->type == REDIS_REPLY_INTEGER && !no_meta)
+        lost_record_follows_meta(q, task_id, r->integer);
     freeReplyObject(r);
     if (!no_meta)
         return false;
@@ -84,8 +100,8 @@ long long queue_fail_lost(struct queue *q, int age_s)
     snprintf(age, sizeof(age), "%d", age_s > 0 ? age_s : 1);
     snprintf(limit, sizeof(limit), "%d", LOST_BATCH);
     snprintf(look_max, sizeof(look_max), "%d", LOST_LOOK_MAX);
-    const char *argv[] = {QUEUE_PENDING_LOG_KEY, QUEUE_PENDING_MSG_KEY, QUEUE_NAME,
-                          QUEUE_UNACKED_KEY, age, limit, look_max};
+    const char *argv[] = {QUEUE_PENDING_LOG_KEY, QUEUE_NAME, QUEUE_UNACKED_KEY,
+                          QUEUE_DELIVERIES_KEY, age, limit, look_max};
     redisReply *r = queue_eval(q, &q->broker, SCRIPT_LOST, 4, 7, argv, NULL);
     if (queue_reply_failed(&q->broker, r, "lost check") || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);

@@ -37,11 +37,11 @@
     "local now = tonumber(t[1]) + tonumber(t[2]) / 1000000\n"
 
 /*
- * KEYS: queue, unacked, unacked_index, dead, leases, pending log, pending_msg, deliveries.
+ * KEYS: queue, unacked, unacked_index, dead, leases, pending log, deliveries.
  * ARGV: lease_s, token. Returns nil (empty), {0, message} (malformed: moved to dead) or
  * {1, message, tag, claims, lost}. A claimed task is no longer pending (see lost_src): its
- * message leaves pending_msg, and its entry leaves the pending log when it is the log's first
- * (the usual case: both are in publication order); else lost_src drops it later.
+ * entry leaves the pending log when it is the log's first (the usual case: the log and the
+ * queue are both in publication order); else lost_src drops it later.
  * Deliveries are counted beside the message (it goes back byte for byte): the hash field <id>
  * counts claims (it never goes down, so it orders the claims of one task: the fence), and
  * "<id> returned" counts deliveries handed back in order (release_src, head or tail); lost is
@@ -59,8 +59,8 @@ static const char claim_src[] =
     "   and type(env.headers.id) == 'string' then\n"
     "  id = env.headers.id\n"
     "  local head = redis.call('LINDEX', KEYS[6], 0)\n"
-    "  if head and head:sub(-#id - 1) == ' ' .. id then redis.call('LPOP', KEYS[6]) end\n"
-    "  redis.call('HDEL', KEYS[7], id)\n"
+    "  local at = head and head:find(' ', 1, true)\n"
+    "  if at and head:sub(at + 1, at + #id + 1) == id .. ' ' then redis.call('LPOP', KEYS[6]) end\n"
     "end\n"
     "if type(tag) ~= 'string' or #tag == 0 or #tag > 63 or tag:find('[^%w%-%._:]')\n"
     "   or redis.call('HEXISTS', KEYS[2], tag) == 1 then\n"
@@ -72,8 +72,8 @@ static const char claim_src[] =
     "redis.call('HSET', KEYS[5], tag, ARGV[2])\n"
     "local claims, lost = 0, 0\n"
     "if id then\n"
-    "  claims = redis.call('HINCRBY', KEYS[8], id, 1)\n"
-    "  lost = claims - 1 - tonumber(redis.call('HGET', KEYS[8], id .. ' returned') or '0')\n"
+    "  claims = redis.call('HINCRBY', KEYS[7], id, 1)\n"
+    "  lost = claims - 1 - tonumber(redis.call('HGET', KEYS[7], id .. ' returned') or '0')\n"
     "end\n"
     "return {1, m, tag, claims, lost}\n";
 
@@ -134,12 +134,14 @@ static const char restore_src[] =
                            "return n\n";
 
 /*
- * KEYS: celery-task-meta-<id>, interview-fence-<id>, interview-webhooks, interview-webhooks-due.
- * ARGV: value, ttl_s, fence, final, event_id, event.
+ * KEYS: celery-task-meta-<id>, interview-fence-<id>, interview-webhooks, interview-webhooks-due,
+ * interview-task-<id>. ARGV: value, ttl_s, fence, final, event_id, event.
  * As Celery's backend: SET EX and PUBLISH on the channel named by the key. A final state
- * (SUCCESS, FAILURE, REVOKED) is never replaced, by anything. With a fence (a worker's write),
- * writes only while the fence key holds that fence, i.e. while this delivery is the task's
- * newest and its lease has not run out (fence_src); a final state (final = "1") ends the fence.
+ * (SUCCESS, FAILURE, REVOKED) is never replaced, by anything. A final state written (final =
+ * "1") gives the accepted record the same TTL (submit_src writes it without one) and, with a
+ * fence (a worker's write), ends the fence. With a fence, writes only while the fence key holds
+ * that fence, i.e. while this delivery is the task's newest and its lease has not run out
+ * (fence_src).
  * A webhook event (event_id not "") is queued in the same step as the state it reports, so a
  * final state written has its event and one already there gets none (webhook_claim_src).
  * Returns 1 when written, 0 when a final state was already there, -1 when fenced out.
@@ -154,7 +156,10 @@ static const char set_result_src[] =
     "end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n"
     "redis.call('PUBLISH', KEYS[1], ARGV[1])\n"
-    "if ARGV[3] ~= '' and ARGV[4] == '1' then redis.call('DEL', KEYS[2]) end\n"
+    "if ARGV[4] == '1' then\n"
+    "  redis.call('EXPIRE', KEYS[5], ARGV[2])\n"
+    "  if ARGV[3] ~= '' then redis.call('DEL', KEYS[2]) end\n"
+    "end\n"
     "if ARGV[5] ~= '' then\n" LUA_NOW
     "  redis.call('HSET', KEYS[3], ARGV[5], ARGV[6], ARGV[5] .. ' n', 0, ARGV[5] .. ' t', now)\n"
     "  redis.call('ZADD', KEYS[4], now, ARGV[5])\n"
@@ -182,49 +187,50 @@ static const char fence_src[] =
     "return 1\n";
 
 /*
- * The pending log (KEYS[2]) lists, in the order they were written, entries "<time> <task id>" of
- * tasks published and not yet claimed; pending_msg (KEYS[3]) holds their messages. A list append
- * costs Redis less than a sorted set's insert, and a claim finds its entry first in the log.
- * push() publishes one message as kombu's _put (LPUSH) and records it as pending, scored with
- * server time (LUA_NOW), so that lost_src can tell later whether the message still exists.
+ * The pending log (KEYS[2]) lists, in the order they were written, entries
+ * "<time> <task id> <message>" of tasks published and not yet claimed. A list append costs Redis
+ * less than a hash's or a sorted set's insert, and a claim finds its entry first in the log.
+ * push() publishes one message as kombu's _put (LPUSH) and records it as pending, with server
+ * time (LUA_NOW), so that lost_src can tell later whether the message still exists.
  */
 #define LUA_PUSH                                                                                   \
     "local function push(msg, id)\n"                                                               \
     "  redis.call('LPUSH', KEYS[1], msg)\n"                                                        \
-    "  redis.call('RPUSH', KEYS[2], now .. ' ' .. id)\n"                                           \
-    "  redis.call('HSET', KEYS[3], id, msg)\n"                                                     \
+    "  redis.call('RPUSH', KEYS[2], now .. ' ' .. id .. ' ' .. msg)\n"                             \
     "end\n"
 
 /*
- * KEYS: queue, pending log, pending_msg[, published]. ARGV: message, task_id, max_queued (0: no
- * bound)[, published_ttl_s]. Returns 0 without publishing when max_queued messages wait, else
- * push()es the message and returns 1. With a fourth key, publishes once: returns 2 without
- * publishing when that marker is there, and writes it (for published_ttl_s) in the same step as
- * the message.
+ * KEYS: queue, pending log[, published]. ARGV: message, task_id, max_queued (0: no bound)[,
+ * published_ttl_s]. Returns 0 without publishing when max_queued messages wait, else push()es
+ * the message and returns 1. With a third key, publishes once: returns 2 without publishing
+ * when that marker is there, and writes it (for published_ttl_s) in the same step as the message.
  */
 static const char publish_src[] =
-    "if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return 2 end\n" LUA_NOW LUA_PUSH
+    "if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return 2 end\n" LUA_NOW LUA_PUSH
     "local max = tonumber(ARGV[3])\n"
     "if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end\n"
     "push(ARGV[1], ARGV[2])\n"
-    "if KEYS[4] then redis.call('SET', KEYS[4], '1', 'EX', tonumber(ARGV[4])) end\n"
+    "if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[4])) end\n"
     "return 1\n";
 
 /*
- * KEYS: queue, pending log, pending_msg (the broker's). ARGV: max_queued, the accepted records'
- * TTL (s), the backend's db, the broker's db, then a message, its task id and its accepted record
- * for each of a batch of submits. The submits of a batch, in order, each in one step, for a
- * broker and a backend that are databases of one server (queue_async.c): each is push()ed as
- * publish_src does with three keys (no once marker: a submit with an Idempotency-Key never comes
- * this way, it goes to queue_submit_once() on the pool), unless max_queued messages wait, and
- * then gets its accepted record in the backend's database. Returns 1 (queued) or 0 (the queue
- * is full: nothing written) for each. SELECT back: before Redis 7 a script's SELECT stays with
- * the connection.
+ * KEYS: queue, pending log (the broker's). ARGV: max_queued, the backend's db, the broker's db,
+ * then a message, its task id and its accepted record for each of a batch of submits. The
+ * submits of a batch, in order, each in one step, for a broker and a backend that are databases
+ * of one server (queue_async.c): each is push()ed as publish_src does with two keys (no once
+ * marker: a submit with an Idempotency-Key never comes this way, it goes to queue_submit_once()
+ * on the pool), unless max_queued messages wait, and then gets its accepted record in the
+ * backend's database. Returns 1 (queued) or 0 (the queue is full: nothing written) for each.
+ * SELECT back: before Redis 7 a script's SELECT stays with the connection.
+ * The record has no TTL until the task's final state gives it one (set_result_src): written in
+ * the same step as the pending log's entry, it belongs to a task that either ends or is found
+ * lost by lost_src, which ends it. A queued task is then never forgotten while it waits, and
+ * Redis keeps no expiry per waiting task.
  */
 static const char submit_src[] =
     LUA_NOW LUA_PUSH "local max, n = tonumber(ARGV[1]), redis.call('LLEN', KEYS[1])\n"
                      "local out, ids = {}, {}\n"
-                     "for i = 5, #ARGV, 3 do\n"
+                     "for i = 4, #ARGV, 3 do\n"
                      "  if max > 0 and n >= max then out[#out + 1] = 0 else\n"
                      "    push(ARGV[i], ARGV[i + 1])\n"
                      "    n = n + 1\n"
@@ -233,58 +239,52 @@ static const char submit_src[] =
                      "  end\n"
                      "end\n"
                      "if #ids > 0 then\n"
-                     "  redis.call('SELECT', tonumber(ARGV[3]))\n"
+                     "  redis.call('SELECT', tonumber(ARGV[2]))\n"
                      "  for _, i in ipairs(ids) do\n"
-                     "    redis.call('SET', '" QUEUE_ACCEPTED_PREFIX "' .. ARGV[i + 1],\n"
-                     "               ARGV[i + 2], 'EX', tonumber(ARGV[2]))\n"
+                     "    local key = '" QUEUE_ACCEPTED_PREFIX "' .. ARGV[i + 1]\n"
+                     "    redis.call('SET', key, ARGV[i + 2])\n"
                      "  end\n"
-                     "  redis.call('SELECT', tonumber(ARGV[4]))\n"
+                     "  redis.call('SELECT', tonumber(ARGV[3]))\n"
                      "end\n"
                      "return out\n";
 
 /*
- * KEYS: pending log, pending_msg, queue, unacked. ARGV: age_s, limit, look_max.
+ * KEYS: pending log, queue, unacked, deliveries. ARGV: age_s, limit, look_max.
  * Walks the pending log from its oldest entry while entries are older than age_s, at most
- * look_max of them. An entry whose task left pending_msg (claimed, or judged before) is dropped.
- * A task still pending is looked at, at most limit of them: one whose message is still on the
- * queue (LPOS) or delivered to a consumer (its tag in unacked: a kombu worker took it) gets a new
- * entry with now at the log's end, so each is looked at once per age_s; the others are lost:
- * removed from pending_msg and returned. Cost: at most limit list scans per call, whatever the
- * backlog.
+ * look_max of them. An entry whose task was claimed by one of our workers (it has a count in
+ * deliveries) is dropped, and so is one of an older form, without the message. A task not
+ * claimed by us is looked at, at most limit of them: one whose message is still on the queue
+ * (LPOS) or delivered to a consumer (its tag in unacked: a kombu worker took it) gets a new entry
+ * with now at the log's end, so each is looked at once per age_s; the others are returned, to be
+ * failed as lost unless they have a result (a task claimed, then finished, when its entry was not
+ * the log's first: queue_lost.c). Cost: at most limit list scans per call, whatever the backlog.
  */
 static const char lost_src[] =
     LUA_NOW "local lost, looked, limit = {}, 0, tonumber(ARGV[2])\n"
+            "local oldest = now - tonumber(ARGV[1])\n"
             "for _ = 1, tonumber(ARGV[3]) do\n"
             "  local e = redis.call('LINDEX', KEYS[1], 0)\n"
             "  if not e then break end\n"
-            "  local t, id = e:match('^(%S+) (%S+)$')\n"
-            "  if tonumber(t) and tonumber(t) > now - tonumber(ARGV[1]) then break end\n"
-            "  local m = id and redis.call('HGET', KEYS[2], id)\n"
-            "  if m and looked >= limit then break end\n"
+            "  local t, id, m = e:match('^(%S+) (%S+) (.+)$')\n"
+            "  if tonumber(t) and tonumber(t) > oldest then break end\n"
+            "  local judge = m and redis.call('HEXISTS', KEYS[4], id) == 0\n"
+            "  if judge and looked >= limit then break end\n"
             "  redis.call('LPOP', KEYS[1])\n"
-            "  if m then\n"
+            "  if judge then\n"
             "    looked = looked + 1\n"
-            "    local alive = false\n"
-            "    if redis.call('LPOS', KEYS[3], m) then alive = true\n"
-            "    else\n"
+            "    local alive = redis.call('LPOS', KEYS[2], m)\n"
+            "    if not alive then\n"
             "      local ok, env = pcall(cjson.decode, m)\n"
             "      local tag = ok and type(env) == 'table' and type(env.properties) == 'table'\n"
             "                  and env.properties.delivery_tag\n"
-            "      alive = type(tag) == 'string' and redis.call('HEXISTS', KEYS[4], tag) == 1\n"
+            "      alive = type(tag) == 'string' and redis.call('HEXISTS', KEYS[3], tag) == 1\n"
             "    end\n"
-            "    if alive then redis.call('RPUSH', KEYS[1], now .. ' ' .. id)\n"
-            "    else\n"
-            "      redis.call('HDEL', KEYS[2], id)\n"
-            "      lost[#lost + 1] = id\n"
-            "    end\n"
+            "    if alive then redis.call('RPUSH', KEYS[1], now .. ' ' .. id .. ' ' .. m)\n"
+            "    else lost[#lost + 1] = id end\n"
             "  end\n"
             "end\n"
             "return lost\n";
 
-/*
- * KEYS: idempotency key. ARGV: body_sha256, task_id, ttl_s. SET NX EX of "sha task_id";
- * returns {1, task_id} when it was new, else {0, stored value}.
- */
 static const char idem_src[] =
     "local v = ARGV[1] .. ' ' .. ARGV[2]\n"
     "if redis.call('SET', KEYS[1], v, 'NX', 'EX', ARGV[3]) then return {1, ARGV[2]} end\n"

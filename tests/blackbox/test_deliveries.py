@@ -136,7 +136,7 @@ def test_draining_worker_claims_nothing_new(tmp_path, redis_server, file_server,
     assert status(svc, running)[1]["status"] == "success"
     assert status(svc, late)[1] == {"status": "processing", "stage": "queued", "progress": 0.0}
     pending = redis_server.cli("LRANGE", "interview-pending-log", "0", "-1").split("\n")
-    assert [e for e in pending if e.endswith(" " + late)]  # never claimed
+    assert [e for e in pending if e.split(" ")[1] == late]  # "<time> <id> <message>": unclaimed
     assert redis_server.cli("HGET", "interview-deliveries", late) == ""
     assert redis_server.cli("LLEN", "celery") == "1"
     assert started_count(svc, late) == 0

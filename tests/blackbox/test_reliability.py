@@ -402,10 +402,29 @@ def test_purged_task_ends_failed_task_lost_and_results_expire(tmp_path, redis_se
     for key in (f"celery-task-meta-{lost}", f"interview-task-{lost}",
                 f"celery-task-meta-{kept}", f"interview-task-{kept}"):
         assert 900 < int(redis_server.cli("TTL", key, db=1)) <= 1000, key
-    assert redis_server.cli("HLEN", "interview-pending-msg") == "0"
     # The entry of "kept" left the log when it was claimed, or goes at the next lost check.
     wait_until(lambda: redis_server.cli("LLEN", "interview-pending-log") == "0", 30 * SLOW,
                "an empty pending log", svc)
+
+
+def test_task_waiting_longer_than_result_ttl_stays_queued(tmp_path, redis_server, file_server,
+                                                          origin, services):
+    """RESULT_TTL counts from a task's end, not from its submit: a task that waits in the queue
+    longer still says queued (its record used to expire: 404 while its message waited), and
+    its record gets the result's TTL when the task ends."""
+    svc = start(tmp_path, redis_server, file_server, origin, workers=0, RESULT_TTL=1)
+    services.append(svc)
+    tid = svc.submit(file_server.url("clip.mp4")).json()["task_id"]
+    time.sleep(2.5)
+    assert status(svc, tid) == (200, {"status": "processing", "stage": "queued",
+                                      "progress": 0.0})
+    svc.workers.append(svc.spawn("worker"))
+    # The success lives 1 s: its record's TTL (or its absence, once expired) shows it ended.
+    wait_until(lambda: redis_server.cli("TTL", f"interview-task-{tid}", db=1) != "-1",
+               60 * SLOW, "the record's TTL from the final state", svc)
+    assert f"task={tid} success" in logs(svc)
+    wait_until(lambda: redis_server.cli("EXISTS", f"interview-task-{tid}", db=1) == "0",
+               30 * SLOW, "the record gone with the result", svc)
 
 
 def test_full_queue_answers_503_with_retry_after(tmp_path, redis_server, file_server, origin,
