@@ -338,11 +338,12 @@ static const char *own_origin(void)
 {
     static _Thread_local char origin[320];
     static _Thread_local pid_t pid;
-    if (pid != os_pid()) {
+    pid_t now = os_pid();
+    if (pid != now) {
         char host[256] = "localhost";
         gethostname(host, sizeof(host) - 1);
         host[sizeof(host) - 1] = '\0';
-        pid = os_pid();
+        pid = now;
         snprintf(origin, sizeof(origin), "interview-api%ld@%s", (long)pid, host);
     }
     return origin;
