@@ -230,10 +230,11 @@ static const char publish_src[] =
  */
 static const char submit_src[] =
     LUA_NOW LUA_PENDING_ENTRY
-    "local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[1])\n"
+    "local max = tonumber(ARGV[1])\n"
+    "local room = max - redis.call('LLEN', KEYS[1])\n"
     "local msgs, entries, records, out = {}, {}, {}, {}\n"
     "for i = 4, #ARGV, 3 do\n"
-    "  if tonumber(ARGV[1]) > 0 and #msgs >= room then out[#out + 1] = 0 else\n"
+    "  if max > 0 and #msgs >= room then out[#out + 1] = 0 else\n"
     "    msgs[#msgs + 1] = ARGV[i]\n"
     "    entries[#entries + 1] = pending_entry(ARGV[i + 1], ARGV[i])\n"
     "    records[#records + 1] = '" QUEUE_ACCEPTED_PREFIX "' .. ARGV[i + 1]\n"
